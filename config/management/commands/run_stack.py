@@ -1,0 +1,69 @@
+"""Run web (gunicorn), a Celery worker and Celery beat in the foreground; Ctrl-C stops all three."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from types import FrameType
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the web server, a Celery worker and Celery beat together until interrupted."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--web-workers", type=int, default=2)
+
+    def handle(self, *args: object, port: int, web_workers: int, **options: object) -> None:
+        python = sys.executable
+        commands = {
+            "web": [
+                python, "-m", "gunicorn", "config.wsgi:application",
+                "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers), "--timeout", "60",
+                "--graceful-timeout", "10",
+            ],
+            "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            "beat": [
+                python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
+                "--scheduler", settings.CELERY_BEAT_SCHEDULER,
+            ],
+        }  # fmt: skip
+        children: dict[str, subprocess.Popen[bytes]] = {}
+        stopping = False
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        for name, command in commands.items():
+            # own process group: the terminal's Ctrl-C reaches us once, and we stop the children in order
+            children[name] = subprocess.Popen(command, start_new_session=True)  # noqa: S603
+        self.stdout.write(f"TokenLedger running on http://127.0.0.1:{port}/ (web, worker, beat); Ctrl-C stops all.")
+        failed = None
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    failed = f"{name} exited with status {child.returncode}"
+                    stopping = True
+                    break
+            time.sleep(0.5)
+        self.stdout.write("Stopping web, worker and beat...")
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if failed:
+            raise CommandError(failed)
