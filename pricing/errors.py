@@ -1,0 +1,47 @@
+"""Why a usage line cannot be rated. Each has a stable `code` the API and the dead-letter table report."""
+
+
+class PricingError(Exception):
+    code = "pricing_error"
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class UnknownModel(PricingError):
+    code = "unknown_model"
+
+
+class InactiveModel(PricingError):
+    code = "model_inactive"
+
+
+class ModelNotAllowed(PricingError):
+    code = "model_not_allowed"
+
+
+class UnknownFeature(PricingError):
+    code = "unknown_feature"
+
+
+class UnknownPlan(PricingError):
+    code = "unknown_plan"
+
+
+class NoPriceInForce(PricingError):
+    code = "no_price_in_force"
+
+
+class InvalidUsage(PricingError):
+    code = "invalid_usage"
+
+
+class CatalogValidationError(PricingError):
+    """A catalog write was refused; `fields` maps field names to messages."""
+
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}

@@ -1,0 +1,466 @@
+"""Catalog writes. Each adds a version (never edits one), is audited, and refreshes the cached catalog on commit."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from pricing.errors import CatalogValidationError
+from pricing.models import (
+    AIModel,
+    CatalogAudit,
+    CostType,
+    ExchangeRate,
+    Feature,
+    FeatureCost,
+    FeatureTierMultiplier,
+    ModelAlias,
+    ModelPrice,
+    OperationLimit,
+    Plan,
+    PlanTerms,
+    PlanUnit,
+)
+from pricing.money import CREDITS, CURRENCIES, MoneyError, to_decimal
+from pricing.selectors import catalog_cache_invalidate
+
+Actor = AbstractBaseUser | AnonymousUser | None
+
+
+def _actor(actor: Actor) -> Any:
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+def _json(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Decimal | datetime) else v) for k, v in values.items()}
+
+
+def _audit(
+    *,
+    actor: Actor,
+    action: str,
+    obj: Any,
+    key: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    reason: str = "",
+) -> None:
+    CatalogAudit.objects.create(
+        actor=_actor(actor),
+        action=action,
+        object_type=type(obj).__name__,
+        object_key=key,
+        before=_json(before) if before is not None else None,
+        after=_json(after) if after is not None else None,
+        reason=reason,
+    )
+    transaction.on_commit(catalog_cache_invalidate)
+
+
+def _amount(
+    fields: dict[str, str], name: str, value: object, *, minimum: Decimal = Decimal(0), strict: bool = False
+) -> Decimal:
+    try:
+        amount = to_decimal(value)
+    except MoneyError as exc:
+        fields[name] = str(exc)
+        return Decimal(0)
+    if amount < minimum or (strict and amount == minimum):
+        fields[name] = f"must be {'>' if strict else '>='} {minimum}"
+    return amount
+
+
+def _effective(
+    fields: dict[str, str], effective_from: datetime | None, reason: str, now: datetime
+) -> tuple[datetime, bool]:
+    """When a version starts and whether it is backdated; a version that starts in the past needs a reason."""
+    if effective_from is None:
+        return now, False
+    if timezone.is_naive(effective_from):
+        fields["effective_from"] = "must carry a time zone"
+        return now, False
+    backdated = effective_from < now - timedelta(seconds=60)
+    if backdated and not reason.strip():
+        fields["reason"] = "a version that starts in the past needs a reason"
+    return effective_from, backdated
+
+
+def _raise(fields: dict[str, str]) -> None:
+    if fields:
+        first = next(iter(fields.items()))
+        raise CatalogValidationError(f"{first[0]}: {first[1]}", fields=fields)
+
+
+@transaction.atomic
+def model_create(
+    *,
+    model_id: str,
+    display_name: str,
+    provider: str,
+    allowed_tiers: list[str] | None = None,
+    aliases: list[str] | None = None,
+    is_active: bool = True,
+    actor: Actor = None,
+) -> AIModel:
+    if not model_id.strip():
+        raise CatalogValidationError("model_id: required", fields={"model_id": "required"})
+    try:
+        with transaction.atomic():
+            model = AIModel.objects.create(
+                model_id=model_id.strip(),
+                display_name=display_name or model_id,
+                provider=provider,
+                allowed_tiers=sorted(set(allowed_tiers or [])),
+                is_active=is_active,
+            )
+    except IntegrityError:
+        raise CatalogValidationError(
+            f"model_id: {model_id!r} already exists", fields={"model_id": "already exists"}
+        ) from None
+    for alias in aliases or []:
+        model_alias_add(model=model, alias=alias, actor=actor)
+    _audit(
+        actor=actor,
+        action="create",
+        obj=model,
+        key=model.model_id,
+        before=None,
+        after={"display_name": model.display_name, "provider": provider, "allowed_tiers": model.allowed_tiers},
+    )
+    return model
+
+
+@transaction.atomic
+def model_update(
+    *,
+    model: AIModel,
+    display_name: str | None = None,
+    provider: str | None = None,
+    allowed_tiers: list[str] | None = None,
+    actor: Actor = None,
+) -> AIModel:
+    """Change a model's descriptive fields (not its prices: those are versions, see model_price_set)."""
+    before = {"display_name": model.display_name, "provider": model.provider, "allowed_tiers": model.allowed_tiers}
+    if display_name is not None:
+        model.display_name = display_name
+    if provider is not None:
+        model.provider = provider
+    if allowed_tiers is not None:
+        model.allowed_tiers = sorted(set(allowed_tiers))
+    model.save()
+    after = {"display_name": model.display_name, "provider": model.provider, "allowed_tiers": model.allowed_tiers}
+    if before != after:
+        _audit(actor=actor, action="update", obj=model, key=model.model_id, before=before, after=after)
+    return model
+
+
+@transaction.atomic
+def model_set_active(*, model: AIModel, is_active: bool, actor: Actor = None) -> AIModel:
+    if model.is_active != is_active:
+        model.is_active = is_active
+        model.save(update_fields=["is_active"])
+        _audit(actor=actor, action="activate" if is_active else "deactivate", obj=model, key=model.model_id,
+               before={"is_active": not is_active}, after={"is_active": is_active})  # fmt: skip
+    return model
+
+
+@transaction.atomic
+def model_alias_add(*, model: AIModel, alias: str, actor: Actor = None) -> ModelAlias:
+    alias = alias.strip()
+    if not alias:
+        raise CatalogValidationError("alias: required", fields={"alias": "required"})
+    if AIModel.objects.filter(model_id=alias).exclude(pk=model.pk).exists():
+        raise CatalogValidationError(
+            f"alias: {alias!r} is another model's id", fields={"alias": "is another model's id"}
+        )
+    try:
+        with transaction.atomic():
+            row = ModelAlias.objects.create(model=model, alias=alias)
+    except IntegrityError:
+        owner = ModelAlias.objects.filter(alias=alias).values_list("model__model_id", flat=True).first()
+        if owner == model.model_id:
+            return ModelAlias.objects.get(alias=alias)
+        raise CatalogValidationError(
+            f"alias: {alias!r} is already taken by {owner}", fields={"alias": f"already taken by {owner}"}
+        ) from None
+    _audit(actor=actor, action="alias_add", obj=row, key=alias, before=None, after={"model": model.model_id})
+    return row
+
+
+@transaction.atomic
+def model_price_set(
+    *,
+    model: AIModel,
+    input_per_million: object = "0",
+    output_per_million: object = "0",
+    cached_input_per_million: object | None = None,
+    image_price: object = "0",
+    effective_from: datetime | None = None,
+    reason: str = "",
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> ModelPrice:
+    """Add a price version for a model from `effective_from` (default now). Prices are USD, finite and >= 0."""
+    fields: dict[str, str] = {}
+    now = now or timezone.now()
+    values = {
+        "input_per_million": _amount(fields, "input_per_million", input_per_million),
+        "output_per_million": _amount(fields, "output_per_million", output_per_million),
+        "image_price": _amount(fields, "image_price", image_price),
+        "cached_input_per_million": (
+            None
+            if cached_input_per_million in (None, "")
+            else _amount(fields, "cached_input_per_million", cached_input_per_million)
+        ),
+    }
+    start, backdated = _effective(fields, effective_from, reason, now)
+    _raise(fields)
+    try:
+        with transaction.atomic():
+            version = ModelPrice.objects.create(
+                model=model, effective_from=start, backdated=backdated, reason=reason, set_by=_actor(actor), **values
+            )
+    except IntegrityError:
+        raise CatalogValidationError(
+            "effective_from: a version already starts at that time",
+            fields={"effective_from": "a version already starts at that time"},
+        ) from None
+    _audit(actor=actor, action="price_version", obj=version, key=model.model_id, before=None,
+           after={**values, "effective_from": start, "backdated": backdated}, reason=reason)  # fmt: skip
+    return version
+
+
+@transaction.atomic
+def feature_create(*, feature_key: str, display_name: str, description: str = "", actor: Actor = None) -> Feature:
+    try:
+        with transaction.atomic():
+            feature = Feature.objects.create(
+                feature_key=feature_key, display_name=display_name, description=description
+            )
+    except IntegrityError:
+        raise CatalogValidationError(
+            f"feature_key: {feature_key!r} already exists", fields={"feature_key": "already exists"}
+        ) from None
+    _audit(
+        actor=actor, action="create", obj=feature, key=feature_key, before=None, after={"display_name": display_name}
+    )
+    return feature
+
+
+@transaction.atomic
+def feature_cost_set(
+    *,
+    feature: Feature,
+    cost_type: str,
+    cost_usd: object = "0",
+    tier_multipliers: Mapping[str, object] | None = None,
+    cepo_multiplier: object = "1",
+    is_billable: bool = True,
+    effective_from: datetime | None = None,
+    reason: str = "",
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> FeatureCost:
+    """Add a cost version for a feature. Multipliers (tier, CePO, and a `multiplier` feature's default) are > 0."""
+    fields: dict[str, str] = {}
+    now = now or timezone.now()
+    if cost_type not in CostType.values:
+        fields["cost_type"] = f"must be one of {', '.join(CostType.values)}"
+    strict = cost_type == CostType.MULTIPLIER
+    cost = _amount(fields, "cost_usd", cost_usd, strict=strict)
+    cepo = _amount(fields, "cepo_multiplier", cepo_multiplier, strict=True)
+    tiers = {}
+    for tier, value in (tier_multipliers or {}).items():
+        tiers[tier] = _amount(fields, f"tier_multipliers.{tier}", value, strict=True)
+    start, backdated = _effective(fields, effective_from, reason, now)
+    _raise(fields)
+    try:
+        with transaction.atomic():
+            version = FeatureCost.objects.create(
+                feature=feature, cost_type=cost_type, cost_usd=cost, cepo_multiplier=cepo, is_billable=is_billable,
+                effective_from=start, backdated=backdated, reason=reason, set_by=_actor(actor),
+            )  # fmt: skip
+    except IntegrityError:
+        raise CatalogValidationError(
+            "effective_from: a version already starts at that time",
+            fields={"effective_from": "a version already starts at that time"},
+        ) from None
+    FeatureTierMultiplier.objects.bulk_create(
+        FeatureTierMultiplier(feature_cost=version, tier=tier, multiplier=m) for tier, m in tiers.items()
+    )
+    _audit(actor=actor, action="cost_version", obj=version, key=feature.feature_key, before=None,
+           after={"cost_type": cost_type, "cost_usd": cost, "tier_multipliers": _json(tiers), "cepo_multiplier": cepo,
+                  "is_billable": is_billable, "effective_from": start}, reason=reason)  # fmt: skip
+    return version
+
+
+@transaction.atomic
+def exchange_rate_set(
+    *,
+    currency: str,
+    rate: object,
+    effective_from: datetime | None = None,
+    reason: str = "",
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> ExchangeRate:
+    """Add a USD->currency (or USD->CREDITS) rate version. The rate is units of `currency` per 1 USD, > 0."""
+    fields: dict[str, str] = {}
+    now = now or timezone.now()
+    currency = (currency or "").strip().upper()
+    if currency not in CURRENCIES or currency == "USD":
+        fields["currency"] = f"unknown currency {currency!r}; one of {', '.join(c for c in CURRENCIES if c != 'USD')}"
+    value = _amount(fields, "rate", rate, strict=True)
+    start, backdated = _effective(fields, effective_from, reason, now)
+    _raise(fields)
+    try:
+        with transaction.atomic():
+            version = ExchangeRate.objects.create(
+                currency=currency,
+                rate=value,
+                effective_from=start,
+                backdated=backdated,
+                reason=reason,
+                set_by=_actor(actor),
+            )
+    except IntegrityError:
+        raise CatalogValidationError(
+            "effective_from: a version already starts at that time",
+            fields={"effective_from": "a version already starts at that time"},
+        ) from None
+    _audit(actor=actor, action="rate_version", obj=version, key=currency, before=None,
+           after={"rate": value, "effective_from": start, "backdated": backdated}, reason=reason)  # fmt: skip
+    return version
+
+
+PLAN_TERM_FIELDS = (
+    "interval", "fee", "currency", "unit", "included_units", "overage_rate", "monthly_spend_cap", "overage_allowed",
+    "max_overage_pct", "hard_limit", "markup", "requests_per_hour", "alert_thresholds",
+)  # fmt: skip
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    code: str,
+    name: str,
+    family: str,
+    is_public: bool = True,
+    stripe_price_monthly: str = "",
+    stripe_price_yearly: str = "",
+    actor: Actor = None,
+) -> Plan:
+    try:
+        with transaction.atomic():
+            plan = Plan.objects.create(
+                code=code, name=name, family=family, is_public=is_public,
+                stripe_price_monthly=stripe_price_monthly, stripe_price_yearly=stripe_price_yearly,
+            )  # fmt: skip
+    except IntegrityError:
+        raise CatalogValidationError(f"code: plan {code!r} already exists", fields={"code": "already exists"}) from None
+    _audit(actor=actor, action="create", obj=plan, key=code, before=None, after={"name": name, "family": family})
+    return plan
+
+
+@transaction.atomic
+def plan_terms_set(
+    *,
+    plan: Plan,
+    effective_from: datetime | None = None,
+    reason: str = "",
+    actor: Actor = None,
+    now: datetime | None = None,
+    **terms: Any,
+) -> PlanTerms:
+    """Add a version of a plan's terms. Accounts pick it up when their next period opens (periods keep the terms
+    they opened with), so a change never re-prices a period already running."""
+    fields: dict[str, str] = {}
+    now = now or timezone.now()
+    unknown = set(terms) - set(PLAN_TERM_FIELDS)
+    if unknown:
+        fields.update({name: "unknown plan term" for name in sorted(unknown)})
+    values: dict[str, Any] = {}
+    for name in ("fee", "overage_rate"):
+        if name in terms:
+            values[name] = _amount(fields, name, terms[name])
+    for name in ("included_units", "monthly_spend_cap", "max_overage_pct"):
+        if name in terms:
+            values[name] = None if terms[name] in (None, "") else _amount(fields, name, terms[name])
+    if "markup" in terms:
+        values["markup"] = _amount(fields, "markup", terms["markup"], strict=True)
+    unit = terms.get("unit")
+    if unit not in PlanUnit.values:
+        fields["unit"] = f"must be one of {', '.join(PlanUnit.values)}"
+    currency = terms.get("currency", "USD")
+    if currency not in CURRENCIES or currency == CREDITS:
+        fields["currency"] = f"unknown currency {currency!r}"
+    thresholds = terms.get("alert_thresholds", [75, 90, 100])
+    if not isinstance(thresholds, list | tuple) or not all(isinstance(t, int) and 0 < t <= 1000 for t in thresholds):
+        fields["alert_thresholds"] = "a list of whole percentages, e.g. [75, 90, 100]"
+    rph = terms.get("requests_per_hour")
+    if rph is not None and (not isinstance(rph, int) or rph <= 0):
+        fields["requests_per_hour"] = "a whole number > 0, or empty for no limit"
+    start, backdated = _effective(fields, effective_from, reason, now)
+    _raise(fields)
+    for name in ("interval", "currency", "unit", "overage_allowed", "hard_limit", "requests_per_hour"):
+        if name in terms:
+            values[name] = terms[name]
+    values["alert_thresholds"] = sorted(set(thresholds))
+    try:
+        with transaction.atomic():
+            version = PlanTerms.objects.create(
+                plan=plan, effective_from=start, backdated=backdated, reason=reason, set_by=_actor(actor), **values
+            )
+    except IntegrityError:
+        raise CatalogValidationError(
+            "effective_from: a version already starts at that time",
+            fields={"effective_from": "a version already starts at that time"},
+        ) from None
+    _audit(actor=actor, action="terms_version", obj=version, key=plan.code, before=None,
+           after={**values, "effective_from": start}, reason=reason)  # fmt: skip
+    return version
+
+
+@transaction.atomic
+def operation_limit_set(
+    *, plan: Plan | None, operation_type: str, actor: Actor = None, **limits: Any
+) -> OperationLimit:
+    """Set the limits for an operation type on a plan (or on all plans when `plan` is None)."""
+    fields: dict[str, str] = {}
+    for name in ("max_input_tokens", "max_output_tokens", "max_total_tokens"):
+        value = limits.get(name)
+        if value is not None and (not isinstance(value, int) or value <= 0):
+            fields[name] = "a whole number > 0, or empty"
+    for name in ("max_daily_cost_usd", "max_monthly_cost_usd"):
+        if limits.get(name) not in (None, ""):
+            limits[name] = _amount(fields, name, limits[name])
+    _raise(fields)
+    row, created = OperationLimit.objects.select_for_update().get_or_create(
+        plan=plan, operation_type=operation_type, defaults=limits
+    )
+    before = None if created else {k: getattr(row, k) for k in limits}
+    if not created:
+        for name, value in limits.items():
+            setattr(row, name, value)
+        row.save()
+    _audit(
+        actor=actor,
+        action="limits",
+        obj=row,
+        key=f"{plan.code if plan else '*'}:{operation_type}",
+        before=before,
+        after=limits,
+    )
+    return row
+
+
+def catalog_cache_flush(*, actor: Actor = None) -> None:
+    """Drop every process's cached catalog (an admin action); the next read rebuilds it."""
+    CatalogAudit.objects.create(actor=_actor(actor), action="cache_flush", object_type="catalog", object_key="*")
+    catalog_cache_invalidate()
