@@ -14,4 +14,8 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("pricing.urls")),
+    path("", include("billing.urls")),
+    path("", include("usage.urls")),
+    path("", include("reconciliation.urls")),
 ]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
@@ -61,4 +63,5 @@ class Command(BaseCommand):
         if created or not admin.check_password(password):
             admin.set_password(password)
             admin.save(update_fields=["password"])
+        call_command("seed_catalog", stdout=StringIO())
         return {"admin_username": ADMIN_USERNAME, "admin_password": password}
