@@ -57,7 +57,20 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def _domain_error(exc: Exception) -> ApiError | None:
+    """A refusal raised by a service (PricingError, BillingError, ...) as the API error it means."""
+    from billing.errors import BillingError
+    from pricing.errors import CatalogValidationError, PricingError
+
+    if isinstance(exc, CatalogValidationError):
+        return ApiError(exc.code, str(exc), fields=exc.fields)
+    if isinstance(exc, PricingError | BillingError):
+        return ApiError(exc.code, str(exc), status_code=getattr(exc, "status_code", 400))
+    return None
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = _domain_error(exc) or exc
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 ADMIN_USERNAME = "admin"
+DEMO_OWNER = "owner@demo.example"
 
 
 def _credentials_path() -> Path:
@@ -51,6 +52,10 @@ class Command(BaseCommand):
         ]
         if credentials.get("api_key"):
             lines.append(f"  demo API key       {credentials['api_key']}")
+        if credentials.get("demo_owner"):
+            lines.append(
+                f"  dashboard sign-in  user {credentials['demo_owner']}  password {credentials['demo_owner_password']}"
+            )
         lines += [f"  (saved in {path})", ""]
         self.stdout.write("\n".join(lines))
 
@@ -64,4 +69,23 @@ class Command(BaseCommand):
             admin.set_password(password)
             admin.save(update_fields=["password"])
         call_command("seed_catalog", stdout=StringIO())
-        return {"admin_username": ADMIN_USERNAME, "admin_password": password}
+        seeded = {"admin_username": ADMIN_USERNAME, "admin_password": password}
+        return seeded | self._seed_demo_account(credentials)
+
+    def _seed_demo_account(self, credentials: dict[str, Any]) -> dict[str, Any]:
+        """A demo shop on the `jive` credit plan with 50,000 credits, an owner who can sign in, and an API key."""
+        from billing.models import Account
+        from billing.services.accounts import account_create
+
+        if credentials.get("account_id") and Account.objects.filter(pk=credentials["account_id"]).exists():
+            return {}
+        password = credentials.get("demo_owner_password") or secrets.token_urlsafe(12)
+        account, api_key = account_create(
+            name="Demo Shop",
+            plan_code="jive",
+            owner_email=DEMO_OWNER,
+            owner_password=password,
+            credits="50000",
+            display_currency="ZAR",
+        )
+        return {"account_id": account.pk, "api_key": api_key, "demo_owner": DEMO_OWNER, "demo_owner_password": password}

@@ -1,0 +1,106 @@
+"""Account endpoints (API key): balance, invoices, usage of the current period."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.authentication import ApiKeyAuthentication, request_account
+from billing.models import Invoice
+from billing.selectors import account_invoices, period_usage_summary, wallet_balance_summary
+from billing.services.periods import period_current
+
+
+class AccountApi(APIView):
+    """Base for endpoints an account's backend calls with its API key."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAuthenticated]
+
+
+class WalletBalanceApi(AccountApi):
+    class OutputSerializer(serializers.Serializer):
+        credits = serializers.DecimalField(max_digits=28, decimal_places=12)
+        held_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
+        available_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
+        usd_equivalent = serializers.DecimalField(max_digits=28, decimal_places=2)
+        local_currency = serializers.CharField()
+        local_amount = serializers.DecimalField(max_digits=28, decimal_places=2)
+        credits_per_usd = serializers.DecimalField(max_digits=28, decimal_places=12)
+        low_balance = serializers.BooleanField()
+
+    @extend_schema(responses=OutputSerializer, summary="The account's credit balance")
+    def get(self, request: Request) -> Response:
+        account = request_account(request)
+        summary = wallet_balance_summary(account=account, as_of=timezone.now())
+        body = {
+            "credits": summary.credits,
+            "held_credits": summary.held_credits,
+            "available_credits": summary.available_credits,
+            "usd_equivalent": summary.usd_equivalent.amount,
+            "local_currency": summary.local_amount.currency,
+            "local_amount": summary.local_amount.amount,
+            "credits_per_usd": summary.credits_rate,
+            "low_balance": summary.low_balance,
+        }
+        return Response(self.OutputSerializer(body).data)
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    period_start = serializers.DateTimeField(source="period.start")
+    period_end = serializers.DateTimeField(source="period.end")
+    amount = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id", "period_start", "period_end", "plan_code", "unit", "units", "included_units", "overage_units",
+            "input_tokens", "output_tokens", "messages", "api_cost_usd", "base_charge", "overage", "cap_applied",
+            "total", "currency", "amount_cents", "amount", "status", "stripe_invoice_id", "hosted_invoice_url",
+            "paid_at", "created_at",
+        ]  # fmt: skip
+
+    def get_amount(self, invoice: Invoice) -> str:
+        """The invoice total in the currency's unit, from the cents billed."""
+        return f"{invoice.amount_cents / 100:.2f}" if invoice.currency != "JPY" else str(invoice.amount_cents)
+
+
+class InvoiceListApi(AccountApi):
+    @extend_schema(responses=InvoiceSerializer(many=True), summary="The account's invoices, newest period first")
+    def get(self, request: Request) -> Response:
+        invoices = account_invoices(account=request_account(request))
+        return Response({"results": InvoiceSerializer(invoices, many=True).data})
+
+
+class InvoiceDetailApi(AccountApi):
+    @extend_schema(responses=InvoiceSerializer, summary="One of the account's invoices (404 for any other)")
+    def get(self, request: Request, invoice_id: int) -> Response:
+        invoice = get_object_or_404(account_invoices(account=request_account(request)), pk=invoice_id)
+        return Response(InvoiceSerializer(invoice).data)
+
+
+class UsageSummaryApi(AccountApi):
+    class OutputSerializer(serializers.Serializer):
+        plan = serializers.CharField()
+        unit = serializers.CharField()
+        limit = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
+        used = serializers.DecimalField(max_digits=28, decimal_places=12)
+        remaining = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
+        usage_percentage = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+        status = serializers.ChoiceField(choices=["ok", "moderate", "high", "exceeded"])
+        period_start = serializers.DateTimeField()
+        period_end = serializers.DateTimeField()
+
+    @extend_schema(responses=OutputSerializer, summary="The account's usage of its plan in the current period")
+    def get(self, request: Request) -> Response:
+        period = period_current(account=request_account(request), as_of=timezone.now())
+        summary = period_usage_summary(period=period)
+        return Response(self.OutputSerializer(asdict(summary)).data)

@@ -1,0 +1,293 @@
+"""Accounts, API keys, credit wallets and their ledger, subscriptions, billing periods and invoices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from pricing.fields import PreciseDecimalField
+from pricing.models import Plan, PlanTerms
+
+
+class Account(models.Model):
+    """The tenant that is billed: a shop, a team."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUSPENDED = "suspended"
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True)
+    display_currency = models.CharField(max_length=10, default="USD")
+    low_balance_threshold = PreciseDecimalField(default=Decimal(0), help_text="credits; 0 turns the warning off")
+    alert_webhook_url = models.URLField(blank=True)
+    alert_webhook_secret = models.CharField(max_length=100, blank=True)
+    stripe_customer_id = models.CharField(max_length=100, blank=True, db_index=True)
+    provider_project_ids = models.JSONField(
+        default=list, blank=True, help_text="provider project ids, for reconciliation"
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="billing_accounts")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        VIEWER = "viewer"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} is {self.role} of {self.account}"
+
+
+class ApiKey(models.Model):
+    """`tl_<prefix>_<secret>`: the whole key is shown once; only its SHA-256 is kept, found by the prefix."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"tl_{self.prefix}_… ({self.account})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class Wallet(models.Model):
+    """An account's credits. `balance` is the sum of the ledger; `held` is what open reservations hold."""
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="wallet")
+    balance = PreciseDecimalField(default=Decimal(0))
+    held = PreciseDecimalField(default=Decimal(0))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(held__gte=0), name="wallet_held_not_negative")]
+
+    def __str__(self) -> str:
+        return f"wallet of {self.account}: {self.balance} credits"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+class LedgerEntry(models.Model):
+    """One movement of credits. Append-only; the same (wallet, kind, reference) can never post twice."""
+
+    class Kind(models.TextChoices):
+        TOPUP = "topup"
+        GRANT = "grant"
+        USAGE = "usage"
+        REFUND = "refund"
+        EXPIRY = "expiry"
+        ADJUSTMENT = "adjustment"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    credits = PreciseDecimalField(help_text="signed: positive adds credits, negative takes them")
+    usd_amount = PreciseDecimalField(default=Decimal(0))
+    rate = PreciseDecimalField(null=True, blank=True, help_text="credits per USD used for this entry")
+    reference = models.CharField(max_length=200)
+    balance_after = PreciseDecimalField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["wallet", "kind", "reference"], name="ledger_reference_unique_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.credits:+} ({self.reference})"
+
+
+class CreditGrant(models.Model):
+    """Credits that expire. Spending uses the soonest-expiring grants first; the unspent rest leaves by expiry."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="grants")
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="grant")
+    credits = PreciseDecimalField()
+    remaining = PreciseDecimalField()
+    expires_at = models.DateTimeField(db_index=True)
+    expired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        constraints = [models.CheckConstraint(condition=Q(remaining__gte=0), name="grant_remaining_not_negative")]
+
+    def __str__(self) -> str:
+        return f"{self.remaining}/{self.credits} credits until {self.expires_at:%Y-%m-%d}"
+
+
+class Subscription(models.Model):
+    """The plan in force for an account. A plan change waits for the next period unless applied now."""
+
+    class Status(models.TextChoices):
+        TRIALING = "trialing"
+        ACTIVE = "active"
+        PAST_DUE = "past_due"
+        CANCELED = "canceled"
+
+    class Anchor(models.TextChoices):
+        CALENDAR = "calendar", "calendar month"
+        ANNIVERSARY = "anniversary", "anniversary of the start"
+
+    account = models.OneToOneField(Account, on_delete=models.CASCADE, related_name="subscription")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    pending_plan = models.ForeignKey(Plan, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    interval = models.CharField(max_length=10, default="month")
+    period_anchor = models.CharField(max_length=20, choices=Anchor.choices, default=Anchor.CALENDAR)
+    started_at = models.DateTimeField()
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    past_due_since = models.DateTimeField(null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_price_id = models.CharField(max_length=100, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.account} on {self.plan.code} ({self.status})"
+
+
+class BillingPeriod(models.Model):
+    """One account's counters for one period, with the plan terms it opened with."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+        INVOICED = "invoiced"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="periods")
+    start = models.DateTimeField()
+    end = models.DateTimeField(db_index=True)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    terms = models.ForeignKey(PlanTerms, on_delete=models.PROTECT, related_name="+")
+    unit = models.CharField(max_length=20)
+    included_units = PreciseDecimalField(null=True, blank=True)
+    units_used = PreciseDecimalField(default=Decimal(0))
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    messages = models.BigIntegerField(default=0)
+    provider_cost_usd = PreciseDecimalField(default=Decimal(0))
+    charge_usd = PreciseDecimalField(default=Decimal(0))
+    credits_used = PreciseDecimalField(default=Decimal(0))
+    overage_units = PreciseDecimalField(default=Decimal(0))
+    overage_usd = PreciseDecimalField(default=Decimal(0), help_text="accrued overage, cap applied")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN, db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-start"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "start"], name="period_unique_start"),
+            models.CheckConstraint(condition=Q(end__gt=models.F("start")), name="period_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} ({self.status})"
+
+
+class Invoice(models.Model):
+    """The billing record of one closed period; the total is rounded once to cents, half up."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        OPEN = "open"
+        PAID = "paid"
+        VOID = "void"
+        UNCOLLECTIBLE = "uncollectible"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="invoices")
+    period = models.OneToOneField(BillingPeriod, on_delete=models.PROTECT, related_name="invoice")
+    plan_code = models.CharField(max_length=50)
+    unit = models.CharField(max_length=20)
+    units = PreciseDecimalField(default=Decimal(0))
+    included_units = PreciseDecimalField(null=True, blank=True)
+    overage_units = PreciseDecimalField(default=Decimal(0))
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    messages = models.BigIntegerField(default=0)
+    api_cost_usd = PreciseDecimalField(default=Decimal(0))
+    charge_usd = PreciseDecimalField(default=Decimal(0), help_text="customer charge of the period's events")
+    base_charge = PreciseDecimalField(default=Decimal(0))
+    overage = PreciseDecimalField(default=Decimal(0))
+    cap_applied = models.BooleanField(default=False)
+    total = PreciseDecimalField(default=Decimal(0), help_text="after the cap, unrounded")
+    currency = models.CharField(max_length=10, default="USD")
+    amount_cents = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    stripe_invoice_id = models.CharField(max_length=100, blank=True, db_index=True)
+    hosted_invoice_url = models.URLField(blank=True, max_length=500)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["account", "period"], name="invoice_unique_period")]
+
+    def __str__(self) -> str:
+        return f"invoice #{self.pk} {self.account} {self.amount_cents / 100:.2f} {self.currency}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to an account: key issued or revoked, manual adjustment, plan change, suspension."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
+    action = models.CharField(max_length=100, db_index=True)
+    object_type = models.CharField(max_length=100)
+    object_key = models.CharField(max_length=200)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_key}"

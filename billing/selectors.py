@@ -1,0 +1,97 @@
+"""Reads of accounts, wallets, periods and invoices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import QuerySet
+
+from billing.models import Account, BillingPeriod, Invoice, Wallet
+from pricing.money import CREDITS, USD, Money
+from pricing.selectors import catalog_snapshot
+
+
+@dataclass(frozen=True)
+class BalanceSummary:
+    credits: Decimal
+    held_credits: Decimal
+    available_credits: Decimal
+    usd_equivalent: Money
+    local_amount: Money
+    credits_rate: Decimal
+    local_rate: Decimal
+    low_balance: bool
+
+
+def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSummary:
+    """The wallet in credits, its USD value at today's credits rate, and in the account's display currency."""
+    wallet = Wallet.objects.get(account=account)
+    snapshot = catalog_snapshot()
+    credits_rate = snapshot.rate_at(CREDITS, as_of).rate
+    local_rate = snapshot.rate_at(account.display_currency, as_of).rate
+    usd = Money(wallet.balance / credits_rate, USD)
+    available = wallet.balance - wallet.held
+    threshold = account.low_balance_threshold
+    return BalanceSummary(
+        credits=wallet.balance,
+        held_credits=wallet.held,
+        available_credits=available,
+        usd_equivalent=usd.rounded(),
+        local_amount=usd.convert(to=account.display_currency, rate=local_rate).rounded(),
+        credits_rate=credits_rate,
+        local_rate=local_rate,
+        low_balance=threshold > 0 and available < threshold,
+    )
+
+
+USAGE_STATUS_BANDS = ((Decimal(75), "ok"), (Decimal(90), "moderate"), (Decimal(100), "high"))
+
+
+def usage_status(percentage: Decimal | None) -> str:
+    """ok below 75 %, moderate below 90 %, high below 100 %, exceeded from 100 %."""
+    if percentage is None:
+        return "ok"
+    for bound, status in USAGE_STATUS_BANDS:
+        if percentage < bound:
+            return status
+    return "exceeded"
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    plan: str
+    unit: str
+    limit: Decimal | None
+    used: Decimal
+    remaining: Decimal | None
+    usage_percentage: Decimal | None
+    status: str
+    period_start: datetime
+    period_end: datetime
+
+
+def period_usage_summary(*, period: BillingPeriod) -> UsageSummary:
+    limit = period.included_units
+    used = period.units_used
+    percentage = None
+    remaining = None
+    if limit is not None:
+        remaining = max(limit - used, Decimal(0))
+        percentage = (used * 100 / limit).quantize(Decimal("0.01"), ROUND_HALF_UP) if limit > 0 else Decimal(100)
+    return UsageSummary(
+        plan=period.plan.code,
+        unit=period.unit,
+        limit=limit,
+        used=used,
+        remaining=remaining,
+        usage_percentage=percentage,
+        status=usage_status(percentage),
+        period_start=period.start,
+        period_end=period.end,
+    )
+
+
+def account_invoices(*, account: Account) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(account=account).select_related("period").order_by("-period__start")

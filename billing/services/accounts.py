@@ -1,0 +1,99 @@
+"""Accounts and their members."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing.errors import AlreadyMember, InvalidAmount
+from billing.models import Account, Membership, Wallet
+from billing.services.api_keys import api_key_issue
+from billing.services.audit import Actor, audit_record
+from billing.services.periods import plan_by_code, subscription_start
+from billing.services.wallet import wallet_grant
+from pricing.money import MINOR_UNITS, MoneyError, to_decimal
+
+
+@transaction.atomic
+def account_create(
+    *,
+    name: str,
+    plan_code: str,
+    owner_email: str | None = None,
+    owner_password: str | None = None,
+    credits: object = None,
+    display_currency: str = "USD",
+    actor: Actor = None,
+    as_of: datetime | None = None,
+) -> tuple[Account, str]:
+    """A new account on a plan, with its wallet, subscription, first API key, owner and opening credits.
+
+    Returns the account and the API key in clear (shown once). Nothing is written when any part is refused.
+    """
+    as_of = as_of or timezone.now()
+    if not name.strip():
+        raise InvalidAmount("name: required")
+    plan = plan_by_code(plan_code)
+    opening: Decimal | None = None
+    if credits is not None:
+        try:
+            opening = to_decimal(credits)
+        except MoneyError as exc:
+            raise InvalidAmount(f"credits: {exc}") from None
+        if opening <= 0:
+            raise InvalidAmount(f"credits must be > 0, got {opening}")
+    if display_currency not in MINOR_UNITS or display_currency == "CREDITS":
+        raise InvalidAmount(f"unknown display currency {display_currency!r}")
+    account = Account.objects.create(name=name.strip(), display_currency=display_currency)
+    Wallet.objects.create(account=account)
+    subscription_start(account=account, plan=plan, as_of=as_of)
+    if owner_email:
+        user_model = get_user_model()
+        owner, created = user_model.objects.get_or_create(username=owner_email, defaults={"email": owner_email})
+        if owner_password and (created or not owner.has_usable_password()):
+            owner.set_password(owner_password)
+            owner.save(update_fields=["password"])
+        member_add(account=account, user=owner, role=Membership.Role.OWNER, actor=actor)
+    if opening is not None:
+        wallet_grant(
+            account=account, credits=opening, reason="opening credits", actor=actor, reference=f"opening:{account.pk}"
+        )
+    _, raw_key = api_key_issue(account=account, name="default", actor=actor)
+    audit_record(action="account_created", account=account, object_type="Account", object_key=str(account.pk),
+                 actor=actor, after={"name": account.name, "plan": plan.code})  # fmt: skip
+    return account, raw_key
+
+
+@transaction.atomic
+def member_add(*, account: Account, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+    if role not in Membership.Role.values:
+        raise InvalidAmount(f"role must be one of {', '.join(Membership.Role.values)}")
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(account=account, user=user, role=role)
+    except IntegrityError:
+        raise AlreadyMember(f"{user} is already a member of account {account.pk}") from None
+    audit_record(action="member_added", account=account, object_type="Membership", object_key=str(user.pk),
+                 actor=actor, after={"role": role})  # fmt: skip
+    return membership
+
+
+@transaction.atomic
+def account_set_status(*, account: Account, status: str, actor: Actor = None, ip: str | None = None) -> Account:
+    """Suspend or reactivate. A suspended account can read its balance and invoices but not spend."""
+    locked = Account.objects.select_for_update().get(pk=account.pk)
+    if status not in Account.Status.values:
+        raise InvalidAmount(f"status must be one of {', '.join(Account.Status.values)}")
+    if locked.status != status:
+        before = locked.status
+        locked.status = status
+        locked.save(update_fields=["status"])
+        audit_record(action="account_suspended" if status == Account.Status.SUSPENDED else "account_reactivated",
+                     account=locked, object_type="Account", object_key=str(locked.pk), actor=actor, ip=ip,
+                     before={"status": before}, after={"status": status})  # fmt: skip
+    return locked

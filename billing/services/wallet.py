@@ -1,0 +1,211 @@
+"""Credit wallets. Every movement is a ledger entry; the cached balance moves in the same transaction.
+
+A ledger reference is unique per kind, so posting the same top-up, usage batch or grant twice posts once: the
+second call returns the first entry (`created=False`) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.errors import AccountSuspended, InsufficientCredits, InvalidAmount
+from billing.models import Account, CreditGrant, LedgerEntry, Wallet
+from billing.services.audit import Actor, actor_or_none, audit_record
+from pricing.money import MoneyError, to_decimal
+
+Kind = LedgerEntry.Kind
+
+
+@dataclass(frozen=True)
+class Posting:
+    entry: LedgerEntry
+    created: bool
+
+    @property
+    def balance(self) -> Decimal:
+        return self.entry.balance_after
+
+
+def _credits(value: object, *, positive: bool = False) -> Decimal:
+    try:
+        amount = to_decimal(value)
+    except MoneyError as exc:
+        raise InvalidAmount(f"credits: {exc}") from None
+    if positive and amount <= 0:
+        raise InvalidAmount(f"credits must be > 0, got {amount}")
+    return amount
+
+
+def wallet_lock(*, account: Account) -> Wallet:
+    """The account's wallet, locked for this transaction (after the account, if that is locked too)."""
+    return Wallet.objects.select_for_update().get(account_id=account.pk)
+
+
+@transaction.atomic
+def wallet_post(
+    *,
+    account: Account,
+    kind: str,
+    credits: object,
+    reference: str,
+    usd_amount: object = "0",
+    rate: Decimal | None = None,
+    actor: Actor = None,
+    reason: str = "",
+    overdraft_guard: bool = False,
+    at: datetime | None = None,
+) -> Posting:
+    """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
+    credits (balance - held) below zero raises InsufficientCredits and posts nothing."""
+    amount = _credits(credits)
+    wallet = wallet_lock(account=account)
+    try:
+        with transaction.atomic():
+            entry = LedgerEntry.objects.create(
+                wallet=wallet,
+                kind=kind,
+                credits=amount,
+                usd_amount=to_decimal(usd_amount),
+                rate=rate,
+                reference=reference,
+                balance_after=wallet.balance + amount,
+                actor=actor_or_none(actor),
+                reason=reason,
+                created_at=at or timezone.now(),
+            )
+    except IntegrityError:
+        return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
+    if overdraft_guard and amount < 0 and wallet.balance - wallet.held + amount < 0:
+        raise InsufficientCredits(
+            f"needs {-amount} credits, {wallet.balance - wallet.held} available"
+        )  # raising inside this function's atomic block undoes the entry just inserted
+    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
+    if amount < 0 and kind != Kind.EXPIRY:
+        _grants_consume(wallet=wallet, credits=-amount)
+    return Posting(entry, created=True)
+
+
+def _grants_consume(*, wallet: Wallet, credits: Decimal) -> None:
+    """Spend from expiring grants, soonest expiry first, so the customer loses as little as possible."""
+    left = credits
+    for grant in CreditGrant.objects.select_for_update().filter(
+        wallet=wallet, expired_at__isnull=True, remaining__gt=0
+    ):
+        if left <= 0:
+            break
+        used = min(grant.remaining, left)
+        CreditGrant.objects.filter(pk=grant.pk).update(remaining=F("remaining") - used)
+        left -= used
+
+
+@transaction.atomic
+def wallet_debit(
+    *, account: Account, credits: object, reference: str, usd_amount: object = "0", rate: Decimal | None = None,
+    reason: str = "", actor: Actor = None,
+) -> Posting:  # fmt: skip
+    """Spend credits: refused for a suspended account and when the available credits do not cover it."""
+    amount = _credits(credits, positive=True)
+    if Account.objects.filter(pk=account.pk, status=Account.Status.SUSPENDED).exists():
+        raise AccountSuspended(f"account {account.pk} is suspended")
+    return wallet_post(
+        account=account, kind=Kind.USAGE, credits=-amount, reference=reference, usd_amount=-to_decimal(usd_amount),
+        rate=rate, reason=reason, actor=actor, overdraft_guard=True,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def wallet_grant(
+    *,
+    account: Account,
+    credits: object,
+    reason: str,
+    actor: Actor = None,
+    ip: str | None = None,
+    kind: str = Kind.GRANT,
+    reference: str | None = None,
+    usd_amount: object = "0",
+    rate: Decimal | None = None,
+    expires_at: datetime | None = None,
+) -> Posting:
+    """Add credits (a grant, a top-up or a refund); with `expires_at` the unspent part leaves at that time."""
+    amount = _credits(credits, positive=True)
+    if not reason.strip():
+        raise InvalidAmount("a grant needs a reason")
+    posting = wallet_post(
+        account=account, kind=kind, credits=amount, reference=reference or f"{kind}:{uuid.uuid4().hex}",
+        usd_amount=usd_amount, rate=rate, actor=actor, reason=reason,
+    )  # fmt: skip
+    if posting.created and expires_at is not None:
+        CreditGrant.objects.create(
+            wallet_id=posting.entry.wallet_id,
+            entry=posting.entry,
+            credits=amount,
+            remaining=amount,
+            expires_at=expires_at,
+        )
+    if posting.created and actor_or_none(actor) is not None:
+        audit_record(action="credits_granted", account=account, object_type="LedgerEntry", object_key=str(posting.entry.pk),
+                     actor=actor, ip=ip, after={"credits": amount, "reason": reason, "kind": kind})  # fmt: skip
+    return posting
+
+
+@transaction.atomic
+def wallet_adjust(*, account: Account, credits: object, reason: str, actor: Actor, ip: str | None = None) -> Posting:
+    """A manual correction by staff, either sign, with a reason; audited."""
+    amount = _credits(credits)
+    if amount == 0:
+        raise InvalidAmount("an adjustment of 0 credits changes nothing")
+    if not reason.strip():
+        raise InvalidAmount("an adjustment needs a reason")
+    before = Wallet.objects.get(account=account).balance
+    posting = wallet_post(
+        account=account, kind=Kind.ADJUSTMENT, credits=amount, reference=f"adjustment:{uuid.uuid4().hex}",
+        actor=actor, reason=reason,
+    )  # fmt: skip
+    audit_record(action="manual_adjustment", account=account, object_type="Wallet", object_key=str(account.pk),
+                 actor=actor, ip=ip, before={"balance": before}, after={"balance": posting.balance, "reason": reason})  # fmt: skip
+    return posting
+
+
+@transaction.atomic
+def wallet_hold(*, account: Account, credits: Decimal) -> Wallet:
+    """Hold credits for a reservation (the caller has checked availability under the same lock)."""
+    Wallet.objects.filter(account_id=account.pk).update(held=F("held") + credits, updated_at=timezone.now())
+    return Wallet.objects.get(account_id=account.pk)
+
+
+@transaction.atomic
+def wallet_release(*, account: Account, credits: Decimal) -> Wallet:
+    Wallet.objects.filter(account_id=account.pk).update(held=F("held") - credits, updated_at=timezone.now())
+    return Wallet.objects.get(account_id=account.pk)
+
+
+@transaction.atomic
+def grants_expire(*, as_of: datetime) -> int:
+    """Post an expiry entry for the unspent part of every grant that expired by `as_of`. Idempotent."""
+    expired = 0
+    for grant_id, account_id in CreditGrant.objects.filter(expired_at__isnull=True, expires_at__lte=as_of).values_list(
+        "pk", "wallet__account_id"
+    ):
+        with transaction.atomic():
+            account = Account.objects.select_for_update().get(pk=account_id)
+            wallet = wallet_lock(account=account)
+            grant = CreditGrant.objects.select_for_update().get(pk=grant_id)
+            if grant.expired_at is not None:
+                continue
+            unspent = min(grant.remaining, max(wallet.balance, Decimal(0)))
+            if unspent > 0:
+                wallet_post(
+                    account=account, kind=Kind.EXPIRY, credits=-unspent, reference=f"grant:{grant.pk}",
+                    reason=f"grant #{grant.entry_id} expired", at=as_of,
+                )  # fmt: skip
+            CreditGrant.objects.filter(pk=grant.pk).update(remaining=0, expired_at=as_of)
+            expired += 1
+    return expired
