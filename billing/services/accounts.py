@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -70,7 +70,7 @@ def account_create(
 
 
 @transaction.atomic
-def member_add(*, account: Account, user: AbstractBaseUser, role: str, actor: Actor = None) -> Membership:
+def member_add(*, account: Account, user: User, role: str, actor: Actor = None) -> Membership:
     if role not in Membership.Role.values:
         raise InvalidAmount(f"role must be one of {', '.join(Membership.Role.values)}")
     try:
