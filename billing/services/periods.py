@@ -134,7 +134,7 @@ def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     if period is not None:
         return period
     subscription = (
-        Subscription.objects.select_for_update().select_related("plan", "pending_plan").filter(account=account).first()
+        Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan").filter(account=account).first()
     )
     if subscription is None:
         raise NoSubscription(f"account {account.pk} has no subscription")
@@ -148,7 +148,7 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
     Idempotent: closing a closed period returns its invoice and changes nothing.
     """
     Account.objects.select_for_update().get(pk=period.account_id)
-    locked = BillingPeriod.objects.select_for_update().select_related("terms__plan", "account").get(pk=period.pk)
+    locked = BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan", "account").get(pk=period.pk)
     if locked.end > as_of:
         raise PeriodNotEnded(f"period {locked.pk} ends at {locked.end.isoformat()}, after {as_of.isoformat()}")
     if locked.status != BillingPeriod.Status.OPEN:

@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from billing.models import Account, BillingPeriod
+from billing.services.accounts import account_set_status
+from billing.services.api_keys import api_key_revoke
+from billing.services.periods import period_close, period_current
+from tests.factories import AccountFactory
+
+pytestmark = pytest.mark.usefixtures("catalog")
+
+
+def _client(account: Account) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+    return client
+
+
+def test_balance_in_credits_usd_and_display_currency():
+    account = AccountFactory(credits="25000", display_currency="ZAR")
+    body = _client(account).get("/api/billing/balance").json()
+    assert body == {
+        "credits": "25000.000000000000",
+        "held_credits": "0.000000000000",
+        "available_credits": "25000.000000000000",
+        "usd_equivalent": "2.50",
+        "local_currency": "ZAR",
+        "local_amount": "46.25",
+        "credits_per_usd": "10000.000000000000",
+        "low_balance": False,
+    }
+
+
+def test_low_balance_flag_follows_the_account_threshold():
+    account = AccountFactory(credits="100", low_balance_threshold=Decimal(500))
+    assert _client(account).get("/api/billing/balance").json()["low_balance"] is True
+
+
+@pytest.mark.parametrize(
+    ("units", "status", "percentage"),
+    [
+        (0, "ok", "0.00"),
+        (749, "ok", "74.90"),
+        (750, "moderate", "75.00"),
+        (900, "high", "90.00"),
+        (1000, "exceeded", "100.00"),
+    ],
+)
+def test_usage_status_bands(units, status, percentage):
+    account = AccountFactory(plan="starter")
+    period = period_current(account=account, as_of=datetime.now(UTC))
+    BillingPeriod.objects.filter(pk=period.pk).update(units_used=units)
+    body = _client(account).get("/api/tokens/usage").json()
+    assert (body["plan"], body["unit"], body["limit"]) == ("starter", "messages", "1000.000000000000")
+    assert (body["status"], body["usage_percentage"]) == (status, percentage)
+    assert Decimal(body["remaining"]) == Decimal(1000 - units)
+
+
+def test_unlimited_plan_reports_no_limit():
+    body = _client(AccountFactory(plan="enterprise")).get("/api/tokens/usage").json()
+    assert (body["limit"], body["remaining"], body["usage_percentage"], body["status"]) == (None, None, None, "ok")
+
+
+def test_invoices_list_and_detail():
+    account = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    period = period_current(account=account, as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    BillingPeriod.objects.filter(pk=period.pk).update(units_used=1500)
+    invoice = period_close(period=period, as_of=datetime(2026, 11, 1, tzinfo=UTC))
+    client = _client(account)
+    listed = client.get("/api/billing/invoices").json()["results"]
+    assert [(i["id"], i["amount_cents"], i["amount"], i["status"]) for i in listed] == [
+        (invoice.pk, 508, "5.08", "open")
+    ]
+    assert client.get(f"/api/billing/invoices/{invoice.pk}").json()["total"] == "5.075000000000"
+
+
+def test_one_account_never_sees_another_accounts_invoice():
+    a = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    b = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    invoice_b = period_close(
+        period=period_current(account=b, as_of=datetime(2026, 10, 5, tzinfo=UTC)),
+        as_of=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    response = _client(a).get(f"/api/billing/invoices/{invoice_b.pk}")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert _client(a).get("/api/billing/invoices").json()["results"] == []
+
+
+def test_each_key_sees_its_own_balance():
+    a, b = AccountFactory(credits="1"), AccountFactory(credits="2")
+    assert _client(a).get("/api/billing/balance").json()["credits"] == "1.000000000000"
+    assert _client(b).get("/api/billing/balance").json()["credits"] == "2.000000000000"
+
+
+@pytest.mark.parametrize(
+    "header", ["", "Bearer ", "Bearer tl_unknown_secret", "Bearer not-a-key", "Basic Zm9vOmJhcg=="]
+)
+def test_missing_or_unknown_key_is_401_with_json(header):
+    client = APIClient()
+    if header:
+        client.credentials(HTTP_AUTHORIZATION=header)
+    response = client.get("/api/billing/balance")
+    assert response.status_code == 401
+    assert response.json()["error"] in {"not_authenticated", "authentication_failed"}
+    assert response["WWW-Authenticate"]
+
+
+def test_revoked_key_is_401():
+    account = AccountFactory()
+    api_key_revoke(key=account.api_keys.get())
+    response = _client(account).get("/api/billing/balance")
+    assert response.status_code == 401
+    assert response.json()["message"] == "The API key is unknown or revoked."
+
+
+def test_suspended_account_can_still_read_its_balance():
+    account = AccountFactory(credits="10")
+    account_set_status(account=account, status=Account.Status.SUSPENDED)
+    assert _client(account).get("/api/billing/balance").status_code == 200
+
+
+def test_key_use_is_recorded():
+    account = AccountFactory()
+    _client(account).get("/api/billing/balance")
+    assert account.api_keys.get().last_used_at is not None
