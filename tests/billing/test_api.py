@@ -22,7 +22,7 @@ def _client(account: Account) -> APIClient:
 
 
 def test_balance_in_credits_usd_and_display_currency():
-    account = AccountFactory(credits="25000", display_currency="ZAR")
+    account = AccountFactory.create(credits="25000", display_currency="ZAR")
     body = _client(account).get("/api/billing/balance").json()
     assert body == {
         "credits": "25000.000000000000",
@@ -37,7 +37,7 @@ def test_balance_in_credits_usd_and_display_currency():
 
 
 def test_low_balance_flag_follows_the_account_threshold():
-    account = AccountFactory(credits="100", low_balance_threshold=Decimal(500))
+    account = AccountFactory.create(credits="100", low_balance_threshold=Decimal(500))
     assert _client(account).get("/api/billing/balance").json()["low_balance"] is True
 
 
@@ -52,7 +52,7 @@ def test_low_balance_flag_follows_the_account_threshold():
     ],
 )
 def test_usage_status_bands(units, status, percentage):
-    account = AccountFactory(plan="starter")
+    account = AccountFactory.create(plan="starter")
     period = period_current(account=account, as_of=datetime.now(UTC))
     BillingPeriod.objects.filter(pk=period.pk).update(units_used=units)
     body = _client(account).get("/api/tokens/usage").json()
@@ -62,12 +62,12 @@ def test_usage_status_bands(units, status, percentage):
 
 
 def test_unlimited_plan_reports_no_limit():
-    body = _client(AccountFactory(plan="enterprise")).get("/api/tokens/usage").json()
+    body = _client(AccountFactory.create(plan="enterprise")).get("/api/tokens/usage").json()
     assert (body["limit"], body["remaining"], body["usage_percentage"], body["status"]) == (None, None, None, "ok")
 
 
 def test_invoices_list_and_detail():
-    account = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    account = AccountFactory.create(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
     period = period_current(account=account, as_of=datetime(2026, 10, 5, tzinfo=UTC))
     BillingPeriod.objects.filter(pk=period.pk).update(units_used=1500)
     invoice = period_close(period=period, as_of=datetime(2026, 11, 1, tzinfo=UTC))
@@ -80,8 +80,8 @@ def test_invoices_list_and_detail():
 
 
 def test_one_account_never_sees_another_accounts_invoice():
-    a = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
-    b = AccountFactory(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    a = AccountFactory.create(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
+    b = AccountFactory.create(plan="starter", as_of=datetime(2026, 10, 5, tzinfo=UTC))
     invoice_b = period_close(
         period=period_current(account=b, as_of=datetime(2026, 10, 5, tzinfo=UTC)),
         as_of=datetime(2026, 11, 1, tzinfo=UTC),
@@ -93,7 +93,7 @@ def test_one_account_never_sees_another_accounts_invoice():
 
 
 def test_each_key_sees_its_own_balance():
-    a, b = AccountFactory(credits="1"), AccountFactory(credits="2")
+    a, b = AccountFactory.create(credits="1"), AccountFactory.create(credits="2")
     assert _client(a).get("/api/billing/balance").json()["credits"] == "1.000000000000"
     assert _client(b).get("/api/billing/balance").json()["credits"] == "2.000000000000"
 
@@ -112,7 +112,7 @@ def test_missing_or_unknown_key_is_401_with_json(header):
 
 
 def test_revoked_key_is_401():
-    account = AccountFactory()
+    account = AccountFactory.create()
     api_key_revoke(key=account.api_keys.get())
     response = _client(account).get("/api/billing/balance")
     assert response.status_code == 401
@@ -120,12 +120,12 @@ def test_revoked_key_is_401():
 
 
 def test_suspended_account_can_still_read_its_balance():
-    account = AccountFactory(credits="10")
+    account = AccountFactory.create(credits="10")
     account_set_status(account=account, status=Account.Status.SUSPENDED)
     assert _client(account).get("/api/billing/balance").status_code == 200
 
 
 def test_key_use_is_recorded():
-    account = AccountFactory()
+    account = AccountFactory.create()
     _client(account).get("/api/billing/balance")
     assert account.api_keys.get().last_used_at is not None

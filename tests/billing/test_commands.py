@@ -23,7 +23,8 @@ def test_create_account_prints_id_and_a_working_key():
     result = _run("create_account", "--name", "Acme", "--plan", "starter", "--owner-email", "o@acme.test",
                   "--owner-password", "s3cret-pass", "--credits", "500")  # fmt: skip
     account = Account.objects.get(pk=result["account_id"])
-    assert api_key_authenticate(result["api_key"]).account == account
+    key = api_key_authenticate(result["api_key"])
+    assert key is not None and key.account == account
     assert Wallet.objects.get(account=account).balance == 500
     owner = get_user_model().objects.get(username="o@acme.test")
     assert owner.check_password("s3cret-pass")
@@ -48,7 +49,8 @@ def test_create_account_refusals_write_nothing(args, message):
 def test_issue_api_key_and_grant_credits():
     account_id = _run("create_account", "--name", "Acme", "--plan", "jive")["account_id"]
     key = _run("issue_api_key", "--account", str(account_id))["api_key"]
-    assert api_key_authenticate(key).account.pk == account_id
+    found = api_key_authenticate(key)
+    assert found is not None and found.account.pk == account_id
     assert _run("grant_credits", "--account", str(account_id), "--credits", "12.5", "--reason", "welcome")[
         "balance"
     ] == ("12.500000000000")

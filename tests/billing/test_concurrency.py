@@ -21,7 +21,7 @@ DEBITS_EACH = 50
 
 def test_twenty_threads_debiting_one_wallet_end_exact_and_never_negative():
     # funded for 900 debits of 1.5 credits; 1,000 are attempted
-    account = AccountFactory(credits="1350")
+    account = AccountFactory.create(credits="1350")
     refused = []
 
     def spend(thread: int) -> None:

@@ -31,7 +31,7 @@ def _use(period: BillingPeriod, units: int) -> None:
     ],
 )
 def test_invoice_totals_in_cents_for_the_plan_examples(plan, units, cents, total, cap_applied):
-    account = AccountFactory(plan=plan, as_of=NOV_10)
+    account = AccountFactory.create(plan=plan, as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     _use(period, units)
     invoice = period_close(period=period, as_of=DEC_1)
@@ -42,7 +42,7 @@ def test_invoice_totals_in_cents_for_the_plan_examples(plan, units, cents, total
 
 
 def test_closing_twice_gives_one_invoice_and_one_next_period():
-    account = AccountFactory(plan="starter", as_of=NOV_10)
+    account = AccountFactory.create(plan="starter", as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     first = period_close(period=period, as_of=DEC_1)
     second = period_close(period=period, as_of=DEC_1)
@@ -56,7 +56,7 @@ def test_closing_twice_gives_one_invoice_and_one_next_period():
 
 
 def test_a_period_cannot_close_before_it_ends():
-    account = AccountFactory(plan="starter", as_of=NOV_10)
+    account = AccountFactory.create(plan="starter", as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     with pytest.raises(PeriodNotEnded):
         period_close(period=period, as_of=datetime(2026, 11, 30, 23, 59, tzinfo=UTC))
@@ -64,13 +64,13 @@ def test_a_period_cannot_close_before_it_ends():
 
 
 def test_credit_plan_period_closes_to_a_settled_zero_invoice():
-    account = AccountFactory(plan="jive", as_of=NOV_10)
+    account = AccountFactory.create(plan="jive", as_of=NOV_10)
     invoice = period_close(period=period_current(account=account, as_of=NOV_10), as_of=DEC_1)
     assert (invoice.amount_cents, invoice.status) == (0, Invoice.Status.PAID)
 
 
 def test_plan_change_waits_for_the_next_period():
-    account = AccountFactory(plan="starter", as_of=NOV_10)
+    account = AccountFactory.create(plan="starter", as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     subscription_change_plan(account=account, plan=Plan.objects.get(code="professional"), as_of=NOV_10)
     assert BillingPeriod.objects.get(pk=period.pk).plan.code == "starter"
@@ -83,7 +83,7 @@ def test_plan_change_waits_for_the_next_period():
 
 
 def test_plan_change_applied_now_switches_the_open_period():
-    account = AccountFactory(plan="starter", as_of=NOV_10)
+    account = AccountFactory.create(plan="starter", as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     subscription_change_plan(account=account, plan=Plan.objects.get(code="professional"), apply_now=True, as_of=NOV_10)
     period.refresh_from_db()
@@ -92,7 +92,7 @@ def test_plan_change_applied_now_switches_the_open_period():
 
 
 def test_new_plan_terms_apply_from_the_next_period():
-    account = AccountFactory(plan="starter", as_of=NOV_10)
+    account = AccountFactory.create(plan="starter", as_of=NOV_10)
     period = period_current(account=account, as_of=NOV_10)
     plan_terms_set(
         plan=Plan.objects.get(code="starter"), unit="messages", fee="6", included_units="1000",
