@@ -140,7 +140,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.parsers.DecimalJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -213,3 +213,18 @@ LOGGING = {
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
+# --- Usage metering and authorization ---------------------------------------------------------------------------
+USAGE_MAX_BATCH = 1000
+USAGE_METADATA_MAX_BYTES = 4096
+# events older than this (by occurred_at) are refused and dead-lettered; so are events this far in the future
+USAGE_LATE_EVENT_WINDOW_DAYS = env.int("USAGE_LATE_EVENT_WINDOW_DAYS", default=35)
+USAGE_FUTURE_SKEW_SECONDS = env.int("USAGE_FUTURE_SKEW_SECONDS", default=300)
+RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=600)
+# after an unpaid invoice, authorization answers account_past_due once this grace period has passed
+PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
+# characters per token used by /api/usage/estimate, by provider (Decimal strings)
+ESTIMATE_CHARS_PER_TOKEN = {"openai": Decimal("4"), "anthropic": Decimal("3.5"), "default": Decimal("4")}
+ESTIMATE_CACHE_SECONDS = 3600
+# a full batch of 1,000 events with metadata fits; larger bodies answer 413
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)

@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from django.urls import path
+
+from usage import api
+
+urlpatterns = [
+    path("api/usage/events", api.UsageRecordApi.as_view(), name="usage-events"),
+    path("api/usage/authorize", api.UsageAuthorizeApi.as_view(), name="usage-authorize"),
+    path("api/usage/estimate", api.UsageEstimateApi.as_view(), name="usage-estimate"),
+    path("api/usage/stats", api.UsageStatsApi.as_view(), name="usage-stats"),
+    path("api/usage/export.csv", api.UsageExportApi.as_view(), name="usage-export"),
+]

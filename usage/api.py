@@ -1,0 +1,309 @@
+"""Account endpoints for metering: record events, authorize a call, estimate one, read stats, export CSV."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing.api import AccountApi
+from billing.authentication import request_account
+from billing.services.periods import period_current
+from config.api_errors import ApiError, PayloadTooLarge
+from pricing.rating import FeatureUse
+from pricing.selectors import catalog_snapshot, plan_terms_version
+from usage.estimate import estimate_request, text_of
+from usage.selectors import Bucket, usage_export_rows, usage_stats
+from usage.services.authorization import AuthorizeRequest, reservation_create
+from usage.services.recording import DUPLICATE, RECORDED, REJECTED, usage_record_batch
+from usage.throttling import PlanRateThrottle
+
+MONEY = {"max_digits": 28, "decimal_places": 12}
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _body(request: Request) -> Any:
+    try:
+        return request.data
+    except RequestDataTooBig:
+        raise PayloadTooLarge(f"The body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.") from None
+
+
+class EventResultSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=[RECORDED, DUPLICATE, REJECTED])
+    cost_usd = serializers.DecimalField(**MONEY, allow_null=True)
+    charge_usd = serializers.DecimalField(**MONEY, allow_null=True)
+    credits = serializers.DecimalField(**MONEY, allow_null=True)
+    error = serializers.DictField(child=serializers.CharField(), allow_null=True)
+
+
+class UsageEventInputSerializer(serializers.Serializer):
+    """One event as CONTRACT.md describes it (documentation; each event is checked by usage.events)."""
+
+    request_id = serializers.CharField(max_length=128)
+    model = serializers.CharField()
+    input_tokens = serializers.IntegerField(min_value=0)
+    output_tokens = serializers.IntegerField(min_value=0)
+    cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
+    reasoning_tokens = serializers.IntegerField(min_value=0, required=False)
+    images = serializers.IntegerField(min_value=0, required=False)
+    features = serializers.ListField(child=serializers.JSONField(), required=False)
+    multiplier = serializers.DecimalField(**MONEY, required=False, min_value=1)
+    operation_type = serializers.CharField(required=False)
+    user = serializers.CharField(required=False)
+    conversation_id = serializers.CharField(required=False)
+    occurred_at = serializers.DateTimeField(required=False)
+    metadata = serializers.DictField(required=False)
+
+
+class UsageBatchInputSerializer(serializers.Serializer):
+    events = UsageEventInputSerializer(many=True)
+
+
+class UsageRecordApi(AccountApi):
+    class OutputSerializer(serializers.Serializer):
+        results = EventResultSerializer(many=True)
+        recorded = serializers.IntegerField()
+        duplicate = serializers.IntegerField()
+        rejected = serializers.IntegerField()
+
+    @extend_schema(
+        request=UsageEventInputSerializer | UsageBatchInputSerializer,  # type: ignore[operator]
+        responses={200: OutputSerializer, 201: OutputSerializer, 400: OutputSerializer, 413: OpenApiTypes.OBJECT},
+        summary='Record one event, or a batch of up to 1,000 ({"events": [...]})',
+        description=(
+            "Each event is answered recorded, duplicate (its request_id was recorded before: the first result's "
+            "amounts, nothing changes) or rejected (with a code; kept for an admin to replay). A single event "
+            "answers 201 when recorded, 200 when a duplicate and 400 when rejected; a batch always answers 200."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        body = _body(request)
+        single = isinstance(body, dict) and "events" not in body
+        events = [body] if single else (body.get("events") if isinstance(body, dict) else None)
+        if not isinstance(events, list) or not events:
+            raise ApiError("invalid", 'Send one event object, or {"events": [...]} with at least one event.')
+        if len(events) > settings.USAGE_MAX_BATCH:
+            raise PayloadTooLarge(
+                f"A batch holds at most {settings.USAGE_MAX_BATCH} events; this one has {len(events)}."
+            )
+        batch = usage_record_batch(
+            account=request_account(request), raw_events=events, ip=_client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )  # fmt: skip
+        body_out = {
+            "results": [vars(r) for r in batch.results],
+            "recorded": batch.count(RECORDED),
+            "duplicate": batch.count(DUPLICATE),
+            "rejected": batch.count(REJECTED),
+        }
+        data = dict(self.OutputSerializer(body_out).data)
+        if not single:
+            return Response(data)
+        result = batch.results[0]
+        if result.status == REJECTED and result.error:
+            data.update({"error": result.error["code"], "message": result.error["message"], "fields": {}})
+            return Response(data, status=status.HTTP_400_BAD_REQUEST)
+        return Response(data, status=status.HTTP_201_CREATED if result.status == RECORDED else status.HTTP_200_OK)
+
+
+class FeatureUseField(serializers.JSONField):
+    def to_internal_value(self, data: Any) -> FeatureUse:
+        if isinstance(data, str) and data:
+            return FeatureUse(key=data)
+        if isinstance(data, dict) and isinstance(data.get("key"), str):
+            return FeatureUse(key=data["key"], cepo=data.get("cepo") is True)
+        raise serializers.ValidationError("a feature key, or {key, quantity}")
+
+
+class UsageAuthorizeApi(AccountApi):
+    throttle_classes = [PlanRateThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        request_id = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
+        model = serializers.CharField(max_length=200)
+        input_tokens = serializers.IntegerField(min_value=0, max_value=10**9)
+        max_output_tokens = serializers.IntegerField(min_value=0, max_value=10**9)
+        operation_type = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+        images = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
+        features = serializers.ListField(child=FeatureUseField(), required=False, default=list, max_length=50)
+
+        def validate_request_id(self, value: str) -> str:
+            if not value.isprintable():
+                raise serializers.ValidationError("1 to 128 printable characters")
+            return value
+
+    class AlternativeSerializer(serializers.Serializer):
+        model_id = serializers.CharField()
+        credits = serializers.DecimalField(**MONEY)
+        charge_usd = serializers.DecimalField(**MONEY)
+
+    class OutputSerializer(serializers.Serializer):
+        allowed = serializers.BooleanField()
+        reservation_id = serializers.IntegerField(required=False)
+        held_credits = serializers.DecimalField(**MONEY, required=False)
+        expires_at = serializers.DateTimeField(required=False)
+        remaining = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+        reason = serializers.CharField(required=False)
+        message = serializers.CharField(required=False)
+        alternatives = serializers.ListField(child=serializers.DictField(), required=False)
+
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer},
+        summary="May this call run now? If so, its worst-case cost is held until it is recorded",
+    )  # fmt: skip
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        decision = reservation_create(
+            account=request_account(request),
+            request=AuthorizeRequest(
+                request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
+                max_output_tokens=values["max_output_tokens"], operation_type=values["operation_type"],
+                features=tuple(values["features"]), images=values["images"],
+            ),
+        )  # fmt: skip
+        if not decision.allowed:
+            body: dict[str, Any] = {"allowed": False, "reason": decision.reason, "message": decision.message}
+            if decision.alternatives:
+                body["alternatives"] = [
+                    {"model_id": a.model_id, "credits": str(a.credits), "charge_usd": str(a.charge_usd)}
+                    for a in decision.alternatives
+                ]
+            return Response(body)
+        reservation = decision.reservation
+        assert reservation is not None
+        return Response(
+            self.OutputSerializer(
+                {
+                    "allowed": True,
+                    "reservation_id": reservation.pk,
+                    "held_credits": reservation.held_credits,
+                    "expires_at": reservation.expires_at,
+                    "remaining": decision.remaining,
+                }
+            ).data
+        )
+
+
+class UsageEstimateApi(AccountApi):
+    throttle_classes = [PlanRateThrottle]
+
+    class InputSerializer(serializers.Serializer):
+        model = serializers.CharField(max_length=200)
+        text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=2_000_000)
+        messages = serializers.ListField(child=serializers.JSONField(), required=False, max_length=10_000)
+        max_output_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "text" not in attrs and "messages" not in attrs:
+                raise serializers.ValidationError({"text": "send text or messages"})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        model_id = serializers.CharField()
+        input_tokens = serializers.IntegerField()
+        max_output_tokens = serializers.IntegerField()
+        cost_usd = serializers.DecimalField(**MONEY)
+        charge_usd = serializers.DecimalField(**MONEY)
+        credits = serializers.DecimalField(**MONEY)
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer, summary="Tokens and cost of a request")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=_body(request))
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        now = timezone.now()
+        period = period_current(account=request_account(request), as_of=now)
+        estimate = estimate_request(
+            model=values["model"], text=text_of(text=values.get("text"), messages=values.get("messages")),
+            max_output_tokens=values["max_output_tokens"], snapshot=catalog_snapshot(), tier=period.plan.code,
+            terms=plan_terms_version(period.terms), at=now,
+        )  # fmt: skip
+        return Response(self.OutputSerializer(vars(estimate)).data)
+
+
+def _day(request: Request, name: str, default: date) -> date:
+    value = request.query_params.get(name)
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value[:10])
+    except ValueError:
+        raise ApiError("invalid", f"{name} must be a date, e.g. 2026-11-01", fields={name: "YYYY-MM-DD"}) from None
+
+
+def _range(request: Request) -> tuple[date, date]:
+    today = timezone.now().date()
+    start = _day(request, "from", today.replace(day=1))
+    end = _day(request, "to", today)
+    if end < start:
+        raise ApiError("invalid", "to is before from", fields={"to": "on or after from"})
+    if (end - start).days > 366:
+        raise ApiError("invalid", "a range covers at most 366 days", fields={"to": "at most 366 days after from"})
+    return start, end
+
+
+def _bucket(bucket: Bucket) -> dict[str, Any]:
+    return {
+        "events": bucket.events, "input_tokens": bucket.input_tokens, "output_tokens": bucket.output_tokens,
+        "total_tokens": bucket.total_tokens, "cost_usd": str(bucket.cost_usd), "charge_usd": str(bucket.charge_usd),
+        "credits": str(bucket.credits),
+    }  # fmt: skip
+
+
+RANGE_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="first UTC day (default: the 1st of this month)"),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="last UTC day, inclusive (default: today)"),
+]
+
+
+class UsageStatsApi(AccountApi):
+    @extend_schema(parameters=RANGE_PARAMETERS, responses=OpenApiTypes.OBJECT, summary="Usage totals and breakdowns")
+    def get(self, request: Request) -> Response:
+        start, end = _range(request)
+        stats = usage_stats(account=request_account(request), start=start, end=end)
+        total = stats.total
+        return Response(
+            {
+                "from": start.isoformat(),
+                "to": end.isoformat(),
+                "total_events": total.events,
+                "total_tokens": total.total_tokens,
+                "total_cost_usd": str(total.charge_usd),
+                "total_provider_cost_usd": str(total.cost_usd),
+                "avg_cost_usd": str(total.charge_usd / total.events) if total.events else "0",
+                "by_operation_type": {k: _bucket(v) for k, v in stats.by_operation_type.items()},
+                "by_model": {k: _bucket(v) for k, v in stats.by_model.items()},
+                "by_day": {k: _bucket(v) for k, v in stats.by_day.items()},
+            }
+        )
+
+
+class UsageExportApi(AccountApi):
+    @extend_schema(parameters=RANGE_PARAMETERS, responses={(200, "text/csv"): OpenApiTypes.STR},
+                   summary="The account's events as CSV (streamed)")  # fmt: skip
+    def get(self, request: Request) -> StreamingHttpResponse:
+        start, end = _range(request)
+        rows = usage_export_rows(
+            account=request_account(request),
+            start=datetime.combine(start, time.min, tzinfo=UTC),
+            end=datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC),
+        )
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="usage-{start}-{end}.csv"'
+        return response

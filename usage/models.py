@@ -1,0 +1,159 @@
+"""Usage events (one provider call each), refused events kept for replay, reservations and daily rollups."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.db.models import Q
+
+from billing.models import Account, BillingPeriod
+from pricing.fields import PreciseDecimalField
+
+
+class UsageEvent(models.Model):
+    """One provider call, rated. Unique per (account, request_id): a replay returns the first and changes nothing."""
+
+    class Reconciliation(models.TextChoices):
+        PENDING = "pending"
+        MATCHED = "matched"
+        DISCREPANCY = "discrepancy"
+        NOT_APPLICABLE = "not_applicable"
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_events")
+    period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="usage_events")
+    request_id = models.CharField(max_length=128)
+    batch_id = models.UUIDField(db_index=False)
+    model_id = models.CharField(max_length=200, help_text="the catalog model the event was rated as")
+    model_requested = models.CharField(max_length=200, help_text="the name the client sent (an id or an alias)")
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    images = models.IntegerField(default=0)
+    features = models.JSONField(default=list, blank=True, encoder=DjangoJSONEncoder)
+    multiplier = PreciseDecimalField(default=Decimal(1))
+    operation_type = models.CharField(max_length=100, blank=True)
+    user = models.CharField(max_length=200, blank=True)
+    conversation_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    cost_usd = PreciseDecimalField(default=Decimal(0), help_text="provider cost")
+    charge_usd = PreciseDecimalField(default=Decimal(0), help_text="customer charge")
+    credits = PreciseDecimalField(default=Decimal(0))
+    units = PreciseDecimalField(default=Decimal(0), help_text="units counted against the plan")
+    breakdown = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    price_version_id = models.BigIntegerField(null=True)
+    feature_version_ids = models.JSONField(default=dict, blank=True)
+    credits_rate = PreciseDecimalField(null=True)
+    plan_code = models.CharField(max_length=50)
+    over_limit = models.BooleanField(default=False)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    actual_cost_usd = PreciseDecimalField(null=True, blank=True)
+    reconciliation_status = models.CharField(
+        max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING
+    )
+    reconciled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        constraints = [models.UniqueConstraint(fields=["account", "request_id"], name="usage_event_unique_request")]
+        indexes = [
+            models.Index(fields=["account", "occurred_at"], name="usage_event_account_time"),
+            models.Index(fields=["occurred_at", "model_id"], name="usage_event_time_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} {self.model_id} ${self.charge_usd}"
+
+
+class RejectedEvent(models.Model):
+    """A usage event that could not be recorded, kept with why so an admin can replay it after a fix."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        REPLAYED = "replayed"
+        DISCARDED = "discarded"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rejected_events")
+    request_id = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    error_code = models.CharField(max_length=50, db_index=True)
+    error_message = models.TextField()
+    received_at = models.DateTimeField(db_index=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replay_result = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.request_id or '?'}: {self.error_code}"
+
+
+class Reservation(models.Model):
+    """Credits held for a request between authorize and record; recording that request settles it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SETTLED = "settled"
+        EXPIRED = "expired"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reservations")
+    request_id = models.CharField(max_length=128)
+    model_id = models.CharField(max_length=200)
+    operation_type = models.CharField(max_length=100, blank=True)
+    held_credits = PreciseDecimalField(default=Decimal(0))
+    estimated_cost_usd = PreciseDecimalField(default=Decimal(0))
+    estimated_units = PreciseDecimalField(default=Decimal(0))
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "request_id"], name="reservation_unique_request"),
+            models.CheckConstraint(condition=Q(held_credits__gte=0), name="reservation_held_not_negative"),
+        ]
+        indexes = [
+            models.Index(fields=["status", "expires_at"], name="reservation_expiry"),
+            models.Index(fields=["account", "status"], name="reservation_account_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id} holds {self.held_credits} ({self.status})"
+
+
+class DailyUsage(models.Model):
+    """Per account, UTC day, model and operation: the sums the dashboard, stats and daily limits read."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    model_id = models.CharField(max_length=200)
+    operation_type = models.CharField(max_length=100, blank=True)
+    events = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = PreciseDecimalField(default=Decimal(0))
+    charge_usd = PreciseDecimalField(default=Decimal(0))
+    credits = PreciseDecimalField(default=Decimal(0))
+
+    class Meta:
+        ordering = ["-day"]
+        verbose_name_plural = "daily usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "day", "model_id", "operation_type"], name="daily_usage_unique_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} {self.day} {self.model_id} {self.operation_type}: {self.events}"
