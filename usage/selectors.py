@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import calendar
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from io import StringIO
+from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from billing.models import Account
+from pricing.money import precise
 from usage.models import DailyUsage, UsageEvent
 
 
@@ -66,9 +69,9 @@ def usage_stats(*, account: Account, start: date, end: date) -> UsageStats:
             bucket.events += row["events"]
             bucket.input_tokens += row["input_tokens"]
             bucket.output_tokens += row["output_tokens"]
-            bucket.cost_usd += Decimal(row["cost_usd"])
-            bucket.charge_usd += Decimal(row["charge_usd"])
-            bucket.credits += Decimal(row["credits"])
+            bucket.cost_usd += precise(Decimal(row["cost_usd"]))
+            bucket.charge_usd += precise(Decimal(row["charge_usd"]))
+            bucket.credits += precise(Decimal(row["credits"]))
     return stats
 
 
@@ -78,6 +81,14 @@ EXPORT_COLUMNS = [
     "multiplier", "cost_usd", "charge_usd", "credits", "plan_code", "over_limit", "reconciliation_status",
     "actual_cost_usd",
 ]  # fmt: skip
+
+
+def _csv_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(precise(value), "f")  # plain notation, never 2E-7
+    return "" if value is None else value
 
 
 def usage_export_rows(*, account: Account, start: datetime, end: datetime) -> Iterator[str]:
@@ -99,9 +110,184 @@ def usage_export_rows(*, account: Account, start: datetime, end: datetime) -> It
         .values_list(*EXPORT_COLUMNS)
     )
     for count, row in enumerate(events.iterator(chunk_size=2000), start=1):
-        writer.writerow(
-            [value.isoformat() if isinstance(value, datetime) else ("" if value is None else value) for value in row]
-        )
+        writer.writerow([_csv_value(value) for value in row])
         if count % 500 == 0:
             yield flush()
     yield flush()
+
+
+# --- admin reports: read from the daily rollups, never by scanning the events --------------------------------------
+
+
+@dataclass
+class BillingReportRow(Bucket):
+    """One line of the monthly billing report: an operation type, or an account (with its plan today)."""
+
+    label: str = ""
+    account_id: int | None = None
+    plan_code: str = ""
+
+
+def _report_sums(queryset: Any) -> Any:
+    return queryset.annotate(
+        events_sum=Sum("events"),
+        input_sum=Sum("input_tokens"),
+        output_sum=Sum("output_tokens"),
+        cost_sum=Sum("cost_usd"),
+        charge_sum=Sum("charge_usd"),
+        credits_sum=Sum("credits"),
+    )
+
+
+def _money(value: Any) -> Decimal:
+    """A summed amount at the stored precision (SQLite sums decimals in binary floating point)."""
+    return precise(Decimal(value)) if value is not None else Decimal(0)
+
+
+def _report_row(row: dict[str, Any], **identity: Any) -> BillingReportRow:
+    return BillingReportRow(
+        events=row["events_sum"] or 0,
+        input_tokens=row["input_sum"] or 0,
+        output_tokens=row["output_sum"] or 0,
+        cost_usd=_money(row["cost_sum"]),
+        charge_usd=_money(row["charge_sum"]),
+        credits=_money(row["credits_sum"]),
+        **identity,
+    )
+
+
+def billing_report_total(*, rows: list[BillingReportRow]) -> BillingReportRow:
+    """The sum of a report's rows (each row is unrounded, so the total is exact)."""
+    total = BillingReportRow(label="Total")
+    for row in rows:
+        total.events += row.events
+        total.input_tokens += row.input_tokens
+        total.output_tokens += row.output_tokens
+        total.cost_usd += row.cost_usd
+        total.charge_usd += row.charge_usd
+        total.credits += row.credits
+    return total
+
+
+def billing_report_by_operation(*, start: date, end: date) -> list[BillingReportRow]:
+    """Every account's usage between two UTC days inclusive, per operation type, highest charge first."""
+    rows = _report_sums(
+        DailyUsage.objects.filter(day__gte=start, day__lte=end).values("operation_type").order_by("operation_type")
+    )
+    report = [_report_row(row, label=row["operation_type"] or "unspecified") for row in rows]
+    return sorted(report, key=lambda r: (-r.charge_usd, r.label))
+
+
+def billing_report_by_account(*, start: date, end: date) -> list[BillingReportRow]:
+    """Usage between two UTC days inclusive, per account (with the plan it is on now), highest charge first."""
+    rows = _report_sums(
+        DailyUsage.objects.filter(day__gte=start, day__lte=end)
+        .values("account_id", "account__name", "account__subscription__plan__code")
+        .order_by("account_id")
+    )
+    report = [
+        _report_row(
+            row,
+            label=row["account__name"],
+            account_id=row["account_id"],
+            plan_code=row["account__subscription__plan__code"] or "",
+        )
+        for row in rows
+    ]
+    return sorted(report, key=lambda r: (-r.charge_usd, r.account_id or 0))
+
+
+def month_projection(*, so_far: Decimal, days_elapsed: int, days_in_month: int) -> Decimal:
+    """Month-end estimate at the month's pace so far: so_far / days elapsed x days in the month (Decimal only)."""
+    if days_elapsed <= 0:
+        return Decimal(0)
+    return precise(so_far * days_in_month / days_elapsed)
+
+
+@dataclass(frozen=True)
+class AccountMonthProjection:
+    """An account's UTC day and calendar month so far, and where the month ends at this pace."""
+
+    account_id: int
+    account_name: str
+    plan_code: str
+    today_events: int
+    today_cost_usd: Decimal
+    today_charge_usd: Decimal
+    month_events: int
+    month_cost_usd: Decimal
+    month_charge_usd: Decimal
+    month_credits: Decimal
+    days_elapsed: int
+    days_in_month: int
+    projected_cost_usd: Decimal
+    projected_charge_usd: Decimal
+    projected_credits: Decimal
+
+
+def _month_of(today: date) -> tuple[date, int, int]:
+    """The month's first day, the days elapsed (today counts as elapsed) and the days in the month."""
+    return today.replace(day=1), today.day, calendar.monthrange(today.year, today.month)[1]
+
+
+def _projections(*, today: date, account_ids: list[int] | None = None) -> list[AccountMonthProjection]:
+    start, elapsed, days = _month_of(today)
+    rollups = DailyUsage.objects.filter(day__gte=start, day__lte=today)
+    if account_ids is not None:
+        rollups = rollups.filter(account_id__in=account_ids)
+    rows = (
+        rollups.values("account_id", "account__name", "account__subscription__plan__code")
+        .order_by("account_id")
+        .annotate(
+            events_sum=Sum("events"),
+            cost_sum=Sum("cost_usd"),
+            charge_sum=Sum("charge_usd"),
+            credits_sum=Sum("credits"),
+            today_events=Sum("events", filter=Q(day=today)),
+            today_cost=Sum("cost_usd", filter=Q(day=today)),
+            today_charge=Sum("charge_usd", filter=Q(day=today)),
+        )
+    )
+    result = []
+    for row in rows:
+        cost, charge, credits = _money(row["cost_sum"]), _money(row["charge_sum"]), _money(row["credits_sum"])
+        result.append(
+            AccountMonthProjection(
+                account_id=row["account_id"],
+                account_name=row["account__name"],
+                plan_code=row["account__subscription__plan__code"] or "",
+                today_events=row["today_events"] or 0,
+                today_cost_usd=_money(row["today_cost"]),
+                today_charge_usd=_money(row["today_charge"]),
+                month_events=row["events_sum"] or 0,
+                month_cost_usd=cost,
+                month_charge_usd=charge,
+                month_credits=credits,
+                days_elapsed=elapsed,
+                days_in_month=days,
+                projected_cost_usd=month_projection(so_far=cost, days_elapsed=elapsed, days_in_month=days),
+                projected_charge_usd=month_projection(so_far=charge, days_elapsed=elapsed, days_in_month=days),
+                projected_credits=month_projection(so_far=credits, days_elapsed=elapsed, days_in_month=days),
+            )
+        )
+    return result
+
+
+def accounts_projected_month(*, today: date, limit: int | None = None) -> list[AccountMonthProjection]:
+    """Every account with usage this calendar month (UTC), with its projected month-end, highest projection first."""
+    rows = sorted(_projections(today=today), key=lambda p: (-p.projected_charge_usd, p.account_id))
+    return rows if limit is None else rows[:limit]
+
+
+def accounts_high_cost_today(*, today: date, limit: int = 50) -> list[AccountMonthProjection]:
+    """The accounts charged the most on a UTC day, highest first, with their month so far and projected month."""
+    top = (
+        DailyUsage.objects.filter(day=today)
+        .values("account_id")
+        .annotate(charge=Sum("charge_usd"))
+        .filter(charge__gt=0)
+        .order_by("-charge", "account_id")[:limit]
+    )
+    ids = [row["account_id"] for row in top]
+    rows = _projections(today=today, account_ids=ids)
+    return sorted(rows, key=lambda p: (-p.today_charge_usd, p.account_id))

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from billing.models import BillingPeriod, LedgerEntry, Wallet
 from billing.services.periods import period_current
-from usage.models import DailyUsage, RejectedEvent, UsageEvent
 from tests.factories import AccountFactory
+from usage.models import DailyUsage, RejectedEvent, UsageEvent
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
@@ -46,9 +46,11 @@ def test_the_same_batch_twice_changes_nothing_the_second_time(jive_account, api_
 
 
 def test_a_request_id_repeated_inside_a_batch_counts_once(jive_account, api_client_for):
-    body = api_client_for(jive_account).post(
-        "/api/usage/events", {"events": [_event("same"), _event("same", input_tokens=99999)]}, format="json"
-    ).json()
+    body = (
+        api_client_for(jive_account)
+        .post("/api/usage/events", {"events": [_event("same"), _event("same", input_tokens=99999)]}, format="json")
+        .json()
+    )
     assert [r["status"] for r in body["results"]] == ["recorded", "duplicate"]
     assert UsageEvent.objects.get(request_id="same").input_tokens == 1000
     assert body["results"][1]["credits"] == body["results"][0]["credits"]
@@ -89,7 +91,9 @@ def test_a_mixed_batch_records_the_good_and_dead_letters_the_bad(jive_account, a
 def test_model_not_allowed_for_the_tier_is_refused(catalog, api_client_for):
     free = AccountFactory.create(plan="free")
     body = api_client_for(free).post(
-        "/api/usage/events", _event("img", model="flux-1.1-pro", input_tokens=0, output_tokens=0, images=1), format="json"
+        "/api/usage/events",
+        _event("img", model="flux-1.1-pro", input_tokens=0, output_tokens=0, images=1),
+        format="json",
     )
     assert body.status_code == 400
     assert body.json()["error"] == "model_not_allowed"
@@ -141,7 +145,11 @@ def test_token_plan_counts_tokens(catalog, api_client_for):
 def test_daily_rollup_follows_the_events(jive_account, api_client_for):
     day = datetime.now(UTC).replace(hour=1)
     client = api_client_for(jive_account)
-    client.post("/api/usage/events", {"events": [_event("a", operation_type="chat_message"), _event("b", operation_type="chat_message")]}, format="json")
+    client.post(
+        "/api/usage/events",
+        {"events": [_event("a", operation_type="chat_message"), _event("b", operation_type="chat_message")]},
+        format="json",
+    )
     client.post("/api/usage/events", {"events": [_event("c", operation_type="chat_message")]}, format="json")
     rollup = DailyUsage.objects.get(account=jive_account, day=day.date(), model_id="qwen-3-32b")
     assert (rollup.events, rollup.input_tokens, rollup.output_tokens) == (3, 3000, 1500)
