@@ -184,6 +184,9 @@ class Plan(models.Model):
     is_active = models.BooleanField(default=True)
     stripe_price_monthly = models.CharField(max_length=200, blank=True)
     stripe_price_yearly = models.CharField(max_length=200, blank=True)
+    anomaly_suspends = models.BooleanField(
+        default=False, help_text="suspend an account automatically when an anomaly alert fires (default: flag only)"
+    )
 
     class Meta:
         ordering = ["family", "code"]

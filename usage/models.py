@@ -157,3 +157,74 @@ class DailyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.day} {self.model_id} {self.operation_type}: {self.events}"
+
+
+class Alert(models.Model):
+    """A warning that fired. Unique per (account, kind, threshold, period key): it fires once, also under races."""
+
+    class Kind(models.TextChoices):
+        QUOTA = "quota"
+        LOW_BALANCE = "low_balance"
+        OVERAGE_STARTED = "overage_started"
+        PAYMENT_FAILED = "payment_failed"
+        DAILY_COST = "daily_cost"
+        ANOMALY = "anomaly"
+        WEEKLY_SUMMARY = "weekly_summary"
+        MONTHLY_SUMMARY = "monthly_summary"
+        TEST = "test"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=30, choices=Kind.choices, db_index=True)
+    threshold = PreciseDecimalField(default=Decimal(0))
+    period_key = models.CharField(max_length=40, help_text="the period, day, hour or week the alert is about")
+    value = PreciseDecimalField(default=Decimal(0))
+    subject = models.CharField(max_length=200)
+    message = models.TextField()
+    context = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    channels = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "kind", "threshold", "period_key"], name="alert_fires_once_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.threshold} for {self.account_id} ({self.period_key})"
+
+
+class AlertDelivery(models.Model):
+    """One attempt series to deliver an alert on one channel: an email or the account's signed webhook."""
+
+    class Channel(models.TextChoices):
+        EMAIL = "email"
+        WEBHOOK = "webhook"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENT = "sent"
+        FAILED = "failed"
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    target = models.CharField(max_length=500)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "alert deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["alert", "channel", "target"], name="alert_delivery_unique_target")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} to {self.target}: {self.status}"
