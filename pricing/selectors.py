@@ -6,6 +6,9 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -22,6 +25,7 @@ from pricing.catalog import (
     PlanTermsVersion,
     RateVersion,
 )
+from pricing.errors import NoPriceInForce
 from pricing.models import (
     AIModel,
     ExchangeRate,
@@ -33,6 +37,7 @@ from pricing.models import (
     Plan,
     PlanTerms,
 )
+from pricing.money import CREDITS, precise
 
 GENERATION_KEY = "pricing:catalog:generation"
 SNAPSHOT_KEY = "pricing:catalog:snapshot:{generation}"
@@ -206,3 +211,218 @@ def catalog_cache_invalidate() -> None:
         cache.delete(GENERATION_KEY)
     with _local_lock:
         _local.snapshot = None
+
+
+# --- Catalog reads for the HTTP API and the price import -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPriceRow:
+    """An active model with the price in force, in USD and in credits (None when no CREDITS rate is in force)."""
+
+    model_id: str
+    display_name: str
+    provider: str
+    allowed_tiers: tuple[str, ...]
+    effective_from: datetime
+    input_per_million: Decimal
+    cached_input_per_million: Decimal
+    output_per_million: Decimal
+    image_price: Decimal
+    input_credits_per_million: Decimal | None
+    cached_input_credits_per_million: Decimal | None
+    output_credits_per_million: Decimal | None
+    image_credits_per_unit: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureCostRow:
+    feature_key: str
+    display_name: str
+    effective_from: datetime
+    cost_type: str
+    cost_usd: Decimal
+    cost_credits: Decimal | None
+    tier_multipliers: dict[str, Decimal]
+    cepo_multiplier: Decimal
+    is_billable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRateRow:
+    currency: str
+    rate: Decimal
+    effective_from: datetime
+
+
+def _credits_rate_at(snapshot: CatalogSnapshot, at: datetime) -> Decimal | None:
+    try:
+        return snapshot.rate_at(CREDITS, at).rate
+    except NoPriceInForce:
+        return None
+
+
+def _in_credits(amount: Decimal, rate: Decimal | None) -> Decimal | None:
+    # a display value: rounded once, to the stored precision
+    return precise(amount * rate) if rate is not None else None
+
+
+def model_price_list(*, at: datetime, tier: str | None = None) -> list[ModelPriceRow]:
+    """Active models with a price in force at `at`, those the plan `tier` may use when it is given.
+
+    Raises UnknownPlan for a tier the catalog does not have. A model without a price in force cannot be rated, so it
+    is left out rather than shown at $0.
+    """
+    snapshot = catalog_snapshot()
+    if tier is not None:
+        snapshot.plan(tier)
+    credits_rate = _credits_rate_at(snapshot, at)
+    rows = []
+    for entry in sorted(snapshot.models.values(), key=lambda m: m.model_id):
+        if not entry.is_active or (tier is not None and not entry.allows(tier)):
+            continue
+        try:
+            price = entry.price_at(at)
+        except NoPriceInForce:
+            continue
+        rows.append(
+            ModelPriceRow(
+                model_id=entry.model_id,
+                display_name=entry.display_name,
+                provider=entry.provider,
+                allowed_tiers=tuple(sorted(entry.allowed_tiers)),
+                effective_from=price.effective_from,
+                input_per_million=price.input_per_million,
+                cached_input_per_million=price.cached_input_per_million,
+                output_per_million=price.output_per_million,
+                image_price=price.image_price,
+                input_credits_per_million=_in_credits(price.input_per_million, credits_rate),
+                cached_input_credits_per_million=_in_credits(price.cached_input_per_million, credits_rate),
+                output_credits_per_million=_in_credits(price.output_per_million, credits_rate),
+                image_credits_per_unit=_in_credits(price.image_price, credits_rate),
+            )
+        )
+    return rows
+
+
+def feature_cost_list(*, at: datetime) -> list[FeatureCostRow]:
+    """Active features with the cost in force at `at`, billable or not (`is_billable` says which).
+
+    `cost_credits` is the cost at the CREDITS rate; None for a `multiplier` feature, whose cost_usd is a factor.
+    """
+    snapshot = catalog_snapshot()
+    credits_rate = _credits_rate_at(snapshot, at)
+    rows = []
+    for entry in sorted(snapshot.features.values(), key=lambda f: f.feature_key):
+        if not entry.is_active:
+            continue
+        try:
+            cost = entry.cost_at(at)
+        except NoPriceInForce:
+            continue
+        rows.append(
+            FeatureCostRow(
+                feature_key=entry.feature_key,
+                display_name=entry.display_name,
+                effective_from=cost.effective_from,
+                cost_type=cost.cost_type,
+                cost_usd=cost.cost_usd,
+                cost_credits=None if cost.cost_type == "multiplier" else _in_credits(cost.cost_usd, credits_rate),
+                tier_multipliers=dict(sorted(cost.tier_multipliers.items())),
+                cepo_multiplier=cost.cepo_multiplier,
+                is_billable=cost.is_billable,
+            )
+        )
+    return rows
+
+
+def exchange_rate_list(*, at: datetime) -> list[ExchangeRateRow]:
+    """The USD->currency rates (CREDITS included) in force at `at`, one per currency."""
+    snapshot = catalog_snapshot()
+    rows = []
+    for currency in sorted(snapshot.rates):
+        try:
+            version = snapshot.rate_at(currency, at)
+        except NoPriceInForce:
+            continue
+        rows.append(ExchangeRateRow(currency=currency, rate=version.rate, effective_from=version.effective_from))
+    return rows
+
+
+def catalog_next_change(*, at: datetime) -> datetime | None:
+    """When the next version already in the catalog takes effect after `at` (None: none is scheduled).
+
+    Lets a reader cache prices in force only until a scheduled price change starts.
+    """
+    snapshot = catalog_snapshot()
+    starts: list[datetime] = []
+    for model in snapshot.models.values():
+        starts.extend(v.effective_from for v in model.prices)
+    for feature in snapshot.features.values():
+        starts.extend(v.effective_from for v in feature.costs)
+    for versions in snapshot.rates.values():
+        starts.extend(v.effective_from for v in versions)
+    return min((start for start in starts if start > at), default=None)
+
+
+def plan_codes() -> frozenset[str]:
+    return frozenset(catalog_snapshot().plans)
+
+
+def model_by_id(*, model_id: str) -> AIModel | None:
+    return AIModel.objects.filter(model_id=model_id).first()
+
+
+def model_aliases(*, model: AIModel) -> list[str]:
+    return list(model.aliases.order_by("alias").values_list("alias", flat=True))
+
+
+def model_alias_owner(*, alias: str) -> str | None:
+    """The model_id an alias names, or None."""
+    return ModelAlias.objects.filter(alias=alias).values_list("model__model_id", flat=True).first()
+
+
+def feature_by_key(*, feature_key: str) -> Feature | None:
+    return Feature.objects.filter(feature_key=feature_key).first()
+
+
+def plan_by_code(*, code: str) -> Plan | None:
+    return Plan.objects.filter(code=code).first()
+
+
+def model_price_in_force(*, model: AIModel, at: datetime) -> ModelPrice | None:
+    """The model's price version in force at `at`, straight from the database (cached input may be None)."""
+    return model.prices.filter(effective_from__lte=at).order_by("-effective_from", "-id").first()
+
+
+def feature_cost_values_at(*, feature: Feature, at: datetime) -> dict[str, Any]:
+    """The cost version in force at `at` as feature_cost_set's arguments ({} when none is in force)."""
+    version = (
+        feature.costs.filter(effective_from__lte=at)
+        .prefetch_related("tier_multipliers")
+        .order_by("-effective_from", "-id")
+        .first()
+    )
+    if version is None:
+        return {}
+    return {
+        "cost_type": version.cost_type,
+        "cost_usd": version.cost_usd,
+        "tier_multipliers": {t.tier: t.multiplier for t in version.tier_multipliers.all()},
+        "cepo_multiplier": version.cepo_multiplier,
+        "is_billable": version.is_billable,
+    }
+
+
+PLAN_TERM_NAMES = (
+    "interval", "fee", "currency", "unit", "included_units", "overage_rate", "monthly_spend_cap", "overage_allowed",
+    "max_overage_pct", "hard_limit", "markup", "requests_per_hour", "alert_thresholds",
+)  # fmt: skip
+
+
+def plan_terms_values_at(*, plan: Plan, at: datetime) -> dict[str, Any]:
+    """The plan's terms in force at `at` as plan_terms_set's arguments ({} when none are in force)."""
+    version = plan.terms.filter(effective_from__lte=at).order_by("-effective_from", "-id").first()
+    if version is None:
+        return {}
+    return {name: getattr(version, name) for name in PLAN_TERM_NAMES}
