@@ -20,7 +20,7 @@ from decimal import Decimal
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import InvalidUsage, ModelNotAllowed
 from pricing.models import CostType
-from pricing.money import CREDITS, USD, Money, precise, to_decimal
+from pricing.money import CREDITS, USD, Money, MoneyError, precise, to_decimal
 
 MILLION = Decimal(1_000_000)
 ONE = Decimal(1)
@@ -82,11 +82,19 @@ def _validate(line: UsageLine) -> None:
         raise InvalidUsage("cached_input_tokens cannot exceed input_tokens (cached tokens are part of the input)")
     if line.reasoning_tokens > line.output_tokens:
         raise InvalidUsage("reasoning_tokens cannot exceed output_tokens (reasoning tokens are part of the output)")
-    if to_decimal(line.multiplier) < ONE:
+    if not isinstance(line.occurred_at, datetime) or line.occurred_at.utcoffset() is None:
+        raise InvalidUsage(f"occurred_at must be an aware datetime, got {line.occurred_at!r}")
+    # a float or NaN is refused by the money type; here it makes a bad usage line like any other, not a crash
+    try:
+        multiplier = to_decimal(line.multiplier)
+        quantities = [(use.key, to_decimal(use.quantity)) for use in line.features]
+    except MoneyError as exc:
+        raise InvalidUsage(f"multiplier and feature quantities must be Decimals: {exc}") from None
+    if multiplier < ONE:
         raise InvalidUsage(f"multiplier must be >= 1, got {line.multiplier}")
-    for use in line.features:
-        if to_decimal(use.quantity) < 0:
-            raise InvalidUsage(f"feature {use.key!r} quantity must be >= 0")
+    for key, quantity in quantities:
+        if quantity < 0:
+            raise InvalidUsage(f"feature {key!r} quantity must be >= 0")
 
 
 def rate_usage(

@@ -110,6 +110,13 @@ def model_create(
 ) -> AIModel:
     if not model_id.strip():
         raise CatalogValidationError("model_id: required", fields={"model_id": "required"})
+    # a model id that is another model's alias would silently take that alias's events (ids win over aliases)
+    alias_owner = ModelAlias.objects.filter(alias=model_id.strip()).values_list("model__model_id", flat=True).first()
+    if alias_owner is not None:
+        raise CatalogValidationError(
+            f"model_id: {model_id!r} is already an alias of {alias_owner}",
+            fields={"model_id": f"already an alias of {alias_owner}"},
+        )
     try:
         with transaction.atomic():
             model = AIModel.objects.create(
