@@ -303,7 +303,7 @@ REQUIRED_COLUMNS = {
     OPENAI_COSTS: ("amount_value",),
     OPENAI_USAGE: ("input_tokens", "output_tokens"),
     ANTHROPIC_COSTS: ("amount",),
-    REQUESTS: ("request_id", "timestamp", "model", "input_tokens", "output_tokens", "cost_usd"),
+    REQUESTS: ("request_id", "model", "input_tokens", "output_tokens", "cost_usd"),
 }
 
 
@@ -557,7 +557,8 @@ def _json_detect(buckets: list[Any]) -> str | None:
             continue
         if "starting_at" in bucket:
             return ANTHROPIC_COSTS
-        for result in bucket.get("results") or ():
+        results = bucket.get("results")
+        for result in results if isinstance(results, list) else ():
             if not isinstance(result, dict):
                 continue
             kind = str(result.get("object", ""))
