@@ -17,6 +17,7 @@ from billing.authentication import ApiKeyAuthentication, request_account
 from billing.models import Invoice
 from billing.selectors import account_invoices, period_usage_summary, wallet_balance_summary
 from billing.services.periods import period_current
+from pricing.money import Money
 
 
 class AccountApi(APIView):
@@ -27,7 +28,7 @@ class AccountApi(APIView):
 
 
 class WalletBalanceApi(AccountApi):
-    class OutputSerializer(serializers.Serializer):
+    class BalanceOutputSerializer(serializers.Serializer):
         credits = serializers.DecimalField(max_digits=28, decimal_places=12)
         held_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
         available_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
@@ -37,7 +38,7 @@ class WalletBalanceApi(AccountApi):
         credits_per_usd = serializers.DecimalField(max_digits=28, decimal_places=12)
         low_balance = serializers.BooleanField()
 
-    @extend_schema(responses=OutputSerializer, summary="The account's credit balance")
+    @extend_schema(responses=BalanceOutputSerializer, summary="The account's credit balance")
     def get(self, request: Request) -> Response:
         account = request_account(request)
         summary = wallet_balance_summary(account=account, as_of=timezone.now())
@@ -51,7 +52,7 @@ class WalletBalanceApi(AccountApi):
             "credits_per_usd": summary.credits_rate,
             "low_balance": summary.low_balance,
         }
-        return Response(self.OutputSerializer(body).data)
+        return Response(self.BalanceOutputSerializer(body).data)
 
 
 class InvoiceSerializer(serializers.ModelSerializer):
@@ -69,8 +70,8 @@ class InvoiceSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
     def get_amount(self, invoice: Invoice) -> str:
-        """The invoice total in the currency's unit, from the cents billed."""
-        return f"{invoice.amount_cents / 100:.2f}" if invoice.currency != "JPY" else str(invoice.amount_cents)
+        """The invoice total in the currency's unit, from the minor units billed."""
+        return str(Money.from_minor_units(invoice.amount_cents, invoice.currency).amount)
 
 
 class InvoiceListApi(AccountApi):
@@ -88,7 +89,7 @@ class InvoiceDetailApi(AccountApi):
 
 
 class UsageSummaryApi(AccountApi):
-    class OutputSerializer(serializers.Serializer):
+    class UsageSummaryOutputSerializer(serializers.Serializer):
         plan = serializers.CharField()
         unit = serializers.CharField()
         limit = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
@@ -99,8 +100,10 @@ class UsageSummaryApi(AccountApi):
         period_start = serializers.DateTimeField()
         period_end = serializers.DateTimeField()
 
-    @extend_schema(responses=OutputSerializer, summary="The account's usage of its plan in the current period")
+    @extend_schema(
+        responses=UsageSummaryOutputSerializer, summary="The account's usage of its plan in the current period"
+    )
     def get(self, request: Request) -> Response:
         period = period_current(account=request_account(request), as_of=timezone.now())
         summary = period_usage_summary(period=period)
-        return Response(self.OutputSerializer(asdict(summary)).data)
+        return Response(self.UsageSummaryOutputSerializer(asdict(summary)).data)

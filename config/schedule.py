@@ -28,4 +28,46 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         description="Records that a worker is alive; /healthz reports the age of the last one.",
         every_seconds=60,
     ),
+    ScheduledJob(
+        name="expire reservations",
+        task="jobs.expire_reservations",
+        description="Releases the credits held by authorizations that were never recorded.",
+        every_seconds=60,
+    ),
+    ScheduledJob(
+        name="integrity check",
+        task="jobs.check_integrity",
+        description="Wallets = ledgers, holds = reservations, periods = events, invoices = charges; emails staff.",
+        crontab={"minute": "17"},
+    ),
+    ScheduledJob(
+        name="anomaly scan",
+        task="jobs.anomaly_scan",
+        description="Flags accounts whose last hour cost over 5x their average hour of the past week.",
+        crontab={"minute": "5"},
+    ),
+    ScheduledJob(
+        name="daily cost alerts",
+        task="jobs.daily_cost_alerts",
+        description="Alerts accounts whose spend yesterday passed the daily limit, with the projected month.",
+        crontab={"minute": "0", "hour": "2"},
+    ),
+    ScheduledJob(
+        name="cleanup",
+        task="jobs.cleanup",
+        description="Deletes closed reservations, delivery logs and handled dead letters past their retention.",
+        crontab={"minute": "30", "hour": "2"},
+    ),
+    ScheduledJob(
+        name="close periods",
+        task="jobs.close_periods",
+        description="Monthly close: invoices, overage to Stripe, next periods, grant expiry, monthly summaries.",
+        crontab={"minute": "0", "hour": "3", "day_of_month": "1"},
+    ),
+    ScheduledJob(
+        name="weekly summary",
+        task="jobs.weekly_summaries",
+        description="Each account's usage of the past week, by email.",
+        crontab={"minute": "0", "hour": "10", "day_of_week": "0"},
+    ),
 )

@@ -159,6 +159,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # several bodies have a `status` field with different choices; each set gets its own name
+    "ENUM_NAME_OVERRIDES": {
+        "UsageStatusEnum": ["ok", "moderate", "high", "exceeded"],
+        "EventResultStatusEnum": ["recorded", "duplicate", "rejected"],
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "ReconciliationRunStatusEnum": ["running", "completed", "failed"],
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------------------------
@@ -228,3 +235,14 @@ ESTIMATE_CHARS_PER_TOKEN = {"openai": Decimal("4"), "anthropic": Decimal("3.5"),
 ESTIMATE_CACHE_SECONDS = 3600
 # a full batch of 1,000 events with metadata fits; larger bodies answer 413
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
+
+# --- Alerts and retention ---------------------------------------------------------------------------------------
+ALERT_DAILY_COST_USD = env.str("ALERT_DAILY_COST_USD", default="5")
+ANOMALY_FACTOR = env.str("ANOMALY_FACTOR", default="5")
+ANOMALY_MIN_EVENTS = env.int("ANOMALY_MIN_EVENTS", default=20)
+ANOMALY_MIN_USD = env.str("ANOMALY_MIN_USD", default="1")
+RETENTION_RESERVATIONS_DAYS = env.int("RETENTION_RESERVATIONS_DAYS", default=30)
+RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=90)
+# pending dead letters are never deleted: only replayed or discarded ones past this age
+RETENTION_DEAD_LETTERS_DAYS = env.int("RETENTION_DEAD_LETTERS_DAYS", default=90)
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")

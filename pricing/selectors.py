@@ -173,7 +173,7 @@ def catalog_generation() -> int:
     generation = cache.get(GENERATION_KEY)
     if generation is None:
         # first use, or the cache was flushed: start a generation no process can have cached
-        cache.add(GENERATION_KEY, time.time_ns())
+        cache.add(GENERATION_KEY, time.time_ns(), timeout=None)  # lives until the cache is flushed
         generation = cache.get(GENERATION_KEY)
     return int(generation)
 

@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -74,15 +74,24 @@ class UsageBatchInputSerializer(serializers.Serializer):
 
 
 class UsageRecordApi(AccountApi):
-    class OutputSerializer(serializers.Serializer):
+    class UsageRecordOutputSerializer(serializers.Serializer):
         results = EventResultSerializer(many=True)
         recorded = serializers.IntegerField()
         duplicate = serializers.IntegerField()
         rejected = serializers.IntegerField()
 
     @extend_schema(
-        request=UsageEventInputSerializer | UsageBatchInputSerializer,  # type: ignore[operator]
-        responses={200: OutputSerializer, 201: OutputSerializer, 400: OutputSerializer, 413: OpenApiTypes.OBJECT},
+        request=PolymorphicProxySerializer(
+            component_name="UsageEventsInput",
+            serializers=[UsageEventInputSerializer, UsageBatchInputSerializer],
+            resource_type_field_name=None,
+        ),
+        responses={
+            200: UsageRecordOutputSerializer,
+            201: UsageRecordOutputSerializer,
+            400: UsageRecordOutputSerializer,
+            413: OpenApiTypes.OBJECT,
+        },
         summary='Record one event, or a batch of up to 1,000 ({"events": [...]})',
         description=(
             "Each event is answered recorded, duplicate (its request_id was recorded before: the first result's "
@@ -110,7 +119,7 @@ class UsageRecordApi(AccountApi):
             "duplicate": batch.count(DUPLICATE),
             "rejected": batch.count(REJECTED),
         }
-        data = dict(self.OutputSerializer(body_out).data)
+        data = dict(self.UsageRecordOutputSerializer(body_out).data)
         if not single:
             return Response(data)
         result = batch.results[0]
@@ -132,7 +141,7 @@ class FeatureUseField(serializers.JSONField):
 class UsageAuthorizeApi(AccountApi):
     throttle_classes = [PlanRateThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class AuthorizeInputSerializer(serializers.Serializer):
         request_id = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
         model = serializers.CharField(max_length=200)
         input_tokens = serializers.IntegerField(min_value=0, max_value=10**9)
@@ -146,12 +155,12 @@ class UsageAuthorizeApi(AccountApi):
                 raise serializers.ValidationError("1 to 128 printable characters")
             return value
 
-    class AlternativeSerializer(serializers.Serializer):
+    class AuthorizeAlternativeSerializer(serializers.Serializer):
         model_id = serializers.CharField()
         credits = serializers.DecimalField(**MONEY)
         charge_usd = serializers.DecimalField(**MONEY)
 
-    class OutputSerializer(serializers.Serializer):
+    class AuthorizeOutputSerializer(serializers.Serializer):
         allowed = serializers.BooleanField()
         reservation_id = serializers.IntegerField(required=False)
         held_credits = serializers.DecimalField(**MONEY, required=False)
@@ -162,11 +171,11 @@ class UsageAuthorizeApi(AccountApi):
         alternatives = serializers.ListField(child=serializers.DictField(), required=False)
 
     @extend_schema(
-        request=InputSerializer, responses={200: OutputSerializer},
+        request=AuthorizeInputSerializer, responses={200: AuthorizeOutputSerializer},
         summary="May this call run now? If so, its worst-case cost is held until it is recorded",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=_body(request))
+        serializer = self.AuthorizeInputSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         decision = reservation_create(
@@ -188,7 +197,7 @@ class UsageAuthorizeApi(AccountApi):
         reservation = decision.reservation
         assert reservation is not None
         return Response(
-            self.OutputSerializer(
+            self.AuthorizeOutputSerializer(
                 {
                     "allowed": True,
                     "reservation_id": reservation.pk,
@@ -203,7 +212,7 @@ class UsageAuthorizeApi(AccountApi):
 class UsageEstimateApi(AccountApi):
     throttle_classes = [PlanRateThrottle]
 
-    class InputSerializer(serializers.Serializer):
+    class EstimateInputSerializer(serializers.Serializer):
         model = serializers.CharField(max_length=200)
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=2_000_000)
         messages = serializers.ListField(child=serializers.JSONField(), required=False, max_length=10_000)
@@ -214,7 +223,7 @@ class UsageEstimateApi(AccountApi):
                 raise serializers.ValidationError({"text": "send text or messages"})
             return attrs
 
-    class OutputSerializer(serializers.Serializer):
+    class EstimateOutputSerializer(serializers.Serializer):
         model_id = serializers.CharField()
         input_tokens = serializers.IntegerField()
         max_output_tokens = serializers.IntegerField()
@@ -222,9 +231,11 @@ class UsageEstimateApi(AccountApi):
         charge_usd = serializers.DecimalField(**MONEY)
         credits = serializers.DecimalField(**MONEY)
 
-    @extend_schema(request=InputSerializer, responses=OutputSerializer, summary="Tokens and cost of a request")
+    @extend_schema(
+        request=EstimateInputSerializer, responses=EstimateOutputSerializer, summary="Tokens and cost of a request"
+    )
     def post(self, request: Request) -> Response:
-        serializer = self.InputSerializer(data=_body(request))
+        serializer = self.EstimateInputSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         now = timezone.now()
@@ -234,7 +245,7 @@ class UsageEstimateApi(AccountApi):
             max_output_tokens=values["max_output_tokens"], snapshot=catalog_snapshot(), tier=period.plan.code,
             terms=plan_terms_version(period.terms), at=now,
         )  # fmt: skip
-        return Response(self.OutputSerializer(vars(estimate)).data)
+        return Response(self.EstimateOutputSerializer(vars(estimate)).data)
 
 
 def _day(request: Request, name: str, default: date) -> date:

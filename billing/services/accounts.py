@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from decimal import Decimal
 
@@ -49,13 +50,18 @@ def account_create(
             raise InvalidAmount(f"credits must be > 0, got {opening}")
     if display_currency not in MINOR_UNITS or display_currency == "CREDITS":
         raise InvalidAmount(f"unknown display currency {display_currency!r}")
-    account = Account.objects.create(name=name.strip(), display_currency=display_currency)
+    account = Account.objects.create(
+        name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32)
+    )
     Wallet.objects.create(account=account)
     subscription_start(account=account, plan=plan, as_of=as_of)
     if owner_email:
         user_model = get_user_model()
         owner, created = user_model.objects.get_or_create(username=owner_email, defaults={"email": owner_email})
-        if owner_password and (created or not owner.has_usable_password()):
+        if created and not owner_password:
+            owner.set_unusable_password()  # signs in after a password reset, never with an empty one
+            owner.save(update_fields=["password"])
+        elif owner_password and (created or not owner.has_usable_password()):
             owner.set_password(owner_password)
             owner.save(update_fields=["password"])
         member_add(account=account, user=owner, role=Membership.Role.OWNER, actor=actor)

@@ -81,6 +81,8 @@ def subscription_change_plan(
 ) -> Subscription:  # fmt: skip
     """Change the plan from the next period, or now (the open period then uses the new plan's terms)."""
     as_of = as_of or timezone.now()
+    if not plan.is_active:
+        raise UnknownPlan(f"plan {plan.code!r} is not active")
     Account.objects.select_for_update().get(pk=account.pk)
     subscription = Subscription.objects.select_for_update().filter(account=account).first()
     if subscription is None:
@@ -113,7 +115,7 @@ def _period_open(*, account: Account, subscription: Subscription, as_of: datetim
     start, end = period_bounds(subscription=subscription, as_of=as_of)
     if subscription.pending_plan_id and start >= subscription.current_period_end:
         subscription.plan, subscription.pending_plan = subscription.pending_plan, None  # type: ignore[assignment]
-    if start != subscription.current_period_start:
+    if start > subscription.current_period_start:  # a period opened for a past time never rewinds the subscription
         subscription.current_period_start, subscription.current_period_end = start, end
     subscription.save()
     terms = plan_terms_at(plan=subscription.plan, at=start)
@@ -134,7 +136,10 @@ def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     if period is not None:
         return period
     subscription = (
-        Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan").filter(account=account).first()
+        Subscription.objects.select_for_update(of=("self",))
+        .select_related("plan", "pending_plan")
+        .filter(account=account)
+        .first()
     )
     if subscription is None:
         raise NoSubscription(f"account {account.pk} has no subscription")
@@ -148,7 +153,9 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
     Idempotent: closing a closed period returns its invoice and changes nothing.
     """
     Account.objects.select_for_update().get(pk=period.account_id)
-    locked = BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan", "account").get(pk=period.pk)
+    locked = (
+        BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan", "account").get(pk=period.pk)
+    )
     if locked.end > as_of:
         raise PeriodNotEnded(f"period {locked.pk} ends at {locked.end.isoformat()}, after {as_of.isoformat()}")
     if locked.status != BillingPeriod.Status.OPEN:
@@ -193,3 +200,25 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
         else:
             _period_open(account=locked.account, subscription=subscription, as_of=locked.end)
     return invoice
+
+
+def periods_due(*, as_of: datetime) -> list[int]:
+    """Ids of the open periods that ended by `as_of`, oldest first."""
+    return list(
+        BillingPeriod.objects.filter(status=BillingPeriod.Status.OPEN, end__lte=as_of)
+        .order_by("end", "pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def periods_close_due(*, as_of: datetime) -> tuple[list[Invoice], list[tuple[int, str]]]:
+    """Close every period that ended by `as_of`, each in its own transaction, so a crash midway leaves the closed
+    ones closed and a re-run finishes the rest. Returns the invoices written and (period id, error) failures."""
+    invoices, failures = [], []
+    for period_id in periods_due(as_of=as_of):
+        period = BillingPeriod.objects.get(pk=period_id)
+        try:
+            invoices.append(period_close(period=period, as_of=as_of))
+        except Exception as exc:  # one account's failure must not stop the others; it is reported
+            failures.append((period_id, f"{type(exc).__name__}: {exc}"))
+    return invoices, failures

@@ -112,7 +112,8 @@ def wallet_debit(
 ) -> Posting:  # fmt: skip
     """Spend credits: refused for a suspended account and when the available credits do not cover it."""
     amount = _credits(credits, positive=True)
-    if Account.objects.filter(pk=account.pk, status=Account.Status.SUSPENDED).exists():
+    # the account row is locked first (lock order: account, wallet) so a suspension cannot race the debit
+    if Account.objects.select_for_update().get(pk=account.pk).status == Account.Status.SUSPENDED:
         raise AccountSuspended(f"account {account.pk} is suspended")
     return wallet_post(
         account=account, kind=Kind.USAGE, credits=-amount, reference=reference, usd_amount=-to_decimal(usd_amount),
@@ -164,7 +165,7 @@ def wallet_adjust(*, account: Account, credits: object, reason: str, actor: Acto
         raise InvalidAmount("an adjustment of 0 credits changes nothing")
     if not reason.strip():
         raise InvalidAmount("an adjustment needs a reason")
-    before = Wallet.objects.get(account=account).balance
+    before = wallet_lock(account=account).balance
     posting = wallet_post(
         account=account, kind=Kind.ADJUSTMENT, credits=amount, reference=f"adjustment:{uuid.uuid4().hex}",
         actor=actor, reason=reason,

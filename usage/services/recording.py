@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +32,7 @@ from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
+from usage.services.alerts import Crossing, percent
 
 RECORDED, DUPLICATE, REJECTED = "recorded", "duplicate", "rejected"
 
@@ -215,7 +216,8 @@ def usage_record_batch(
         for row in new_rows:
             row.pk = stored[row.request_id]["id"]
         if new_rows:
-            _apply(account=account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=received_at)
+            # the ledger and reservations move now, even when the events were received earlier (a replay)
+            _apply(account=account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now())
         answered: set[str] = set()
         for result in batch.results:
             if result.status != RECORDED:
@@ -234,10 +236,11 @@ def usage_record_batch(
 
 def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], periods: _Periods, at: datetime) -> None:
     """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks."""
-    Account.objects.select_for_update().get(pk=account.pk)
+    locked_account = Account.objects.select_for_update().get(pk=account.pk)
     wallet: Wallet = wallet_lock(account=account)
     period_ids = sorted({r.period_id for r in rows})
     locked = {p.pk: p for p in BillingPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk")}
+    units_before = {pk: p.units_used for pk, p in locked.items()}
 
     balance = wallet.balance
     wallet_credits = Decimal(0)
@@ -298,6 +301,35 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], per
         )
     _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
     _rollup(rows)
+    crossing = _crossing(
+        periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk]) for pk, p in locked.items()},
+        available_before=wallet.balance - wallet.held,
+        available_after=balance - wallet.held,
+        low_balance_threshold=locked_account.low_balance_threshold,
+    )
+    if crossing:
+        from usage.tasks import alerts_check_task
+
+        transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
+
+
+def _crossing(
+    *,
+    periods: dict[int, tuple[Decimal, Decimal, Decimal | None, PlanTermsVersion]],
+    available_before: Decimal,
+    available_after: Decimal,
+    low_balance_threshold: Decimal,
+) -> Crossing:
+    """Whether this batch moved the account past an alert line, so the alert check runs only when it matters."""
+    quota = overage = False
+    for before, after, included, terms in periods.values():
+        before_pct, after_pct = percent(before, included), percent(after, included)
+        if before_pct is None or after_pct is None:
+            continue
+        quota = quota or any(before_pct < t <= after_pct for t in terms.alert_thresholds)
+        overage = overage or before_pct <= 100 < after_pct
+    low = low_balance_threshold > 0 and available_before >= low_balance_threshold > available_after
+    return Crossing(quota=quota, overage=overage, low_balance=low)
 
 
 def quota_allowed_units(terms: PlanTermsVersion, included: Decimal) -> Decimal:
@@ -327,7 +359,7 @@ def _rollup(rows: list[UsageEvent]) -> None:
         lambda: [0, 0, 0, Decimal(0), Decimal(0), Decimal(0)]
     )
     for row in rows:
-        bucket = buckets[(row.account_id, row.occurred_at.date(), row.model_id, row.operation_type)]
+        bucket = buckets[(row.account_id, row.occurred_at.astimezone(UTC).date(), row.model_id, row.operation_type)]
         bucket[0] += 1
         bucket[1] += row.input_tokens
         bucket[2] += row.output_tokens
