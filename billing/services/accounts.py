@@ -103,3 +103,72 @@ def account_set_status(*, account: Account, status: str, actor: Actor = None, ip
                      account=locked, object_type="Account", object_key=str(locked.pk), actor=actor, ip=ip,
                      before={"status": before}, after={"status": status})  # fmt: skip
     return locked
+
+
+ACCOUNT_SETTINGS = ("name", "display_currency", "low_balance_threshold", "alert_webhook_url")
+
+
+@transaction.atomic
+def account_settings_update(
+    *, account: Account, actor: Actor = None, ip: str | None = None, rotate_webhook_secret: bool = False,
+    **changes: object,
+) -> Account:  # fmt: skip
+    """Change an account's name, display currency, low-balance threshold or alert webhook URL; audited.
+
+    `rotate_webhook_secret` makes a new signing secret for the alert webhook (receivers must update theirs).
+    """
+    unknown = set(changes) - set(ACCOUNT_SETTINGS)
+    if unknown:
+        raise InvalidAmount(f"cannot change {', '.join(sorted(unknown))}")
+    locked = Account.objects.select_for_update().get(pk=account.pk)
+    before = {name: getattr(locked, name) for name in changes}
+    if "name" in changes:
+        name = str(changes["name"] or "").strip()
+        if not name or len(name) > 200:
+            raise InvalidAmount("name: 1 to 200 characters")
+        locked.name = name
+    if "display_currency" in changes:
+        currency = str(changes["display_currency"] or "").upper()
+        if currency not in MINOR_UNITS or currency == "CREDITS":
+            raise InvalidAmount(f"unknown display currency {currency!r}")
+        locked.display_currency = currency
+    if "low_balance_threshold" in changes:
+        try:
+            threshold = to_decimal(changes["low_balance_threshold"])
+        except MoneyError as exc:
+            raise InvalidAmount(f"low_balance_threshold: {exc}") from None
+        if threshold < 0:
+            raise InvalidAmount("low_balance_threshold must be >= 0 (0 turns the warning off)")
+        locked.low_balance_threshold = threshold
+    if "alert_webhook_url" in changes:
+        url = str(changes["alert_webhook_url"] or "").strip()
+        if url and not url.startswith(("https://", "http://")):
+            raise InvalidAmount("alert_webhook_url must be an http(s) URL, or empty to turn webhooks off")
+        locked.alert_webhook_url = url
+    if rotate_webhook_secret or not locked.alert_webhook_secret:
+        locked.alert_webhook_secret = secrets.token_hex(32)
+    locked.full_clean(exclude=["members"])
+    locked.save()
+    after = {name: getattr(locked, name) for name in changes}
+    if rotate_webhook_secret:
+        after["webhook_secret_rotated"] = True
+    if before != after or rotate_webhook_secret:
+        audit_record(action="account_settings_changed", account=locked, object_type="Account", object_key=str(locked.pk),
+                     actor=actor, ip=ip, before=before, after=after)  # fmt: skip
+    return locked
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, actor: Actor = None, ip: str | None = None) -> None:
+    """Remove a member; the last owner cannot be removed."""
+    locked = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    if (
+        locked.role == Membership.Role.OWNER
+        and not Membership.objects.filter(account=locked.account, role=Membership.Role.OWNER)
+        .exclude(pk=locked.pk)
+        .exists()
+    ):
+        raise InvalidAmount("an account keeps at least one owner")
+    audit_record(action="member_removed", account=locked.account, object_type="Membership", object_key=str(locked.user_id),
+                 actor=actor, ip=ip, before={"role": locked.role})  # fmt: skip
+    locked.delete()
