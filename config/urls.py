@@ -18,4 +18,5 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("usage.urls")),
     path("", include("reconciliation.urls")),
+    path("", include("usage.dashboard.urls")),
 ]
