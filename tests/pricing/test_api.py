@@ -7,6 +7,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -481,7 +482,7 @@ def test_feature_cost_version_with_tier_multipliers(
     seeded_catalog, staff_client, user_client, django_capture_on_commit_callbacks
 ):
     at = timezone.now() + timedelta(minutes=5)
-    usage = {
+    usage: dict[str, Any] = {
         "model": "qwen-3-32b",
         "input_tokens": 1000,
         "output_tokens": 500,

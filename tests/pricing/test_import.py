@@ -162,11 +162,12 @@ def test_import_creates_updates_and_reports(seeded_catalog, django_capture_on_co
     assert all(p["reason"] for p in summary["problems"])
 
     # the alias claude-3-5-haiku-20241022 named the catalog's claude-3-5-haiku: a new version, reason defaulted
-    haiku = ModelPrice.objects.filter(model__model_id="claude-3-5-haiku").order_by("effective_from")
+    haiku = ModelPrice.objects.filter(model__model_id="claude-3-5-haiku")
     assert haiku.count() == 2
-    assert (haiku.last().input_per_million, haiku.last().output_per_million) == (Decimal(1), Decimal(5))
-    assert haiku.last().cached_input_per_million == Decimal("0.1")
-    assert haiku.last().reason == "LiteLLM import litellm_prices.json"
+    latest = haiku.latest("effective_from")
+    assert (latest.input_per_million, latest.output_per_million) == (Decimal(1), Decimal(5))
+    assert latest.cached_input_per_million == Decimal("0.1")
+    assert latest.reason == "LiteLLM import litellm_prices.json"
     # gpt-4o-mini's prices did not change: no new version
     assert ModelPrice.objects.filter(model__model_id="gpt-4o-mini").count() == 1
 
@@ -217,7 +218,7 @@ def test_an_entry_named_by_model_id_wins_over_its_alias(seeded_catalog, tmp_path
     summary = _import(path)
     assert summary["updated"] == 1
     assert [p["key"] for p in summary["problems"]] == ["gpt-4o-mini-2024-07-18"]
-    latest = ModelPrice.objects.filter(model__model_id="gpt-4o-mini").order_by("-effective_from").first()
+    latest = ModelPrice.objects.filter(model__model_id="gpt-4o-mini").latest("effective_from")
     assert latest.input_per_million == Decimal("0.2")
 
 
@@ -240,7 +241,7 @@ def test_a_refused_entry_does_not_stop_the_others(seeded_catalog, tmp_path):
 
 def test_a_naive_effective_from_is_utc_and_a_past_one_is_backdated(seeded_catalog):
     _import(FIXTURE, "--effective-from", "2025-06-01T12:00:00")
-    version = ModelPrice.objects.filter(model__model_id="claude-3-5-haiku").order_by("-effective_from").first()
+    version = ModelPrice.objects.filter(model__model_id="claude-3-5-haiku").latest("effective_from")
     assert version.effective_from == datetime(2025, 6, 1, 12, tzinfo=UTC)
     assert version.backdated is True
 
