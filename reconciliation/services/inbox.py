@@ -113,7 +113,7 @@ def run_alert_reasons(run: ReconciliationRun, config: ReconciliationSettings) ->
     for line in run_large_discrepancies(run=run, above=config.alert_discrepancy_usd, limit=5):
         reasons.append(
             f"{line.key}: we calculated {usd(line.calculated_usd)}, the provider billed "
-            f"{usd(line.actual_usd or Decimal(0))} ({line.get_reason_code_display()}: {line.reason})"
+            f"{usd(line.actual_usd or Decimal(0))}: {line.reason or line.get_reason_code_display()}"
         )
     return reasons
 

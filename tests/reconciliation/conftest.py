@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 from django.core.management import call_command
 
 from billing.models import Account
@@ -18,6 +19,14 @@ from tests.factories import AccountFactory
 from usage.services.recording import usage_record_batch
 
 SAMPLES = Path(__file__).parent / "samples"
+# the samples are October 2026; the clock is pinned to the month after, so reports and windows do not drift
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock():
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 def sample(name: str) -> bytes:

@@ -63,6 +63,7 @@ def test_openai_cost_export_sample(openai_cost_events):
     assert summary["difference_usd"] == "0.584788075000"
     run = result.run
     assert run is not None and run.empty_buckets == 1 and run.file_format == "csv"
+    assert run.period_start is not None and run.period_end is not None
     assert (run.period_start.isoformat(), run.period_end.isoformat()) == (
         "2026-10-01T00:00:00+00:00", "2026-10-06T00:00:00+00:00",
     )  # fmt: skip

@@ -64,7 +64,7 @@ def test_running_the_same_file_again_is_idempotent(sample_events):
         e.request_id: (e.actual_cost_usd, e.reconciliation_status, e.reconciled_at) for e in UsageEvent.objects.all()
     }
     assert after == before  # not even the reconciled time moves
-    assert second.run is not None and second.run.events_updated == 0
+    assert first.run is not None and second.run is not None and second.run.events_updated == 0
     assert {**second.summary, "run_id": None} == {**first.summary, "run_id": None}
     assert second.same_file_as == first.run
     assert second.run.same_file_as_id == first.summary["run_id"]
