@@ -91,6 +91,7 @@ def test_upload_form_runs_the_file_and_shows_the_run(admin_client, account, reco
     )
     run = ReconciliationRun.objects.get()
     assert response.redirect_chain[-1][0] == reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk])
+    assert run.actor is not None
     assert (run.trigger, run.actor.username, run.matched, run.not_found) == ("admin", "admin", 1, 2)
     assert f"Run #{run.pk}: 1 matched, 0 discrepancies, 2 not found" in text(response)
 
