@@ -10,8 +10,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from billing.services.overage import overage_invoice_send
 from billing.services.periods import periods_close_due
 from billing.services.wallet import grants_expire
+from billing.stripe_conf import stripe_enabled
 from reconciliation.integrity import integrity_check
 from usage.services import summaries
 from usage.services.authorization import reservations_expire
@@ -36,22 +38,12 @@ def close_periods(as_of: datetime) -> dict[str, Any]:
     expired_grants = grants_expire(as_of=as_of)
     invoices, failures = periods_close_due(as_of=as_of)
     invoiced = 0
-    for invoice in invoices:
-        if _overage_send(invoice=invoice, as_of=as_of):
-            invoiced += 1
-        summaries.monthly_summary(invoice=invoice, as_of=as_of)
+    if stripe_enabled():  # with Stripe off the overage stays on the local invoices, reported there
+        invoiced = sum(1 for i in invoices if i.overage > 0 and overage_invoice_send(invoice=i, as_of=as_of))
+    summaries.monthly_summaries(invoices=invoices, as_of=as_of)
     for period_id, error in failures:
         logger.error("period %s could not be closed: %s", period_id, error)
     return {"closed": len(invoices), "invoiced": invoiced, "skipped": len(failures), "expired_grants": expired_grants}
-
-
-def _overage_send(*, invoice: Any, as_of: datetime) -> bool:
-    """Send the invoice's overage to Stripe when Stripe is configured and there is overage to bill."""
-    try:
-        from billing.services.overage import overage_invoice_send
-    except ImportError:  # Stripe overage billing is not installed in this build
-        return False
-    return bool(overage_invoice_send(invoice=invoice, as_of=as_of))
 
 
 def check_integrity(as_of: datetime) -> dict[str, Any]:

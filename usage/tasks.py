@@ -21,3 +21,14 @@ def alert_deliver_task(self, alert_id: int) -> None:  # type: ignore[no-untyped-
 def alerts_check_task(account_id: int) -> int:
     account = Account.objects.get(pk=account_id)
     return alerts_check_account(account=account, as_of=timezone.now())
+
+
+@shared_task(name="usage.alerts_deliver_many", acks_late=True)
+def alerts_deliver_many_task(alert_ids: list[int]) -> int:
+    """Deliver many alerts (the monthly summaries); a webhook that fails is retried on its own task."""
+    failed = 0
+    for alert_id in alert_ids:
+        if alert_deliver(alert_id=alert_id) is not None:
+            failed += 1
+            alert_deliver_task.apply_async((alert_id,), countdown=60)
+    return failed

@@ -9,7 +9,9 @@ change is asked to apply now (then the open period switches to the new plan's te
 from __future__ import annotations
 
 import calendar
+from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -111,22 +113,44 @@ def subscription_change_plan(
     return subscription
 
 
-def _period_open(*, account: Account, subscription: Subscription, as_of: datetime) -> BillingPeriod:
+TermsLookup = dict[tuple[int, datetime], PlanTerms]
+
+
+def _terms_at(plan: Plan, start: datetime, cache: TermsLookup | None) -> PlanTerms:
+    if cache is None:
+        return plan_terms_at(plan=plan, at=start)
+    key = (plan.pk, start)
+    if key not in cache:
+        cache[key] = plan_terms_at(plan=plan, at=start)
+    return cache[key]
+
+
+def _next_period(
+    *, account_id: int, subscription: Subscription, as_of: datetime, terms_cache: TermsLookup | None = None
+) -> BillingPeriod:
+    """The (unsaved) period of `subscription` containing `as_of`, applying a pending plan change when it starts a
+    new period. Moves the subscription's current period forward (the caller saves it)."""
     start, end = period_bounds(subscription=subscription, as_of=as_of)
     if subscription.pending_plan_id and start >= subscription.current_period_end:
         subscription.plan, subscription.pending_plan = subscription.pending_plan, None  # type: ignore[assignment]
     if start > subscription.current_period_start:  # a period opened for a past time never rewinds the subscription
         subscription.current_period_start, subscription.current_period_end = start, end
-    subscription.save()
-    terms = plan_terms_at(plan=subscription.plan, at=start)
+    terms = _terms_at(subscription.plan, start, terms_cache)
+    return BillingPeriod(
+        account_id=account_id, start=start, end=end, plan=subscription.plan, terms=terms, unit=terms.unit,
+        included_units=terms.included_units,
+    )  # fmt: skip
+
+
+def _period_open(*, account: Account, subscription: Subscription, as_of: datetime) -> BillingPeriod:
+    period = _next_period(account_id=account.pk, subscription=subscription, as_of=as_of)
+    subscription.save(update_fields=["plan", "pending_plan", "current_period_start", "current_period_end"])
     try:
         with transaction.atomic():
-            return BillingPeriod.objects.create(
-                account=account, start=start, end=end, plan=subscription.plan, terms=terms, unit=terms.unit,
-                included_units=terms.included_units,
-            )  # fmt: skip
+            period.save(force_insert=True)
+            return period
     except IntegrityError:  # opened by a concurrent caller
-        return BillingPeriod.objects.get(account=account, start=start)
+        return BillingPeriod.objects.get(account=account, start=period.start)
 
 
 @transaction.atomic
@@ -146,36 +170,28 @@ def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     return _period_open(account=account, subscription=subscription, as_of=as_of)
 
 
-@transaction.atomic
-def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
-    """Close an ended period: the invoice from the plan charge (fee, overage, cap), then open the next period.
-
-    Idempotent: closing a closed period returns its invoice and changes nothing.
-    """
-    Account.objects.select_for_update().get(pk=period.account_id)
-    locked = (
-        BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan", "account").get(pk=period.pk)
-    )
-    if locked.end > as_of:
-        raise PeriodNotEnded(f"period {locked.pk} ends at {locked.end.isoformat()}, after {as_of.isoformat()}")
-    if locked.status != BillingPeriod.Status.OPEN:
-        return Invoice.objects.get(period=locked)
-    charge = plan_charge(plan_terms_version(locked.terms), locked.units_used)
+def _invoice_for(period: BillingPeriod, as_of: datetime) -> Invoice:
+    """The (unsaved) invoice of an ended period, and the period's closing fields set: the plan charge from the
+    period's own terms (fee, overage, then the cap), the total in cents rounded once, half up."""
+    charge = plan_charge(plan_terms_version(period.terms), period.units_used)
     total = charge.total
     cents = total.to_minor_units()
-    invoice = Invoice.objects.create(
-        account=locked.account,
-        period=locked,
-        plan_code=locked.terms.plan.code,
-        unit=locked.unit,
-        units=locked.units_used,
-        included_units=locked.included_units,
+    period.status, period.closed_at = BillingPeriod.Status.CLOSED, as_of
+    period.overage_units = charge.overage_units
+    period.overage_usd = max(total.amount - charge.base.amount, Money.zero(total.currency).amount)
+    return Invoice(
+        account_id=period.account_id,
+        period=period,
+        plan_code=period.terms.plan.code,
+        unit=period.unit,
+        units=period.units_used,
+        included_units=period.included_units,
         overage_units=charge.overage_units,
-        input_tokens=locked.input_tokens,
-        output_tokens=locked.output_tokens,
-        messages=locked.messages,
-        api_cost_usd=locked.provider_cost_usd,
-        charge_usd=locked.charge_usd,
+        input_tokens=period.input_tokens,
+        output_tokens=period.output_tokens,
+        messages=period.messages,
+        api_cost_usd=period.provider_cost_usd,
+        charge_usd=period.charge_usd,
         base_charge=charge.base.amount,
         overage=charge.overage.amount,
         cap_applied=charge.cap_applied,
@@ -186,20 +202,99 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
         status=Invoice.Status.PAID if cents == 0 else Invoice.Status.OPEN,
         paid_at=as_of if cents == 0 else None,
     )
-    locked.status, locked.closed_at = BillingPeriod.Status.CLOSED, as_of
-    locked.overage_units = charge.overage_units
-    locked.overage_usd = (
-        (total - charge.base).amount if total.amount > charge.base.amount else Money.zero(total.currency).amount
+
+
+PERIOD_CLOSE_FIELDS = ["status", "closed_at", "overage_units", "overage_usd"]
+SUBSCRIPTION_PERIOD_FIELDS = ["plan", "pending_plan", "status", "current_period_start", "current_period_end"]
+
+
+def _subscription_roll(
+    *, period: BillingPeriod, subscription: Subscription | None, terms_cache: TermsLookup | None = None
+) -> BillingPeriod | None:
+    """After `period` closed: the next period to open (unsaved), or None when the subscription ends with it."""
+    if subscription is None or subscription.status == Subscription.Status.CANCELED:
+        return None
+    if subscription.cancel_at_period_end:
+        subscription.status = Subscription.Status.CANCELED
+        return None
+    return _next_period(
+        account_id=period.account_id, subscription=subscription, as_of=period.end, terms_cache=terms_cache
     )
-    locked.save(update_fields=["status", "closed_at", "overage_units", "overage_usd"])
-    subscription = Subscription.objects.select_for_update().filter(account_id=locked.account_id).first()
-    if subscription is not None and subscription.status != Subscription.Status.CANCELED:
-        if subscription.cancel_at_period_end:
-            subscription.status = Subscription.Status.CANCELED
-            subscription.save(update_fields=["status"])
-        else:
-            _period_open(account=locked.account, subscription=subscription, as_of=locked.end)
+
+
+@transaction.atomic
+def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
+    """Close an ended period: the invoice from the plan charge (fee, overage, cap), then open the next period.
+
+    Idempotent: closing a closed period returns its invoice and changes nothing.
+    """
+    account = Account.objects.select_for_update().get(pk=period.account_id)
+    locked = BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan").get(pk=period.pk)
+    if locked.end > as_of:
+        raise PeriodNotEnded(f"period {locked.pk} ends at {locked.end.isoformat()}, after {as_of.isoformat()}")
+    if locked.status != BillingPeriod.Status.OPEN:
+        return Invoice.objects.get(period=locked)
+    invoice = _invoice_for(locked, as_of)
+    invoice.save(force_insert=True)
+    locked.save(update_fields=PERIOD_CLOSE_FIELDS)
+    subscription = (
+        Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan")
+        .filter(account_id=locked.account_id).first()
+    )  # fmt: skip
+    following = _subscription_roll(period=locked, subscription=subscription)
+    if subscription is not None:
+        subscription.save(update_fields=SUBSCRIPTION_PERIOD_FIELDS)
+    if following is not None:
+        BillingPeriod.objects.bulk_create([following], ignore_conflicts=True)
+    invoice.account = account
     return invoice
+
+
+@transaction.atomic
+def periods_close_chunk(*, period_ids: list[int], as_of: datetime) -> list[Invoice]:
+    """Close a chunk of ended periods in one transaction with bulk writes: the same rules as period_close.
+
+    Locks the accounts (in id order), then the periods, then the subscriptions. Periods already closed are
+    skipped, so a re-run after a crash finishes the rest and does nothing twice.
+    """
+    account_ids = sorted(set(BillingPeriod.objects.filter(pk__in=period_ids).values_list("account_id", flat=True)))
+    accounts = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")}
+    periods = list(
+        BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan")
+        .filter(pk__in=period_ids, status=BillingPeriod.Status.OPEN, end__lte=as_of).order_by("account_id", "end")
+    )  # fmt: skip
+    if not periods:
+        return []
+    invoices = [_invoice_for(period, as_of) for period in periods]
+    Invoice.objects.bulk_create(invoices)
+    for invoice in invoices:
+        invoice.account = accounts[invoice.account_id]
+    _update_grouped(BillingPeriod, periods, PERIOD_CLOSE_FIELDS)
+    subscriptions = {
+        s.account_id: s
+        for s in Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan")
+        .filter(account_id__in=account_ids)
+    }  # fmt: skip
+    terms_cache: TermsLookup = {}
+    following = [
+        nxt
+        for period in periods
+        if (nxt := _subscription_roll(period=period, subscription=subscriptions.get(period.account_id), terms_cache=terms_cache))
+    ]  # fmt: skip
+    BillingPeriod.objects.bulk_create(following, ignore_conflicts=True)
+    _update_grouped(Subscription, list(subscriptions.values()), SUBSCRIPTION_PERIOD_FIELDS)
+    return invoices
+
+
+def _update_grouped(model: type[Any], rows: list[Any], fields: list[str]) -> None:
+    """Write `fields` of many rows with one UPDATE per distinct set of values: a month's close gives few distinct
+    sets (same dates, a handful of plans and overage amounts), far cheaper than a CASE per row."""
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    attnames = [model._meta.get_field(name).attname for name in fields]
+    for row in rows:
+        groups[tuple(getattr(row, attname) for attname in attnames)].append(row.pk)
+    for values, pks in groups.items():
+        model.objects.filter(pk__in=pks).update(**dict(zip(attnames, values, strict=True)))
 
 
 def periods_due(*, as_of: datetime) -> list[int]:
@@ -211,14 +306,27 @@ def periods_due(*, as_of: datetime) -> list[int]:
     )
 
 
+CLOSE_CHUNK = 500
+
+
 def periods_close_due(*, as_of: datetime) -> tuple[list[Invoice], list[tuple[int, str]]]:
-    """Close every period that ended by `as_of`, each in its own transaction, so a crash midway leaves the closed
-    ones closed and a re-run finishes the rest. Returns the invoices written and (period id, error) failures."""
-    invoices, failures = [], []
-    for period_id in periods_due(as_of=as_of):
-        period = BillingPeriod.objects.get(pk=period_id)
+    """Close every period that ended by `as_of`, in chunks that each commit, so a crash midway leaves the closed ones
+    closed and a re-run finishes the rest. A chunk that fails is retried one period at a time, so one account's
+    problem never holds up the others. Returns the invoices written and (period id, error) failures."""
+    invoices: list[Invoice] = []
+    failures: list[tuple[int, str]] = []
+    due = periods_due(as_of=as_of)
+    for offset in range(0, len(due), CLOSE_CHUNK):
+        chunk = due[offset : offset + CLOSE_CHUNK]
         try:
-            invoices.append(period_close(period=period, as_of=as_of))
-        except Exception as exc:  # one account's failure must not stop the others; it is reported
-            failures.append((period_id, f"{type(exc).__name__}: {exc}"))
+            invoices.extend(periods_close_chunk(period_ids=chunk, as_of=as_of))
+            continue
+        except Exception:  # noqa: S110 - retried period by period below, where each failure is reported
+            pass
+        for period_id in chunk:
+            try:
+                period = BillingPeriod.objects.only("pk", "account_id").get(pk=period_id)
+                invoices.append(period_close(period=period, as_of=as_of))
+            except Exception as exc:
+                failures.append((period_id, f"{type(exc).__name__}: {exc}"))
     return invoices, failures

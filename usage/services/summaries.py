@@ -12,6 +12,7 @@ from django.db.models import Count, Sum
 
 from billing.models import Account, Invoice
 from billing.services.accounts import account_set_status
+from pricing.money import Money
 from usage.models import AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Alert, alert_raise
 
@@ -130,8 +131,7 @@ def weekly_summaries(*, as_of: datetime) -> int:
     return sent
 
 
-def monthly_summary(*, invoice: Invoice, as_of: datetime) -> bool:
-    """The closed period's summary email to the account's owners and admins, once per period."""
+def _monthly_summary_alert(*, invoice: Invoice, as_of: datetime) -> Alert:
     period = invoice.period
     lines = [
         f"Plan: {invoice.plan_code}",
@@ -140,14 +140,36 @@ def monthly_summary(*, invoice: Invoice, as_of: datetime) -> bool:
         f"Requests: {invoice.messages}; tokens in {invoice.input_tokens}, out {invoice.output_tokens}",
         f"Base charge: {_usd(invoice.base_charge)}; overage: {_usd(invoice.overage)}"
         + (" (capped)" if invoice.cap_applied else ""),
-        f"Total: {invoice.amount_cents / 100:.2f} {invoice.currency}",
+        f"Total: {Money.from_minor_units(invoice.amount_cents, invoice.currency).amount} {invoice.currency}",
     ]  # fmt: skip
-    return alert_raise(
-        account=invoice.account, kind=Alert.Kind.MONTHLY_SUMMARY, threshold=0, period_key=period.start.date().isoformat(),
-        value=invoice.total, subject=f"{invoice.account.name}: your summary for {period.start:%B %Y}",
+    return Alert(
+        account=invoice.account, kind=Alert.Kind.MONTHLY_SUMMARY, threshold=Decimal(0),
+        period_key=period.start.date().isoformat(), value=invoice.total,
+        subject=f"{invoice.account.name}: your summary for {period.start:%B %Y}",
         message=f"The period {period.start:%Y-%m-%d} to {period.end:%Y-%m-%d} is closed.", context={"lines": lines},
-        now=as_of,
-    ) is not None  # fmt: skip
+        created_at=as_of,
+    )  # fmt: skip
+
+
+def monthly_summaries(*, invoices: list[Invoice], as_of: datetime) -> int:
+    """Each closed period's summary to the account's owners and admins, once per period: inserted in bulk (the
+    unique constraint skips those already made) and delivered by tasks queued in chunks."""
+    if not invoices:
+        return 0
+    Alert.objects.bulk_create([_monthly_summary_alert(invoice=i, as_of=as_of) for i in invoices], ignore_conflicts=True)
+    pending = list(
+        Alert.objects.filter(
+            kind=Alert.Kind.MONTHLY_SUMMARY, sent_at__isnull=True,
+            account_id__in={i.account_id for i in invoices},
+            period_key__in={i.period.start.date().isoformat() for i in invoices},
+        ).values_list("pk", flat=True)
+    )  # fmt: skip
+    from usage.tasks import alerts_deliver_many_task
+
+    for offset in range(0, len(pending), 200):
+        chunk = pending[offset : offset + 200]
+        transaction.on_commit(lambda chunk=chunk: alerts_deliver_many_task.delay(chunk))
+    return len(pending)
 
 
 @transaction.atomic
