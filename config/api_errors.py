@@ -63,7 +63,7 @@ def _domain_error(exc: Exception) -> ApiError | None:
     from pricing.errors import CatalogValidationError, PricingError
 
     if isinstance(exc, CatalogValidationError):
-        return ApiError(exc.code, str(exc), fields=exc.fields)
+        return ApiError(exc.code, str(exc), fields={name: [message] for name, message in exc.fields.items()})
     if isinstance(exc, PricingError | BillingError):
         return ApiError(exc.code, str(exc), status_code=getattr(exc, "status_code", 400))
     return None

@@ -69,13 +69,13 @@ def job_lock(name: str) -> Iterator[bool]:
             conn.close()
         return
     token = uuid.uuid4().hex
-    key = f"job-lock:{name}"
-    acquired = cache.add(key, token, timeout=LOCK_TIMEOUT_SECONDS)
+    cache_key = f"job-lock:{name}"
+    taken = cache.add(cache_key, token, timeout=LOCK_TIMEOUT_SECONDS)
     try:
-        yield acquired
+        yield taken
     finally:
-        if acquired and cache.get(key) == token:
-            cache.delete(key)
+        if taken and cache.get(cache_key) == token:
+            cache.delete(cache_key)
 
 
 def job_run(name: str, as_of: str | datetime | None, work: Callable[[datetime], dict[str, Any]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -66,8 +67,8 @@ def integrity_check() -> list[Problem]:
             problems.append(Problem("held_equals_active_reservations", f"wallet of account {wallet.account_id}",
                                     str(wallet.holds), str(wallet.held)))  # fmt: skip
 
-    sums = {
-        row["period_id"]: row
+    sums: dict[int, dict[str, Any]] = {
+        row["period_id"]: dict(row)
         for row in UsageEvent.objects.values("period_id").annotate(
             events=Count("id"),
             units=Sum("units"),
@@ -86,7 +87,7 @@ def integrity_check() -> list[Problem]:
         "charge": Decimal(0),
     }
     for period in BillingPeriod.objects.all().iterator(chunk_size=2000):
-        found = sums.get(period.pk, empty)
+        found: dict[str, Any] = sums.get(period.pk, empty)
         pairs = (
             ("messages", period.messages, found["events"]),
             ("input_tokens", period.input_tokens, found["input_tokens"]),

@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,7 +27,10 @@ from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, usage_record_batch
 from usage.throttling import PlanRateThrottle
 
-MONEY = {"max_digits": 28, "decimal_places": 12}
+
+def money_field(**options: Any) -> serializers.DecimalField:
+    """A precise amount as a decimal string (28 digits, 12 places)."""
+    return serializers.DecimalField(max_digits=28, decimal_places=12, **options)
 
 
 def _client_ip(request: Request) -> str | None:
@@ -44,9 +47,9 @@ def _body(request: Request) -> Any:
 class EventResultSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     status = serializers.ChoiceField(choices=[RECORDED, DUPLICATE, REJECTED])
-    cost_usd = serializers.DecimalField(**MONEY, allow_null=True)
-    charge_usd = serializers.DecimalField(**MONEY, allow_null=True)
-    credits = serializers.DecimalField(**MONEY, allow_null=True)
+    cost_usd = money_field(allow_null=True)
+    charge_usd = money_field(allow_null=True)
+    credits = money_field(allow_null=True)
     error = serializers.DictField(child=serializers.CharField(), allow_null=True)
 
 
@@ -61,7 +64,7 @@ class UsageEventInputSerializer(serializers.Serializer):
     reasoning_tokens = serializers.IntegerField(min_value=0, required=False)
     images = serializers.IntegerField(min_value=0, required=False)
     features = serializers.ListField(child=serializers.JSONField(), required=False)
-    multiplier = serializers.DecimalField(**MONEY, required=False, min_value=1)
+    multiplier = money_field(required=False, min_value=1)
     operation_type = serializers.CharField(required=False)
     user = serializers.CharField(required=False)
     conversation_id = serializers.CharField(required=False)
@@ -129,7 +132,20 @@ class UsageRecordApi(AccountApi):
         return Response(data, status=status.HTTP_201_CREATED if result.status == RECORDED else status.HTTP_200_OK)
 
 
-class FeatureUseField(serializers.JSONField):
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "object", "properties": {"key": {"type": "string"}, "cepo": {"type": "boolean"}}},
+        ]
+    }
+)
+class FeatureUseField(serializers.Field):
+    """A feature key, or {"key", "cepo"}."""
+
+    def to_representation(self, value: FeatureUse) -> dict[str, Any]:
+        return {"key": value.key, "cepo": value.cepo}
+
     def to_internal_value(self, data: Any) -> FeatureUse:
         if isinstance(data, str) and data:
             return FeatureUse(key=data)
@@ -157,15 +173,15 @@ class UsageAuthorizeApi(AccountApi):
 
     class AuthorizeAlternativeSerializer(serializers.Serializer):
         model_id = serializers.CharField()
-        credits = serializers.DecimalField(**MONEY)
-        charge_usd = serializers.DecimalField(**MONEY)
+        credits = money_field()
+        charge_usd = money_field()
 
     class AuthorizeOutputSerializer(serializers.Serializer):
         allowed = serializers.BooleanField()
         reservation_id = serializers.IntegerField(required=False)
-        held_credits = serializers.DecimalField(**MONEY, required=False)
+        held_credits = money_field(required=False)
         expires_at = serializers.DateTimeField(required=False)
-        remaining = serializers.DecimalField(**MONEY, required=False, allow_null=True)
+        remaining = money_field(required=False, allow_null=True)
         reason = serializers.CharField(required=False)
         message = serializers.CharField(required=False)
         alternatives = serializers.ListField(child=serializers.DictField(), required=False)
@@ -227,9 +243,9 @@ class UsageEstimateApi(AccountApi):
         model_id = serializers.CharField()
         input_tokens = serializers.IntegerField()
         max_output_tokens = serializers.IntegerField()
-        cost_usd = serializers.DecimalField(**MONEY)
-        charge_usd = serializers.DecimalField(**MONEY)
-        credits = serializers.DecimalField(**MONEY)
+        cost_usd = money_field()
+        charge_usd = money_field()
+        credits = money_field()
 
     @extend_schema(
         request=EstimateInputSerializer, responses=EstimateOutputSerializer, summary="Tokens and cost of a request"

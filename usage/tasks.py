@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.utils import timezone
 
 from billing.models import Account
@@ -10,7 +10,7 @@ from usage.services.alerts import DeliveryFailed, alert_deliver, alerts_check_ac
 
 
 @shared_task(name="usage.alert_deliver", bind=True, max_retries=6, acks_late=True)
-def alert_deliver_task(self, alert_id: int) -> None:  # type: ignore[no-untyped-def]
+def alert_deliver_task(self: Task, alert_id: int) -> None:
     error = alert_deliver(alert_id=alert_id)
     if error is not None:
         # the webhook failed; the attempt is logged. Again in 1, 2, 4, 8, 16, 32 minutes.

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import pytest
 from django.core import mail
@@ -60,7 +61,7 @@ def test_crossing_thresholds_fires_each_once_with_an_email(celery_eager, django_
     first = next(m for m in mail.outbox if "75 %" in m.subject)
     assert first.to == ["owner740@shop.test"]
     assert "760 of 1000 messages used (76.0 %)" in first.body
-    assert first.alternatives[0][1] == "text/html"
+    assert first.alternatives[0][1] == "text/html"  # type: ignore[attr-defined]
 
 
 def test_low_balance_alert(celery_eager, django_capture_on_commit_callbacks):
@@ -74,7 +75,7 @@ def test_low_balance_alert(celery_eager, django_capture_on_commit_callbacks):
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[object, bytes]] = []
+    received: list[tuple[Any, bytes]] = []
     status = 200
 
     def do_POST(self):

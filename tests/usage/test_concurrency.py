@@ -28,7 +28,7 @@ def test_sixteen_threads_get_exactly_the_funded_number_of_calls():
 
     def work(thread: int) -> None:
         client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
         try:
             for n in range(TRIES_EACH):
                 request_id = f"t{thread}-{n}"

@@ -209,16 +209,16 @@ def alerts_check_account(*, account: Account, as_of: datetime) -> int:
                     message=f"Usage beyond the included {period.unit} is billed at ${terms.overage_rate} per unit.",
                     now=as_of,
                 ))  # fmt: skip
-    threshold = account.low_balance_threshold
-    if threshold > 0:
+    low_line = account.low_balance_threshold
+    if low_line > 0:
         wallet = Wallet.objects.get(account=account)
         available = wallet.balance - wallet.held
-        if available < threshold:
+        if available < low_line:
             key = period.start.date().isoformat() if period else as_of.date().isoformat()
             raised += bool(alert_raise(
-                account=account, kind=Alert.Kind.LOW_BALANCE, threshold=threshold, period_key=key, value=available,
+                account=account, kind=Alert.Kind.LOW_BALANCE, threshold=low_line, period_key=key, value=available,
                 subject=f"{account.name}'s credit balance is low",
-                message=f"{available.normalize():f} credits are available, below the {threshold.normalize():f} set.",
+                message=f"{available.normalize():f} credits are available, below the {low_line.normalize():f} set.",
                 now=as_of,
             ))  # fmt: skip
     return raised

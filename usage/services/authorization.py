@@ -184,6 +184,7 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
         )
     if held:
         Wallet.objects.filter(pk=wallet.pk).update(held=F("held") + held)
+    remaining: Decimal | None
     if debits_wallet(terms):
         remaining = wallet.balance - wallet.held - held
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -167,8 +168,7 @@ def monthly_summaries(*, invoices: list[Invoice], as_of: datetime) -> int:
     from usage.tasks import alerts_deliver_many_task
 
     for offset in range(0, len(pending), 200):
-        chunk = pending[offset : offset + 200]
-        transaction.on_commit(lambda chunk=chunk: alerts_deliver_many_task.delay(chunk))
+        transaction.on_commit(partial(alerts_deliver_many_task.delay, pending[offset : offset + 200]))
     return len(pending)
 
 
