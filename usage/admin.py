@@ -34,7 +34,7 @@ from django.utils.http import urlencode
 from billing.errors import BillingError
 from pricing.models import AIModel
 from usage import selectors
-from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
+from usage.models import Alert, AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED
 from usage.services.replay import DISCARDED, SKIPPED, rejected_event_discard, rejected_event_replay
 
@@ -554,3 +554,42 @@ def _with_report_links(get_app_list: Callable[..., list[dict[str, Any]]]) -> Cal
 
 # The default site is shared by every app; only its app list is wrapped (pricing wraps its index view).
 admin.site.get_app_list = _with_report_links(admin.site.get_app_list)  # type: ignore[method-assign]
+
+
+class AlertDeliveryInline(admin.TabularInline):
+    model = AlertDelivery
+    extra = 0
+    can_delete = False
+    fields = ["channel", "target", "status", "attempts", "response_status", "last_error", "created_at", "delivered_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "kind", "threshold", "period_key", "subject", "sent_at", "channels"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter), "created_at"]
+    search_fields = ["account__name", "subject", "period_key"]
+    list_select_related = ["account"]
+    date_hierarchy = "created_at"
+    inlines = [AlertDeliveryInline]
+    actions = ["resend"]
+
+    @admin.action(description="Send again on the channels that failed")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        from usage.tasks import alert_deliver_task
+
+        ids = list(queryset.values_list("pk", flat=True))
+        for alert_id in ids:
+            alert_deliver_task.delay(alert_id)
+        self.message_user(request, f"Queued {len(ids)} alert(s) for delivery.", messages.SUCCESS)
+
+
+@admin.register(AlertDelivery)
+class AlertDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "alert", "channel", "target", "status", "attempts", "response_status"]
+    list_filter = ["channel", "status", "created_at"]
+    search_fields = ["target", "alert__account__name"]
+    list_select_related = ["alert__account"]

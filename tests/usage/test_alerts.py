@@ -193,3 +193,17 @@ def test_concurrent_recordings_crossing_90_percent_send_exactly_one_alert(celery
         list(pool.map(record, range(8)))  # 880 + 40 = 920: every thread races past 90 %
     assert Alert.objects.filter(account=account, kind="quota", threshold=90).count() == 1
     assert len([m for m in mail.outbox if "90 %" in m.subject]) == 1
+
+
+def test_alerts_are_shown_read_only_in_the_console(admin_client):
+    account = _starter_at(905)
+    alerts_check_account(account=account, as_of=timezone.now())
+    alert = Alert.objects.get(account=account, threshold=90)
+    alert_deliver(alert_id=alert.pk)
+    listing = admin_client.get("/admin/usage/alert/")
+    assert listing.status_code == 200
+    assert "has used 90 % of its messages" in listing.content.decode()
+    page = admin_client.get(f"/admin/usage/alert/{alert.pk}/change/")
+    assert page.status_code == 200
+    assert "owner905@shop.test" in page.content.decode()
+    assert admin_client.get("/admin/usage/alert/add/").status_code == 403
