@@ -364,12 +364,12 @@ class TestTask:
         BillingPeriod.objects.filter(pk=period.pk).update(overage_units=Decimal(500), overage_usd=Decimal("0.075"))
         stored, _ = stripe_event_store(event=sample("invoice.upcoming"))
         with pytest.raises(Retry) as retry:
-            stripe_event_process_task.apply(args=[stored.pk])
+            stripe_event_process_task.apply(args=(stored.pk,))
         assert retry.value.when == 30  # then 1, 2, 4, 8, 16 minutes
         stored.refresh_from_db()
         assert (stored.status, stored.attempts) == ("failed", 1)
         stripe_recorder.on("POST", "/v1/invoiceitems", {"id": "ii_1", "object": "invoiceitem"})  # Stripe is back
-        assert stripe_event_process_task.apply(args=[stored.pk]).get() == "succeeded"
+        assert stripe_event_process_task.apply(args=(stored.pk,)).get() == "succeeded"
         stored.refresh_from_db()
         assert stored.attempts == 2
         keys = [r.idempotency_key for r in stripe_recorder.requests if r.path == "/v1/invoiceitems"]
@@ -379,6 +379,6 @@ class TestTask:
         from billing.tasks import stripe_event_process_task
 
         stored, _ = stripe_event_store(event=sample("customer.subscription.updated"))
-        assert stripe_event_process_task.apply(args=[stored.pk]).get() == "failed"
+        assert stripe_event_process_task.apply(args=(stored.pk,)).get() == "failed"
         stored.refresh_from_db()
         assert stored.attempts == 1  # left for the retry job, with backoff
