@@ -65,6 +65,18 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab={"minute": "0", "hour": "3", "day_of_month": "1"},
     ),
     ScheduledJob(
+        name="stripe retries",
+        task="billing.stripe_retry",
+        description="Retries failed and stuck Stripe webhook events with backoff; resumes overage invoices a Stripe error stopped.",
+        every_seconds=300,
+    ),
+    ScheduledJob(
+        name="auto-recharge sweep",
+        task="billing.auto_recharge_sweep",
+        description="Queues a recharge for accounts with auto-recharge on whose credits are below their threshold.",
+        every_seconds=600,
+    ),
+    ScheduledJob(
         name="weekly summary",
         task="jobs.weekly_summaries",
         description="Each account's usage of the past week, by email.",

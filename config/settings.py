@@ -191,6 +191,14 @@ WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", defau
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_API_VERSION = env.str("STRIPE_API_VERSION", default="2026-10-28.endive")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_EVENT_MAX_ATTEMPTS = env.int("STRIPE_EVENT_MAX_ATTEMPTS", default=8)
+STRIPE_EVENT_STUCK_SECONDS = env.int("STRIPE_EVENT_STUCK_SECONDS", default=600)
+TOPUP_MIN_USD = Decimal(env.str("TOPUP_MIN_USD", default="5"))
+TOPUP_MAX_USD = Decimal(env.str("TOPUP_MAX_USD", default="500"))
+AUTO_RECHARGE_MAX_FAILURES = env.int("AUTO_RECHARGE_MAX_FAILURES", default=3)
+AUTO_RECHARGE_COOLDOWN_SECONDS = env.int("AUTO_RECHARGE_COOLDOWN_SECONDS", default=900)
 
 # --- Pricing ----------------------------------------------------------------------------------------------------
 PRICING_CACHE_TTL_SECONDS = env.int("PRICING_CACHE_TTL_SECONDS", default=300)

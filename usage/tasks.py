@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from celery import Task, shared_task
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from billing.models import Account
-from usage.services.alerts import DeliveryFailed, alert_deliver, alerts_check_account
+from usage.models import Alert
+from usage.services.alerts import DeliveryFailed, alert_deliver, alert_raise, alerts_check_account
 
 
 @shared_task(name="usage.alert_deliver", bind=True, max_retries=6, acks_late=True)
@@ -32,3 +36,22 @@ def alerts_deliver_many_task(alert_ids: list[int]) -> int:
             failed += 1
             alert_deliver_task.apply_async((alert_id,), countdown=60)
     return failed
+
+
+@shared_task(name="usage.payment_failed_alert", acks_late=True)
+def payment_failed_alert_task(account_id: int, reference: str, subject: str, message: str, at: str) -> bool:
+    """Billing reports a failed payment by task name (it cannot import usage); one alert per failed payment."""
+    moment = parse_datetime(at) or timezone.now()
+    return (
+        alert_raise(
+            account=Account.objects.get(pk=account_id),
+            kind=Alert.Kind.PAYMENT_FAILED,
+            threshold=0,
+            period_key=reference[:40],
+            value=Decimal(0),
+            subject=subject,
+            message=message,
+            now=moment,
+        )
+        is not None
+    )

@@ -207,3 +207,16 @@ def test_alerts_are_shown_read_only_in_the_console(admin_client):
     assert page.status_code == 200
     assert "owner905@shop.test" in page.content.decode()
     assert admin_client.get("/admin/usage/alert/add/").status_code == 403
+
+
+def test_a_failed_payment_reported_by_billing_alerts_once(celery_eager, django_capture_on_commit_callbacks):
+    from usage.tasks import payment_failed_alert_task
+
+    account = AccountFactory.create(plan="starter", owner_email="pay@shop.test")
+    arguments = {"account_id": account.pk, "reference": "in_123", "subject": "Payment failed",
+                 "message": "Your card was declined.", "at": "2026-11-21T10:00:00+00:00"}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert payment_failed_alert_task(**arguments) is True
+        assert payment_failed_alert_task(**arguments) is False
+    assert Alert.objects.get(account=account).kind == "payment_failed"
+    assert [m.to for m in mail.outbox] == [["pay@shop.test"]]

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Wallet
 from billing.services.periods import period_current
+from billing.services.topups import auto_recharge_check
 from billing.services.wallet import wallet_lock, wallet_post
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
@@ -290,7 +291,7 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], per
     if over_limit:
         UsageEvent.objects.filter(pk__in=over_limit).update(over_limit=True)
     if wallet_credits > 0:
-        wallet_post(
+        posting = wallet_post(
             account=account,
             kind="usage",
             credits=-wallet_credits,
@@ -299,6 +300,8 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], per
             reason=f"{len(rows)} usage events",
             at=at,
         )
+        # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
+        auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
     _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
     _rollup(rows)
     crossing = _crossing(
