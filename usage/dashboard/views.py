@@ -1,0 +1,653 @@
+"""The account dashboard: server-rendered pages for an account's people.
+
+Every view finds the account through the signed-in user's membership (the current one is kept in the session and
+chosen with the account switcher); owners and admins may write, viewers read. Writes go through the billing and
+usage services with the user as actor and their IP; a refusal's message is shown next to the form. Views that call
+Stripe run outside the request transaction, because the services commit the local row that keys the Stripe call
+before making it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from billing import stripe_gateway as gateway
+from billing.errors import BillingError
+from billing.models import Account, ApiKey, Membership, Subscription, TopUp
+from billing.services.accounts import account_settings_update
+from billing.services.api_keys import api_key_issue, api_key_revoke
+from billing.services.periods import plan_by_code
+from billing.services.subscriptions_stripe import subscription_stripe_cancel, subscription_stripe_subscribe
+from billing.services.topups import auto_recharge_configure, topup_create
+from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
+from pricing.catalog import PlanTermsVersion
+from pricing.errors import PricingError
+from pricing.money import CREDITS, USD, Money
+from pricing.selectors import catalog_snapshot
+from usage.dashboard import charts
+from usage.dashboard.forms import (
+    MAX_RANGE_DAYS,
+    AccountSwitchForm,
+    AlertSettingsForm,
+    ApiKeyForm,
+    AutoRechargeForm,
+    PlanCancelForm,
+    PlanChangeForm,
+    TopUpForm,
+    UsageFilterForm,
+)
+from usage.dashboard.selectors import (
+    WRITE_ROLES,
+    Cursor,
+    UsageFilter,
+    account_api_keys,
+    account_auto_recharge,
+    account_invoice_list,
+    account_subscription,
+    account_topups,
+    balance_view,
+    current_period,
+    daily_usage,
+    period_estimate,
+    public_plan_terms,
+    recent_alerts,
+    to_display,
+    topup_for_session,
+    usage_breakdown,
+    usage_filter_choices,
+    usage_history_csv,
+    usage_history_page,
+    user_memberships,
+)
+from usage.services.alerts import alert_recipients, alert_test_send
+from usage.templatetags.money import format_credits, format_money
+
+SESSION_ACCOUNT = "dashboard_account_id"
+CHART_DAYS = 30
+HISTORY_PAGE_SIZE = 50
+# the errors a write may meet, each carrying a message meant for the person who asked
+SERVICE_ERRORS = (BillingError, PricingError, gateway.StripeGatewayError)
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """The account the request is about, through the user's membership of it."""
+
+    membership: Membership
+    memberships: list[Membership]
+
+    @property
+    def account(self) -> Account:
+        return self.membership.account
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
+
+    @property
+    def can_write(self) -> bool:
+        return self.membership.role in WRITE_ROLES
+
+
+View = Callable[Concatenate[HttpRequest, AccountContext, P], HttpResponseBase]
+
+
+def _account_context(request: HttpRequest) -> AccountContext | None:
+    memberships = user_memberships(user=request.user)  # type: ignore[arg-type]
+    if not memberships:
+        return None
+    wanted = request.session.get(SESSION_ACCOUNT)
+    # a membership removed since it was chosen falls back to the first account the user still belongs to
+    chosen = next((m for m in memberships if m.account_id == wanted), memberships[0])
+    return AccountContext(membership=chosen, memberships=memberships)
+
+
+def dashboard_view(*, write: bool = False) -> Callable[[View[P]], Callable[..., HttpResponseBase]]:
+    """Sign-in required; the view gets the account context. `write`: a POST needs an owner or admin (403 else)."""
+
+    def decorate(view: View[P]) -> Callable[..., HttpResponseBase]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
+            context = _account_context(request)
+            if context is None:
+                return render(request, "dashboard/no_account.html", status=403)
+            if write and request.method == "POST" and not context.can_write:
+                return _forbidden(request, context)
+            return view(request, context, *args, **kwargs)
+
+        return login_required(wrapper)
+
+    return decorate
+
+
+def _forbidden(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/forbidden.html",
+        _page(context, "forbidden", role=context.role),
+        status=403,
+    )
+
+
+def _page(context: AccountContext, section: str, **values: Any) -> dict[str, Any]:
+    conf = stripe_settings()
+    return {
+        "account": context.account,
+        "membership": context.membership,
+        "memberships": context.memberships,
+        "can_write": context.can_write,
+        "section": section,
+        "stripe_enabled": conf.enabled,
+        "stripe_message": NOT_CONFIGURED_MESSAGE,
+        **values,
+    }
+
+
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _error_message(exc: Exception) -> str:
+    if isinstance(exc, gateway.StripeNotConfigured):
+        return NOT_CONFIGURED_MESSAGE
+    if isinstance(exc, gateway.CardDeclined):
+        return f"The card was declined: {exc}"
+    if isinstance(exc, gateway.StripeTransientError):
+        return f"Stripe did not answer; try again in a moment. ({exc})"
+    if isinstance(exc, gateway.StripeGatewayError):
+        return f"Stripe refused the request: {exc}"
+    return str(getattr(exc, "message", exc))
+
+
+# --- account switcher --------------------------------------------------------------------------------------------
+
+
+@require_POST
+@dashboard_view()
+def account_switch(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    form = AccountSwitchForm(request.POST)
+    if not form.is_valid():
+        raise Http404("no such account")
+    chosen = next((m for m in context.memberships if m.account_id == form.cleaned_data["account"]), None)
+    if chosen is None:
+        raise Http404("no such account")  # not a member: the account is not there for this user
+    request.session[SESSION_ACCOUNT] = chosen.account_id
+    target = request.POST.get("next") or reverse("dashboard-balance")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        target = reverse("dashboard-balance")
+    return HttpResponseRedirect(target)
+
+
+# --- balance (home) ----------------------------------------------------------------------------------------------
+
+
+@require_GET
+@dashboard_view()
+def balance(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    checkout = request.GET.get("checkout")
+    if checkout in ("success", "canceled"):  # Stripe Checkout's default return addresses land here
+        name = "dashboard-topup-success" if checkout == "success" else "dashboard-topup-canceled"
+        query = urlencode({"session_id": request.GET["session_id"]}) if request.GET.get("session_id") else ""
+        return HttpResponseRedirect(reverse(name) + (f"?{query}" if query else ""))
+    account = context.account
+    now = timezone.now()
+    today = now.date()
+    start = today - timedelta(days=CHART_DAYS - 1)
+    wallet = balance_view(account=account, as_of=now)
+    period = current_period(account=account, as_of=now)
+    estimate = period_estimate(period=period, as_of=now) if period is not None else None
+    breakdown_by = "operation" if request.GET.get("by") == "operation" else "model"
+    days = daily_usage(account=account, start=start, end=today)
+    breakdown = usage_breakdown(account=account, start=start, end=today, by=breakdown_by)
+    daily_chart = charts.column_chart(
+        [
+            charts.ChartPoint(
+                label=f"{day.day:%b} {day.day.day}",
+                value=day.credits,
+                detail=f"{format_credits(day.credits)} credits, {format_money(day.charge_usd, USD)}, "
+                f"{day.events:,} requests",
+            )
+            for day in days
+        ],
+        title=f"Credits used per day, last {CHART_DAYS} days",
+        description=f"One bar per UTC day from {start:%b %d} to {today:%b %d}; days without usage have no bar.",
+        value_label=format_credits,
+    )
+    breakdown_chart = charts.bar_list_chart(
+        [
+            charts.ChartPoint(
+                label=row.label,
+                value=row.credits,
+                detail=f"{format_credits(row.credits)} credits, {format_money(row.charge_usd, USD)}, "
+                f"{row.events:,} requests",
+            )
+            for row in breakdown
+        ],
+        title=f"Credits used by {breakdown_by}, last {CHART_DAYS} days",
+        description=f"One bar per {breakdown_by}, the longest for the most credits.",
+        value_label=format_credits,
+    )
+    values: dict[str, Any] = {
+        "wallet": wallet,
+        "period": period,
+        "estimate": estimate,
+        "subscription": account_subscription(account=account),
+        "days": days,
+        "days_with_usage": sum(1 for d in days if d.events),
+        "total_30d_credits": sum((d.credits for d in days), Decimal(0)),
+        "total_30d_charge": sum((d.charge_usd for d in days), Decimal(0)),
+        "breakdown": breakdown,
+        "breakdown_by": breakdown_by,
+        "daily_chart": daily_chart,
+        "breakdown_chart": breakdown_chart,
+        "chart_start": start,
+        "today": today,
+    }
+    if estimate is not None:
+        values["projected_local"] = to_display(estimate.projected.total, account=account, as_of=now)
+        values["usage_percent_bar"] = min(estimate.usage.usage_percentage or Decimal(0), Decimal(100))
+    return render(request, "dashboard/balance.html", _page(context, "balance", **values))
+
+
+# --- top-ups -----------------------------------------------------------------------------------------------------
+
+
+def _topup_page(
+    request: HttpRequest, context: AccountContext, *, form: TopUpForm | None = None,
+    recharge_form: AutoRechargeForm | None = None, error: str = "", status: int = 200,
+) -> HttpResponse:  # fmt: skip
+    account = context.account
+    now = timezone.now()
+    conf = stripe_settings()
+    try:
+        rate: Decimal | None = catalog_snapshot().rate_at(CREDITS, now).rate
+    except PricingError:
+        rate = None
+    packs = [(amount, amount * rate if rate else None) for amount in conf.topup_packs_usd]
+    recharge = account_auto_recharge(account=account)
+    if recharge_form is None:
+        recharge_form = AutoRechargeForm(
+            initial={
+                "enabled": recharge.enabled if recharge else False,
+                "threshold_credits": (recharge.threshold_credits if recharge else account.low_balance_threshold)
+                .quantize(Decimal(1)),
+                "amount_usd": recharge.amount_usd if recharge and recharge.amount_usd else conf.topup_packs_usd[1]
+                if len(conf.topup_packs_usd) > 1 else conf.topup_min_usd,
+            }
+        )  # fmt: skip
+    topups = account_topups(account=account)
+    values = {
+        "packs": packs,
+        "rate": rate,
+        "form": form or TopUpForm(),
+        "recharge_form": recharge_form,
+        "recharge": recharge,
+        "pending": [t for t in topups if t.status == TopUp.Status.PENDING],
+        "topups": topups,
+        "topup_min": conf.topup_min_usd,
+        "topup_max": conf.topup_max_usd,
+        "error": error,
+    }
+    return render(request, "dashboard/topup.html", _page(context, "topup", **values), status=status)
+
+
+@transaction.non_atomic_requests
+@require_http_methods(["GET", "POST"])
+@dashboard_view(write=True)
+def topup(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    if request.method != "POST":
+        return _topup_page(request, context)
+    form = TopUpForm(request.POST)
+    if not stripe_settings().enabled:
+        return _topup_page(request, context, form=form, error=NOT_CONFIGURED_MESSAGE, status=503)
+    if not form.is_valid():
+        return _topup_page(request, context, form=form, status=400)
+    try:
+        started = topup_create(
+            account=context.account,
+            amount_usd=form.cleaned_data["amount_usd"],
+            save_payment_method=form.cleaned_data["save_payment_method"],
+            actor=request.user,
+        )
+    except SERVICE_ERRORS as exc:
+        return _topup_page(request, context, form=form, error=_error_message(exc), status=400)
+    if started.checkout_url:
+        return HttpResponseRedirect(started.checkout_url)
+    messages.warning(request, "The top-up was created but Stripe gave no payment page; try again later.")
+    return redirect("dashboard-topup")
+
+
+@transaction.non_atomic_requests
+@require_POST
+@dashboard_view(write=True)
+def auto_recharge(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    form = AutoRechargeForm(request.POST)
+    if not form.is_valid():
+        return _topup_page(request, context, recharge_form=form, status=400)
+    try:
+        auto_recharge_configure(
+            account=context.account,
+            enabled=form.cleaned_data["enabled"],
+            threshold_credits=form.cleaned_data["threshold_credits"],
+            amount_usd=form.cleaned_data["amount_usd"],
+            actor=request.user,
+        )
+    except SERVICE_ERRORS as exc:
+        return _topup_page(request, context, recharge_form=form, error=_error_message(exc), status=400)
+    messages.success(request, "Auto-recharge saved.")
+    return redirect("dashboard-topup")
+
+
+@require_GET
+@dashboard_view()
+def topup_success(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    found = topup_for_session(account=context.account, session_id=request.GET.get("session_id", "")[:255])
+    return render(request, "dashboard/topup_done.html", _page(context, "topup", outcome="success", topup=found))
+
+
+@require_GET
+@dashboard_view()
+def topup_canceled(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    return render(request, "dashboard/topup_done.html", _page(context, "topup", outcome="canceled", topup=None))
+
+
+# --- plans -------------------------------------------------------------------------------------------------------
+
+
+FAMILY_ORDER = {"credits": 0, "messages": 1, "tokens": 2}
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    code: str
+    name: str
+    terms: PlanTermsVersion
+    current: bool
+    pending: bool
+    sold_online: bool  # has a Stripe price
+    yearly: bool
+
+    def order(self) -> tuple[object, ...]:
+        """Families in a fixed order; within one, the smallest allowance first and unlimited plans last."""
+        t = self.terms
+        return (FAMILY_ORDER.get(t.family, 9), t.family, t.included_units is None, t.included_units or 0,
+                t.requests_per_hour or 0, t.fee, self.code)  # fmt: skip
+
+
+def _plans_page(request: HttpRequest, context: AccountContext, *, error: str = "", status: int = 200) -> HttpResponse:
+    now = timezone.now()
+    snapshot = catalog_snapshot()
+    subscription = account_subscription(account=context.account)
+    live = bool(
+        subscription and subscription.stripe_subscription_id and subscription.status != Subscription.Status.CANCELED
+    )
+    rows = []
+    for code, name, terms in public_plan_terms(snapshot=snapshot, at=now):
+        entry = snapshot.plan(code)
+        rows.append(
+            PlanRow(
+                code=code,
+                name=name,
+                terms=terms,
+                current=bool(subscription and subscription.plan.code == code),
+                pending=bool(subscription and subscription.pending_plan and subscription.pending_plan.code == code),
+                sold_online=bool(entry.stripe_price_monthly),
+                yearly=bool(entry.stripe_price_yearly),
+            )
+        )
+    rows.sort(key=PlanRow.order)
+    values = {"plans": rows, "subscription": subscription, "live_subscription": live, "error": error}
+    return render(request, "dashboard/plans.html", _page(context, "plans", **values), status=status)
+
+
+@require_GET
+@dashboard_view()
+def plans(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    return _plans_page(request, context)
+
+
+@transaction.non_atomic_requests
+@require_POST
+@dashboard_view(write=True)
+def plan_subscribe(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    if not stripe_settings().enabled:
+        return _plans_page(request, context, error=NOT_CONFIGURED_MESSAGE, status=503)
+    form = PlanChangeForm(request.POST)
+    if not form.is_valid():
+        return _plans_page(request, context, error="Choose a plan.", status=400)
+    public = {code for code, _, _ in public_plan_terms(snapshot=catalog_snapshot(), at=timezone.now())}
+    try:
+        if form.cleaned_data["plan"] not in public:
+            raise PricingError(f"unknown plan {form.cleaned_data['plan']!r}")
+        plan = plan_by_code(form.cleaned_data["plan"])
+        result = subscription_stripe_subscribe(
+            account=context.account, plan=plan, interval=form.cleaned_data["interval"], actor=request.user,
+            ip=_ip(request),
+        )  # fmt: skip
+    except SERVICE_ERRORS as exc:
+        return _plans_page(request, context, error=_error_message(exc), status=400)
+    if result.action == "checkout" and result.checkout_url:
+        return HttpResponseRedirect(result.checkout_url)
+    messages.success(request, f"Stripe is moving your subscription to {plan.name}; this page shows it once confirmed.")
+    return redirect("dashboard-plans")
+
+
+@transaction.non_atomic_requests
+@require_POST
+@dashboard_view(write=True)
+def plan_cancel(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    if not stripe_settings().enabled:
+        return _plans_page(request, context, error=NOT_CONFIGURED_MESSAGE, status=503)
+    form = PlanCancelForm(request.POST)
+    if not form.is_valid():
+        return _plans_page(request, context, error="Choose when to cancel.", status=400)
+    try:
+        result = subscription_stripe_cancel(
+            account=context.account, at_period_end=form.cleaned_data["at_period_end"], actor=request.user,
+            ip=_ip(request),
+        )  # fmt: skip
+    except SERVICE_ERRORS as exc:
+        return _plans_page(request, context, error=_error_message(exc), status=400)
+    if result.action == "cancel_scheduled":
+        messages.success(request, "Your subscription ends at the end of the current period.")
+    else:
+        messages.success(request, "Your subscription is canceled.")
+    return redirect("dashboard-plans")
+
+
+# --- usage history -----------------------------------------------------------------------------------------------
+
+
+def _usage_filter_form(request: HttpRequest, context: AccountContext) -> UsageFilterForm:
+    today = timezone.now().date()
+    data = request.GET.copy()
+    if "start" not in data and "end" not in data:  # first visit: the last 30 days; cleared fields stay cleared
+        data["start"] = (today - timedelta(days=CHART_DAYS - 1)).isoformat()
+        data["end"] = today.isoformat()
+    choices = usage_filter_choices(account=context.account, since=today - timedelta(days=MAX_RANGE_DAYS))
+    return UsageFilterForm(data, models=choices.models, operations=choices.operations)
+
+
+def _usage_filter(form: UsageFilterForm) -> UsageFilter:
+    data = form.cleaned_data
+    return UsageFilter(
+        start=data.get("start"),
+        end=data.get("end"),
+        model=data.get("model") or "",
+        operation=data.get("operation") or "",
+    )
+
+
+@require_GET
+@dashboard_view()
+def usage_history(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    form = _usage_filter_form(request, context)
+    if not form.is_valid():
+        values: dict[str, Any] = {"form": form, "page": None, "query": ""}
+        return render(request, "dashboard/usage.html", _page(context, "usage", **values), status=400)
+    usage_filter = _usage_filter(form)
+    page = usage_history_page(
+        account=context.account,
+        usage_filter=usage_filter,
+        after=Cursor.decode(request.GET.get("after")),
+        before=Cursor.decode(request.GET.get("before")),
+        limit=HISTORY_PAGE_SIZE,
+    )
+    query = urlencode(
+        {name: value for name, value in form.data.items() if name in form.fields}, doseq=False
+    )  # the filters, for the page links and the CSV
+    values = {"form": form, "page": page, "query": query, "page_size": HISTORY_PAGE_SIZE}
+    return render(request, "dashboard/usage.html", _page(context, "usage", **values))
+
+
+@require_GET
+@dashboard_view()
+def usage_csv(request: HttpRequest, context: AccountContext) -> HttpResponseBase:
+    form = _usage_filter_form(request, context)
+    if not form.is_valid():
+        return render(
+            request, "dashboard/usage.html", _page(context, "usage", form=form, page=None, query=""), status=400
+        )
+    usage_filter = _usage_filter(form)
+    end = usage_filter.end or timezone.now().date()
+    start = usage_filter.start or end - timedelta(days=MAX_RANGE_DAYS)  # a download covers at most a year
+    usage_filter = UsageFilter(start=start, end=end, model=usage_filter.model, operation=usage_filter.operation)
+    response = StreamingHttpResponse(
+        usage_history_csv(account=context.account, usage_filter=usage_filter), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="usage-{context.account.pk}-{start}-{end}.csv"'
+    return response
+
+
+# --- invoices ----------------------------------------------------------------------------------------------------
+
+
+@require_GET
+@dashboard_view()
+def invoices(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    rows = [
+        {"invoice": invoice, "amount": Money.from_minor_units(invoice.amount_cents, invoice.currency)}
+        for invoice in account_invoice_list(account=context.account)
+    ]
+    return render(request, "dashboard/invoices.html", _page(context, "invoices", rows=rows))
+
+
+# --- API keys ----------------------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@dashboard_view(write=True)
+def api_keys(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    form = ApiKeyForm(request.POST or None)
+    new_key: str = ""
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            _, new_key = api_key_issue(
+                account=context.account, name=form.cleaned_data["name"], actor=request.user, ip=_ip(request)
+            )
+            form = ApiKeyForm()
+            status = 201
+        else:
+            status = 400
+    values = {"keys": account_api_keys(account=context.account), "form": form, "new_key": new_key}
+    # the new key is in this response only: never stored, never cached (never_cache), not in a redirect
+    return render(request, "dashboard/keys.html", _page(context, "keys", **values), status=status)
+
+
+@require_POST
+@dashboard_view(write=True)
+def api_key_revoke_view(request: HttpRequest, context: AccountContext, key_id: int) -> HttpResponse:
+    key = get_object_or_404(ApiKey, pk=key_id, account_id=context.account.pk)
+    api_key_revoke(key=key, actor=request.user, ip=_ip(request))
+    messages.success(request, f"Key tl_{key.prefix}_… is revoked; requests with it are refused from now on.")
+    return redirect("dashboard-keys")
+
+
+# --- alerts and settings -----------------------------------------------------------------------------------------
+
+
+def _alerts_page(
+    request: HttpRequest, context: AccountContext, *, form: AlertSettingsForm | None = None, error: str = "",
+    status: int = 200,
+) -> HttpResponse:  # fmt: skip
+    account = context.account
+    if form is None:
+        form = AlertSettingsForm(
+            initial={
+                "low_balance_threshold": account.low_balance_threshold.quantize(Decimal(1)),
+                "alert_webhook_url": account.alert_webhook_url,
+                "display_currency": account.display_currency,
+            }
+        )
+    values = {
+        "alerts": recent_alerts(account=account),
+        "form": form,
+        "recipients": alert_recipients(account),
+        "error": error,
+    }
+    return render(request, "dashboard/alerts.html", _page(context, "alerts", **values), status=status)
+
+
+@require_GET
+@dashboard_view()
+def alerts(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    return _alerts_page(request, context)
+
+
+@require_POST
+@dashboard_view(write=True)
+def alert_settings(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    form = AlertSettingsForm(request.POST)
+    if not form.is_valid():
+        return _alerts_page(request, context, form=form, status=400)
+    data = form.cleaned_data
+    try:
+        account_settings_update(
+            account=context.account, actor=request.user, ip=_ip(request),
+            rotate_webhook_secret=data["rotate_webhook_secret"], low_balance_threshold=data["low_balance_threshold"],
+            alert_webhook_url=data["alert_webhook_url"], display_currency=data["display_currency"],
+        )  # fmt: skip
+    except SERVICE_ERRORS as exc:
+        return _alerts_page(request, context, form=form, error=_error_message(exc), status=400)
+    messages.success(request, "Alert settings saved.")
+    return redirect("dashboard-alerts")
+
+
+@require_POST
+@dashboard_view(write=True)
+def alert_test(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    alert_test_send(account=context.account)
+    account = context.account
+    targets = [", ".join(alert_recipients(account)) or ""]
+    if account.alert_webhook_url:
+        targets.append(account.alert_webhook_url)
+    sent_to = " and ".join(t for t in targets if t) or "nobody yet (no owner or admin email, no webhook URL)"
+    messages.success(request, f"A test alert is on its way to {sent_to}.")
+    return redirect("dashboard-alerts")
