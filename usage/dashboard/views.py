@@ -291,15 +291,16 @@ def _topup_page(
     packs = [(amount, amount * rate if rate else None) for amount in conf.topup_packs_usd]
     recharge = account_auto_recharge(account=account)
     if recharge_form is None:
+        threshold = recharge.threshold_credits if recharge else account.low_balance_threshold
+        # a new standing order suggests the first pack (or the minimum) as the amount to charge
+        amount = recharge.amount_usd if recharge and recharge.amount_usd else min(conf.topup_packs_usd, default=None)
         recharge_form = AutoRechargeForm(
             initial={
                 "enabled": recharge.enabled if recharge else False,
-                "threshold_credits": (recharge.threshold_credits if recharge else account.low_balance_threshold)
-                .quantize(Decimal(1)),
-                "amount_usd": recharge.amount_usd if recharge and recharge.amount_usd else conf.topup_packs_usd[1]
-                if len(conf.topup_packs_usd) > 1 else conf.topup_min_usd,
+                "threshold_credits": threshold.quantize(Decimal(1)),
+                "amount_usd": amount or conf.topup_min_usd,
             }
-        )  # fmt: skip
+        )
     topups = account_topups(account=account)
     values = {
         "packs": packs,
@@ -564,7 +565,7 @@ def invoices(request: HttpRequest, context: AccountContext) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @dashboard_view(write=True)
 def api_keys(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    form = ApiKeyForm(request.POST or None)
+    form = ApiKeyForm(request.POST) if request.method == "POST" else ApiKeyForm()
     new_key: str = ""
     status = 200
     if request.method == "POST":
