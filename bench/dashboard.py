@@ -112,16 +112,15 @@ def events_copy(*, account: Any, periods: dict[datetime, int], count: int, now: 
 
     from usage.models import UsageEvent
 
-    fields = [f for f in UsageEvent._meta.concrete_fields if f.column != "id"]
-    columns = [f.column for f in fields]
+    columns = [str(f.column) for f in UsageEvent._meta.concrete_fields if f.column not in (None, "id")]
     rng = random.Random(9)  # the same data every run
     population = [m for m, weight, *_ in MODELS for _ in range(weight)]
     prices = {m: (p_in, p_out) for m, _, p_in, p_out in MODELS}
     rated: dict[tuple[str, int, int], tuple[str, str, str]] = {}
     for model, (p_in, p_out) in prices.items():
         for tokens_in, tokens_out in TOKEN_SIZES:
-            cost = (tokens_in * p_in + tokens_out * p_out) / MILLION
-            rated[(model, tokens_in, tokens_out)] = (f"{cost:f}", f"{cost:f}", f"{cost * CREDITS_PER_USD:f}")
+            usd = (tokens_in * p_in + tokens_out * p_out) / MILLION  # markup 1: the charge is the cost
+            rated[(model, tokens_in, tokens_out)] = (f"{usd:f}", f"{usd:f}", f"{usd * CREDITS_PER_USD:f}")
     starts = sorted(periods)
     span = days * 86400
     batch = uuid.UUID(int=9)
