@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import QuerySet
 
 from billing.models import Account, BillingPeriod, Invoice, Wallet
+from pricing.errors import PricingError
 from pricing.money import CREDITS, USD, Money
 from pricing.selectors import catalog_snapshot
 
@@ -30,7 +31,10 @@ def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSumma
     wallet = Wallet.objects.get(account=account)
     snapshot = catalog_snapshot()
     credits_rate = snapshot.rate_at(CREDITS, as_of).rate
-    local_rate = snapshot.rate_at(account.display_currency, as_of).rate
+    try:
+        local_currency, local_rate = account.display_currency, snapshot.rate_at(account.display_currency, as_of).rate
+    except PricingError:  # no rate for the display currency (yet): show USD rather than fail
+        local_currency, local_rate = USD, Decimal(1)
     usd = Money(wallet.balance / credits_rate, USD)
     available = wallet.balance - wallet.held
     threshold = account.low_balance_threshold
@@ -39,7 +43,7 @@ def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSumma
         held_credits=wallet.held,
         available_credits=available,
         usd_equivalent=usd.rounded(),
-        local_amount=usd.convert(to=account.display_currency, rate=local_rate).rounded(),
+        local_amount=usd.convert(to=local_currency, rate=local_rate).rounded(),
         credits_rate=credits_rate,
         local_rate=local_rate,
         low_balance=threshold > 0 and available < threshold,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import defaultdict
@@ -173,7 +174,8 @@ def catalog_generation() -> int:
     generation = cache.get(GENERATION_KEY)
     if generation is None:
         # first use, or the cache was flushed: start a generation no process can have cached
-        cache.add(GENERATION_KEY, time.time_ns(), timeout=None)  # lives until the cache is flushed
+        # a random start no process can hold a snapshot for (the clock may be frozen in tests)
+        cache.add(GENERATION_KEY, secrets.randbits(60), timeout=None)
         generation = cache.get(GENERATION_KEY)
     return int(generation)
 

@@ -129,3 +129,9 @@ def test_key_use_is_recorded():
     account = AccountFactory.create()
     _client(account).get("/api/billing/balance")
     assert account.api_keys.get().last_used_at is not None
+
+
+def test_balance_falls_back_to_usd_when_the_display_currency_has_no_rate():
+    account = AccountFactory.create(credits="10000", display_currency="EUR")  # the seed has no EUR rate
+    body = _client(account).get("/api/billing/balance").json()
+    assert (body["local_currency"], body["local_amount"], body["usd_equivalent"]) == ("USD", "1.00", "1.00")
