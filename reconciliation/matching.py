@@ -22,6 +22,7 @@ Reason = ReconciliationLine.Reason
 Status = ReconciliationLine.Status
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
+IMPLIED_PRICE_LIMIT = Decimal(10) ** 9
 PART_WORDS = {INPUT: "input", CACHED_INPUT: "cached input", OUTPUT: "output"}
 
 
@@ -242,13 +243,13 @@ def _implied_prices(c: Comparison, actual: Decimal) -> dict[str, Decimal]:
     part the provider itemised, or the whole amount when our usage has one token type only."""
     counts = c.ours.by_part()
     if c.parts:
-        return {
+        implied = {
             part: amount / Decimal(counts[part]) * MILLION
             for part, amount in c.parts.items()
             if part in counts and counts[part] > 0
         }
-    present = [part for part, count in counts.items() if count > 0]
-    if len(present) == 1:
-        part = present[0]
-        return {part: actual / Decimal(counts[part]) * MILLION}
-    return {}
+    else:
+        present = [part for part, count in counts.items() if count > 0]
+        implied = {present[0]: actual / Decimal(counts[present[0]]) * MILLION} if len(present) == 1 else {}
+    # a price per 1M tokens beyond this says the token counts are off, not the price
+    return {part: value for part, value in implied.items() if abs(value) < IMPLIED_PRICE_LIMIT}

@@ -245,7 +245,8 @@ def time_read(text: str, name: str) -> datetime:
     else:
         try:
             moment = datetime.fromisoformat(text)
-            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            if moment.tzinfo is not UTC:
+                moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         except (ValueError, OverflowError):
             raise _RowProblem(f"{name} is not a time: {text[:40]!r}") from None
     if not EARLIEST <= moment < LATEST:
@@ -347,6 +348,42 @@ class _Record:
         return bool(self.get(name).strip())
 
 
+def _requests_converter(index: Mapping[str, int]) -> Callable[[int, list[str]], ParsedRow]:
+    """The requests row reader with the column positions fixed once: a million rows read in seconds."""
+    at_id, at_time, at_model = index["request_id"], index["timestamp"], index["model"]
+    at_input, at_output, at_cost = index["input_tokens"], index["output_tokens"], index["cost_usd"]
+    at_cached, at_currency = index.get("cached_input_tokens"), index.get("currency")
+
+    def convert(line: int, values: list[str]) -> ParsedRow:
+        request_id = _clean(values[at_id], "request_id")
+        if not request_id:
+            raise _RowProblem("request_id is empty")
+        if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
+            raise _RowProblem(f"request_id must be 1-{MAX_REQUEST_ID} printable characters")
+        model = _clean(values[at_model], "model")
+        if not model:
+            raise _RowProblem("model is empty")
+        input_tokens = count_read(values[at_input], "input_tokens")
+        cached_text = values[at_cached] if at_cached is not None else ""
+        cached = count_read(cached_text, "cached_input_tokens") if cached_text.strip() else 0
+        if cached > input_tokens:
+            raise _RowProblem("cached_input_tokens exceeds input_tokens (cached tokens are part of the input)")
+        currency = _clean(values[at_currency], "currency").upper() if at_currency is not None else ""
+        return RequestRow(
+            line=line,
+            request_id=request_id,
+            occurred_at=time_read(values[at_time], "timestamp"),
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=count_read(values[at_output], "output_tokens"),
+            cached_input_tokens=cached,
+            cost_usd=decimal_read(values[at_cost], "cost_usd"),
+            currency=currency or "USD",
+        )
+
+    return convert
+
+
 def _csv_open(text: io.TextIOWrapper, source: str | None) -> ProviderFile:
     reader = csv.reader(text)
     try:
@@ -364,15 +401,15 @@ def _csv_open(text: io.TextIOWrapper, source: str | None) -> ProviderFile:
     index: dict[str, int] = {}
     for position, name in enumerate(columns):
         index.setdefault(name, position)
-    convert = _CSV_CONVERTERS[detected]
-    return ProviderFile(
-        source=detected, file_format="csv", columns=columns, rows=_csv_rows(reader, index, len(columns), convert)
-    )
+    if detected == REQUESTS:
+        rows = _csv_rows(reader, len(columns), _requests_converter(index))
+    else:
+        convert = _CSV_CONVERTERS[detected]
+        rows = _csv_rows(reader, len(columns), lambda line, values: convert(line, _Record(index, values)))
+    return ProviderFile(source=detected, file_format="csv", columns=columns, rows=rows)
 
 
-def _csv_rows(
-    reader: Any, index: Mapping[str, int], width: int, convert: Callable[[int, _Record], ParsedRow]
-) -> Iterator[ParsedRow]:
+def _csv_rows(reader: Any, width: int, convert: Callable[[int, list[str]], ParsedRow]) -> Iterator[ParsedRow]:
     last_line = reader.line_num
     stalled = 0
     while True:
@@ -396,7 +433,7 @@ def _csv_rows(
             yield RowError(line=line, reason=f"the row has {len(values)} values, the header has {width} columns")
             continue
         try:
-            yield convert(line, _Record(index, values))
+            yield convert(line, values)
         except _RowProblem as exc:
             yield RowError(line=line, reason=str(exc))
 
@@ -499,37 +536,10 @@ def _anthropic_row(line: int, record: _Record) -> ParsedRow:
     )
 
 
-def _request_row(line: int, record: _Record) -> ParsedRow:
-    request_id = _clean(record.get("request_id"), "request_id")
-    if not request_id:
-        raise _RowProblem("request_id is empty")
-    if len(request_id) > MAX_REQUEST_ID or not request_id.isprintable():
-        raise _RowProblem(f"request_id must be 1-{MAX_REQUEST_ID} printable characters")
-    model = _clean(record.get("model"), "model")
-    if not model:
-        raise _RowProblem("model is empty")
-    input_tokens = count_read(record.get("input_tokens"), "input_tokens")
-    cached = _optional_count(record.get("cached_input_tokens"), "cached_input_tokens") or 0
-    if cached > input_tokens:
-        raise _RowProblem("cached_input_tokens exceeds input_tokens (cached tokens are part of the input)")
-    return RequestRow(
-        line=line,
-        request_id=request_id,
-        occurred_at=time_read(record.get("timestamp"), "timestamp"),
-        model=model,
-        input_tokens=input_tokens,
-        output_tokens=count_read(record.get("output_tokens"), "output_tokens"),
-        cached_input_tokens=cached,
-        cost_usd=decimal_read(record.get("cost_usd"), "cost_usd"),
-        currency=_clean(record.get("currency"), "currency").upper() or "USD",
-    )
-
-
 _CSV_CONVERTERS: dict[str, Callable[[int, _Record], ParsedRow]] = {
     OPENAI_COSTS: _openai_costs_row,
     OPENAI_USAGE: _openai_usage_row,
     ANTHROPIC_COSTS: _anthropic_row,
-    REQUESTS: _request_row,
 }
 
 

@@ -60,36 +60,49 @@ MONEY_FIELDS = frozenset(
 TEXT_LIMITS = {"key": 300, "model_name": 300, "model_id": 200, "project": 300, "request_id": 128, "currency": 10}
 
 
-def _fit(draft: LineDraft) -> tuple[object, ...]:
-    values = []
-    for name, value in zip(DRAFT_FIELDS, _draft_values(draft), strict=True):
-        if name in MONEY_FIELDS and value is not None:
-            value = precise(value)
-        elif name in TEXT_LIMITS and isinstance(value, str) and len(value) > TEXT_LIMITS[name]:
-            value = value[: TEXT_LIMITS[name] - 1] + "…"
-        values.append(value)
-    return tuple(values)
+TEXT_POSITIONS = tuple((DRAFT_FIELDS.index(name), limit) for name, limit in TEXT_LIMITS.items())
+KEY, MODEL_NAME, PROJECT = (DRAFT_FIELDS.index(name) for name in ("key", "model_name", "project"))
+
+
+def _fit(draft: LineDraft, *, round_money: bool) -> tuple[object, ...]:
+    """The draft's values in column order, texts cut to their column. PostgreSQL rounds numerics to the column's
+    scale itself, half away from zero as precise() does; elsewhere they are rounded here."""
+    values = _draft_values(draft)
+    # key, model name and project are the texts that come from the file unbounded; the others are bounded upstream
+    if not round_money and len(values[KEY]) <= 128 and len(values[MODEL_NAME]) <= 200 and len(values[PROJECT]) <= 200:
+        return values
+    fitted = list(values)
+    for at, limit in TEXT_POSITIONS:
+        if len(fitted[at]) > limit:
+            fitted[at] = fitted[at][: limit - 1] + "…"
+    if round_money:
+        for at, name in enumerate(DRAFT_FIELDS):
+            if name in MONEY_FIELDS and fitted[at] is not None:
+                fitted[at] = precise(fitted[at])
+    return tuple(fitted)
 
 
 class LineWriter:
-    """Collects a run's lines and writes them every CHUNK lines; `flush()` writes the rest."""
+    """Collects a run's lines and writes them every CHUNK lines (unless held); `flush()` writes the rest."""
 
     def __init__(self, run: ReconciliationRun) -> None:
         self.run = run
         self.counts: Counter[str] = Counter()
         self.total_calculated = ZERO
         self.total_actual = ZERO
+        self.held = False  # while the connection is busy (a pipeline), lines wait for an explicit flush
         self._buffer: list[tuple[object, ...]] = []
         self._copy = connection.vendor == "postgresql"
 
-    def add(self, draft: LineDraft) -> None:
-        self.counts[draft.status] += 1
+    def add(self, draft: LineDraft, *, weight: int = 1) -> None:
+        """One line; `weight` is how many rows or requests it stands for (a roll-up of matched requests)."""
+        self.counts[draft.status] += weight
         if draft.status != Status.ERROR:
             self.total_calculated += draft.calculated_usd
         if draft.actual_usd is not None and draft.currency == "USD":
             self.total_actual += draft.actual_usd
-        self._buffer.append(_fit(draft))
-        if len(self._buffer) >= CHUNK:
+        self._buffer.append(_fit(draft, round_money=not self._copy))
+        if len(self._buffer) >= CHUNK and not self.held:
             self.flush()
 
     def flush(self) -> None:
@@ -107,8 +120,9 @@ class LineWriter:
     def _write_copy(self, rows: list[tuple[object, ...]]) -> None:
         meta = ReconciliationLine._meta
         column_of = {f.name: str(f.column) for f in meta.concrete_fields}
-        columns = [column_of["run"], *(column_of[name] for name in DRAFT_FIELDS)]
-        statement = f"COPY {connection.ops.quote_name(meta.db_table)} ({', '.join(columns)}) FROM STDIN"
+        quote = connection.ops.quote_name
+        columns = [quote(column_of["run"]), *(quote(column_of[name]) for name in DRAFT_FIELDS)]
+        statement = f"COPY {quote(meta.db_table)} ({', '.join(columns)}) FROM STDIN"
         run_id = self.run.pk
         with connection.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:

@@ -2,22 +2,32 @@
 
 The file streams by in chunks of CHUNK rows. For each chunk one query fetches the events with those request ids
 whose time is within the chunk's time span (plus a slack): the (occurred_at, model_id) index keeps that a range
-scan. Ids not found there are looked up again without the time bound, many chunks at once. Each matched event gets
-the gateway's cost as its `actual_cost_usd`, its status and `reconciled_at`, written per chunk, and only where
-something changed, so running the same file again changes nothing. Events in the file's time span that no row named
-become `not_in_export` lines.
+scan. Ids not found there are looked up again without the time bound, many chunks at once.
+
+Each matched event gets the gateway's cost as its `actual_cost_usd`, its status and `reconciled_at`, only where
+something changed, so running the same file again changes nothing. On PostgreSQL a chunk's event updates are sent
+in pipeline mode and applied by the server while the next chunk is matched and read.
+
+Lines: every request that is not matched (a discrepancy, not found, a row that cannot be read) is a line of its
+own; matched requests are rolled up per UTC day x model into one `matched` line each (the line's `events` says how
+many; the run's `matched` count is of requests), since each matched event already carries its actual cost and
+status. The ids of the events the rows matched go to a temporary table, so the events in the file's time span that
+no row named (`not_in_export`, one line each) are found by one anti-join, whatever the file's size.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from pricing.catalog import CatalogSnapshot, ModelPriceVersion
 from pricing.errors import NoPriceInForce, UnknownModel
@@ -25,29 +35,29 @@ from pricing.money import precise
 from reconciliation.conf import Tolerance
 from reconciliation.matching import Comparison, Tokens, compare
 from reconciliation.models import ReconciliationLine, ReconciliationRun
-from reconciliation.parsers import ProviderFile, RequestRow, RowError
+from reconciliation.parsers import ParsedRow, ProviderFile, RequestRow, RowError
 from reconciliation.services.buckets import Coverage
 from reconciliation.services.lines import LineDraft, LineWriter
 from usage.models import UsageEvent
 
 Status = ReconciliationLine.Status
 Reason = ReconciliationLine.Reason
-EventStatus = UsageEvent.Reconciliation
 CHUNK = 5000
 FALLBACK_CHUNK = 20_000
+ZERO = Decimal(0)
 EVENT_FIELDS = (
     "id", "request_id", "account_id", "model_id", "occurred_at", "input_tokens", "cached_input_tokens",
     "output_tokens", "cost_usd", "actual_cost_usd", "reconciliation_status",
 )  # fmt: skip
+ID_TABLE = "reconciliation_matched_event"
 
 
-@dataclass(frozen=True, slots=True)
-class _Event:
+class _Event(NamedTuple):  # a tuple: a million are made per million rows
     id: int
     request_id: str
     account_id: int
     model_id: str
-    occurred_at: datetime
+    occurred_at: datetime  # UTC; naive when read by the PostgreSQL fast path
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
@@ -61,23 +71,103 @@ class _Event:
 
 
 @dataclass
+class _Rollup:
+    """The matched requests of one UTC day x model."""
+
+    first_line: int
+    model_name: str
+    count: int = 0
+    calculated: Decimal = ZERO
+    actual: Decimal = ZERO
+    tokens: list[int] = field(default_factory=lambda: [0] * 6)  # ours in, cached, out; theirs in, cached, out
+
+
+@dataclass
 class RequestOutcome:
     coverage: Coverage
     events_updated: int = 0
+
+
+def _event_rows(request_ids: list[str], low: datetime | None, high: datetime | None) -> Any:
+    if connection.vendor != "postgresql":
+        events = UsageEvent.objects.filter(request_id__in=request_ids)
+        if low is not None and high is not None:
+            events = events.filter(occurred_at__gte=low, occurred_at__lte=high)
+        return events.order_by().values_list(*EVENT_FIELDS)
+    # one array literal instead of thousands of placeholders, and rows as the driver reads them
+    meta = UsageEvent._meta
+    column_of = {f.attname: str(f.column) for f in meta.concrete_fields}
+    quote = connection.ops.quote_name
+    # occurred_at as UTC wall time: the driver's own loader reads it far faster than the time-zone-aware one
+    columns = [
+        f"{quote(column_of[name])} AT TIME ZONE 'UTC'" if name == "occurred_at" else quote(column_of[name])
+        for name in EVENT_FIELDS
+    ]
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} "  # noqa: S608 - names from the model, values bound
+        f"WHERE {quote(column_of['request_id'])} = ANY(%s)"
+    )
+    params: list[Any] = [request_ids]
+    if low is not None and high is not None:
+        sql += f" AND {quote(column_of['occurred_at'])} BETWEEN %s AND %s"
+        params += [low, high]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+class _MatchedIds:
+    """The ids of the events this run's rows matched, in a temporary table (dropped at the end)."""
+
+    def __init__(self) -> None:
+        self.table = connection.ops.quote_name(ID_TABLE)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+            cursor.execute(f"CREATE TEMPORARY TABLE {self.table} (event_id bigint NOT NULL)")
+        self.pending: list[int] = []
+
+    def add(self, event_id: int) -> None:
+        self.pending.append(event_id)
+
+    def flush(self) -> None:
+        ids, self.pending = self.pending, []
+        if not ids:
+            return
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with cursor.copy(f"COPY {self.table} (event_id) FROM STDIN") as copy:
+                    for event_id in ids:
+                        copy.write_row((event_id,))
+            else:
+                cursor.executemany(f"INSERT INTO {self.table} (event_id) VALUES (%s)", [(i,) for i in ids])  # noqa: S608 - a constant name
+
+    def unmatched(self) -> RawSQL:
+        """True for an event no row matched (an expression on the events table)."""
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"ANALYZE {self.table}")  # so the planner hashes it instead of scanning it per event
+        events = connection.ops.quote_name(UsageEvent._meta.db_table)
+        return RawSQL(  # noqa: S611 - constant names, no values
+            f"NOT EXISTS (SELECT 1 FROM {self.table} m WHERE m.event_id = {events}.id)",  # noqa: S608 - constant names
+            [],
+            output_field=BooleanField(),
+        )
+
+    def drop(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
 class _Matcher:
     def __init__(
         self,
         *,
-        run: ReconciliationRun,
         snapshot: CatalogSnapshot,
         tolerance: Tolerance,
         writer: LineWriter,
         as_of: datetime,
         slack: timedelta,
     ) -> None:
-        self.run = run
         self.snapshot = snapshot
         self.tolerance = tolerance
         self.writer = writer
@@ -87,27 +177,64 @@ class _Matcher:
         self.pending: list[RequestRow] = []
         self.updates: list[tuple[int, Decimal, str]] = []
         self.events_updated = 0
+        self.rollups: dict[tuple[date, str], _Rollup] = {}
+        self.matched_ids = _MatchedIds()
         self._model_ids: dict[str, str | None] = {}
+        self._pipelined = connection.vendor == "postgresql"
 
     # --- the file ---------------------------------------------------------------------------------------------------
 
     def read(self, provider_file: ProviderFile) -> None:
+        rows = iter(provider_file.rows)
+        chunk = self._take(rows)
+        sent: list[tuple[int, Decimal, str]] = []
+        while chunk:
+            found = self._events_for(chunk)  # waits for the previous chunk's event updates, if still running
+            with self._overlap():
+                self._send_updates(sent)  # applied by the server while this chunk is matched and the next read
+                for row, candidates in found:
+                    self._resolve(row, candidates)
+                chunk = self._take(rows)
+            sent, self.updates = self.updates, []
+            self.writer.flush()
+            self.matched_ids.flush()
+            if len(self.pending) >= FALLBACK_CHUNK:
+                self._resolve_pending()
+        self._send_updates(sent)
+        self._resolve_pending()
+        self._send_updates(self.updates)
+        self.writer.flush()
+        self.matched_ids.flush()
+
+    def _take(self, rows: Iterator[ParsedRow]) -> list[RequestRow]:
+        """The next CHUNK request rows; unreadable rows on the way become error lines."""
         chunk: list[RequestRow] = []
-        for item in provider_file.rows:
+        for item in rows:
             self.coverage.rows += 1
             if isinstance(item, RequestRow):
                 chunk.append(item)
                 if len(chunk) >= CHUNK:
-                    self._chunk(chunk)
-                    chunk = []
+                    break
             elif isinstance(item, RowError):
                 self._error(item.line, item.reason, Reason.UNREADABLE)
             else:  # a bucket row cannot come from a requests file; keep the count honest all the same
                 self._error(getattr(item, "line", 0), "not a request row", Reason.UNREADABLE)
-        if chunk:
-            self._chunk(chunk)
-        self._resolve_pending()
-        self._write_updates()
+        return chunk
+
+    @contextlib.contextmanager
+    def _overlap(self) -> Iterator[None]:
+        """On PostgreSQL, pipeline mode: statements sent in the block run while Python goes on; leaving the block
+        waits for them. Lines are held meanwhile (COPY cannot run in a pipeline)."""
+        if not self._pipelined:
+            yield
+            return
+        connection.ensure_connection()
+        self.writer.held = True
+        try:
+            with connection.connection.pipeline():
+                yield
+        finally:
+            self.writer.held = False
 
     def _error(self, line: int, reason: str, code: str, request_id: str = "") -> None:
         self.writer.add(
@@ -121,46 +248,48 @@ class _Matcher:
             )
         )
 
-    def _chunk(self, rows: list[RequestRow]) -> None:
+    def _events_for(self, rows: list[RequestRow]) -> list[tuple[RequestRow, list[_Event]]]:
+        """The chunk's rows with their candidate events; repeated ids are error lines, ids with no event in the
+        chunk's time span wait for the lookup without it."""
         first_line: dict[str, int] = {}
         unique: list[RequestRow] = []
+        low, high = min(row.occurred_at for row in rows), max(row.occurred_at for row in rows)
+        self.coverage.extend(low, high)
         for row in rows:
-            self.coverage.extend(row.occurred_at, row.occurred_at)
             seen = first_line.get(row.request_id)
             if seen is not None:
                 self._error(row.line, f"request id repeated (first on line {seen})", Reason.UNREADABLE, row.request_id)
                 continue
             first_line[row.request_id] = row.line
             unique.append(row)
-        low = min(row.occurred_at for row in unique) - self.slack
-        high = max(row.occurred_at for row in unique) + self.slack
-        found = self._events(
-            UsageEvent.objects.filter(request_id__in=list(first_line), occurred_at__gte=low, occurred_at__lte=high)
-        )
+        found = self._events(list(first_line), low - self.slack, high + self.slack)
+        matched = []
         for row in unique:
             candidates = found.get(row.request_id)
             if candidates:
-                self._resolve(row, candidates)
+                matched.append((row, candidates))
             else:
                 self.pending.append(row)
-        if len(self.pending) >= FALLBACK_CHUNK:
-            self._resolve_pending()
-        self._write_updates()
+        return matched
 
     def _resolve_pending(self) -> None:
         """The rows whose events were not in their chunk's time span: one query without the time bound."""
         if not self.pending:
             return
         rows, self.pending = self.pending, []
-        found = self._events(UsageEvent.objects.filter(request_id__in=list({row.request_id for row in rows})))
+        found = self._events(list({row.request_id for row in rows}), None, None)
         for row in rows:
             self._resolve(row, found.get(row.request_id, []))
+        self.writer.flush()
+        self.matched_ids.flush()
 
     @staticmethod
-    def _events(queryset: Any) -> dict[str, list[_Event]]:
+    def _events(request_ids: list[str], low: datetime | None, high: datetime | None) -> dict[str, list[_Event]]:
+        """The events with these request ids (within [low, high] when given), by request id: one query."""
         found: dict[str, list[_Event]] = defaultdict(list)
-        for values in queryset.order_by().values_list(*EVENT_FIELDS):
-            event = _Event(*values)
+        make = _Event._make
+        for values in _event_rows(request_ids, low, high):
+            event = make(values)
             found[event.request_id].append(event)
         return found
 
@@ -178,8 +307,9 @@ class _Matcher:
         entry = self.snapshot.models.get(event.model_id)
         if entry is None:
             return None
+        at = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
         try:
-            return entry.price_at(event.occurred_at)
+            return entry.price_at(at)
         except NoPriceInForce:
             return None
 
@@ -197,7 +327,18 @@ class _Matcher:
                 row.request_id,
             )
             return
-        theirs = Tokens(row.input_tokens, row.cached_input_tokens, row.output_tokens, 1)
+        if candidates:
+            event = candidates[0]
+            if (
+                row.currency == "USD"
+                and model_id == event.model_id
+                and row.input_tokens == event.input_tokens
+                and row.cached_input_tokens == event.cached_input_tokens
+                and row.output_tokens == event.output_tokens
+                and self.tolerance.allows(difference=row.cost_usd - event.cost_usd, actual=row.cost_usd)
+            ):  # the usual case
+                self._matched(row, event)
+                return
         draft = LineDraft(
             status=Status.NOT_FOUND,
             key=row.request_id,
@@ -222,17 +363,12 @@ class _Matcher:
             return
         event = candidates[0]
         ours = event.tokens
-        draft.model_id = event.model_id
-        draft.usage_event_id = event.id
-        draft.calculated_usd = event.cost_usd
-        draft.events = 1
-        draft.input_tokens, draft.cached_input_tokens, draft.output_tokens = ours.input, ours.cached, ours.output
         verdict = compare(
             Comparison(
                 calculated=event.cost_usd,
                 actual=row.cost_usd,
                 ours=ours,
-                theirs=theirs,
+                theirs=Tokens(row.input_tokens, row.cached_input_tokens, row.output_tokens, 1),
                 price=self._price(event),
                 currency=row.currency,
                 model_problem=self._model_problem(row, model_id, event),
@@ -240,6 +376,14 @@ class _Matcher:
             ),
             self.tolerance,
         )
+        if verdict.status == Status.MATCHED and row.currency == "USD":
+            self._matched(row, event)
+            return
+        draft.model_id = event.model_id
+        draft.usage_event_id = event.id
+        draft.calculated_usd = event.cost_usd
+        draft.events = 1
+        draft.input_tokens, draft.cached_input_tokens, draft.output_tokens = ours.input, ours.cached, ours.output
         draft.status = verdict.status
         draft.difference_usd = verdict.difference
         draft.reason_code, draft.reason = verdict.reason_code, verdict.reason
@@ -247,7 +391,26 @@ class _Matcher:
         draft.implied_cached_input_per_million = verdict.implied.get("cached_input")
         draft.implied_output_per_million = verdict.implied.get("output")
         self.writer.add(draft)
+        self.matched_ids.add(event.id)
         self._event_update(event, row, verdict.status)
+
+    def _matched(self, row: RequestRow, event: _Event) -> None:
+        key = (row.occurred_at.date(), event.model_id)
+        rollup = self.rollups.get(key)
+        if rollup is None:
+            rollup = self.rollups[key] = _Rollup(first_line=row.line, model_name=row.model)
+        rollup.count += 1
+        rollup.calculated += event.cost_usd
+        rollup.actual += row.cost_usd
+        tokens = rollup.tokens
+        tokens[0] += event.input_tokens
+        tokens[1] += event.cached_input_tokens
+        tokens[2] += event.output_tokens
+        tokens[3] += row.input_tokens
+        tokens[4] += row.cached_input_tokens
+        tokens[5] += row.output_tokens
+        self.matched_ids.add(event.id)
+        self._event_update(event, row, Status.MATCHED)
 
     @staticmethod
     def _model_problem(row: RequestRow, model_id: str | None, event: _Event) -> tuple[str, str] | None:
@@ -274,10 +437,9 @@ class _Matcher:
 
     # --- writes -----------------------------------------------------------------------------------------------------
 
-    def _write_updates(self) -> None:
-        if not self.updates:
+    def _send_updates(self, updates: list[tuple[int, Decimal, str]]) -> None:
+        if not updates:
             return
-        updates, self.updates = self.updates, []
         self.events_updated += len(updates)
         if connection.vendor == "postgresql":
             table = connection.ops.quote_name(UsageEvent._meta.db_table)
@@ -298,21 +460,46 @@ class _Matcher:
             batch_size=500,
         )
 
+    def rollups_write(self) -> None:
+        """One `matched` line per UTC day x model, standing for its matched requests."""
+        for (day, model_id), rollup in sorted(self.rollups.items()):
+            tokens = rollup.tokens
+            self.writer.add(
+                LineDraft(
+                    status=Status.MATCHED,
+                    key=f"{day.isoformat()}|{model_id}|matched requests",
+                    line_number=rollup.first_line,
+                    day=day,
+                    model_name=rollup.model_name,
+                    model_id=model_id,
+                    calculated_usd=rollup.calculated,
+                    actual_usd=rollup.actual,
+                    difference_usd=rollup.actual - rollup.calculated,
+                    events=rollup.count,
+                    input_tokens=tokens[0],
+                    cached_input_tokens=tokens[1],
+                    output_tokens=tokens[2],
+                    provider_input_tokens=tokens[3],
+                    provider_cached_input_tokens=tokens[4],
+                    provider_output_tokens=tokens[5],
+                    reason=f"{rollup.count:,} request{'s' if rollup.count != 1 else ''} matched",
+                ),
+                weight=rollup.count,
+            )
+        self.writer.flush()
+
     def not_in_export(self) -> None:
-        """Events in the file's time span that no row of this run matched."""
+        """Events in the file's time span that no row matched: one line each."""
         start, end = self.coverage.start, self.coverage.end
         if start is None or end is None:
             return
-        self.writer.flush()
-        matched = ReconciliationLine.objects.filter(run=self.run, usage_event_id=OuterRef("pk"))
         events = (
-            UsageEvent.objects.filter(occurred_at__gte=start, occurred_at__lte=end)
-            .filter(~Exists(matched))
+            UsageEvent.objects.filter(self.matched_ids.unmatched(), occurred_at__gte=start, occurred_at__lte=end)
             .order_by()
             .values_list(*EVENT_FIELDS)
         )
         for values in events.iterator(chunk_size=CHUNK):
-            event = _Event(*values)
+            event = _Event._make(values)
             self.writer.add(
                 LineDraft(
                     status=Status.NOT_IN_EXPORT,
@@ -331,6 +518,7 @@ class _Matcher:
                     reason=f"the gateway log has no row for this event (account {event.account_id})",
                 )
             )
+        self.writer.flush()
 
 
 def request_file_reconcile(
@@ -344,7 +532,9 @@ def request_file_reconcile(
     slack: timedelta,
 ) -> RequestOutcome:
     """Match every request row, record each matched event's actual cost, then list our events the log lacks."""
-    matcher = _Matcher(run=run, snapshot=snapshot, tolerance=tolerance, writer=writer, as_of=as_of, slack=slack)
+    matcher = _Matcher(snapshot=snapshot, tolerance=tolerance, writer=writer, as_of=as_of, slack=slack)
     matcher.read(provider_file)
+    matcher.rollups_write()
     matcher.not_in_export()
+    matcher.matched_ids.drop()  # on a failure the run's transaction rolls back, and the table with it
     return RequestOutcome(coverage=matcher.coverage, events_updated=matcher.events_updated)

@@ -48,9 +48,15 @@ def test_requests_sample_matches_and_sets_each_events_actual_cost(sample_events)
     assert summary["total_actual_usd"] == summary["total_calculated_usd"] == "0.005535000000"
     assert result.run is not None and result.run.events_updated == 3
     assert event_state("req_0002") == (D("0.000285"), "matched", AS_OF)
-    line = lines(result.run)["req_0002"]
-    assert (line.usage_event_id, line.model_id, line.cached_input_tokens, line.provider_cached_input_tokens) == (
-        UsageEvent.objects.get(request_id="req_0002").pk, "gpt-4o-mini", 1000, 1000,
+    # matched requests are rolled up per day x model (each event carries its own actual cost and status)
+    found = lines(result.run)
+    assert set(found) == {"2026-10-01|gpt-4o-mini|matched requests", "2026-10-01|claude-3-5-haiku|matched requests"}
+    gpt = found["2026-10-01|gpt-4o-mini|matched requests"]
+    assert (gpt.status, gpt.events, gpt.calculated_usd, gpt.actual_usd, gpt.reason) == (
+        "matched", 2, D("0.000735"), D("0.000735"), "2 requests matched",
+    )  # fmt: skip
+    assert (gpt.input_tokens, gpt.cached_input_tokens, gpt.provider_output_tokens, gpt.line_number) == (
+        3000, 1000, 600, 2,
     )  # fmt: skip
 
 
@@ -156,8 +162,8 @@ def test_a_request_id_two_accounts_share(account, other_account, record):
     assert result.run is not None
     statuses = sorted(result.run.lines.values_list("key", "status"))
     # account's "shared" and both "twice" events are in the file's span but matched by no row
-    assert statuses == [("shared", "matched"), ("shared", "not_in_export"), ("twice", "error"),
-                        ("twice", "not_in_export"), ("twice", "not_in_export")]  # fmt: skip
+    assert statuses == [("2026-10-01|claude-3-5-haiku|matched requests", "matched"), ("shared", "not_in_export"),
+                        ("twice", "error"), ("twice", "not_in_export"), ("twice", "not_in_export")]  # fmt: skip
     assert UsageEvent.objects.get(request_id="shared", account=other_account).reconciliation_status == "matched"
     assert UsageEvent.objects.get(request_id="shared", account=account).reconciliation_status == "pending"
     ambiguous = result.run.lines.get(status="error")
@@ -189,8 +195,8 @@ def test_the_request_tolerance_is_five_percent_or_a_millionth_of_a_dollar(accoun
         request_id, cost = row.split(b",")
         tokens = b"0,1,0" if request_id == b"tiny" else b"1000,500,0"
         content = HEADER + request_id + b",2026-10-01T10:00:00Z,gpt-4o-mini," + tokens + b"," + cost + b"\r\n"
-        line = lines(run_file(content, as_of=AS_OF).run)[request_id.decode()]
-        assert line.status == expected, (row, line.difference_usd)
+        run_file(content, as_of=AS_OF)
+        assert event_state(request_id.decode())[1] == expected, row
 
 
 def test_a_dry_run_writes_nothing(sample_events):
