@@ -11,7 +11,7 @@ TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} DEBUG=$${DEBUG:-0}
 # `make run` is the local demo: DEBUG on unless said otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-1} PORT=$(PORT)
 
-.PHONY: install run test lint format typecheck migrations-check check lock clean
+.PHONY: install run test lint format typecheck migrations-check check lock clean bench
 
 $(STAMP): $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -47,6 +47,14 @@ migrations-check: install
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 
 check: lint typecheck migrations-check test
+
+# Benchmarks (bench/README.md, figures in docs/PERFORMANCE.md). They need PostgreSQL on 127.0.0.1:5432 (user postgres)
+# and Redis on 127.0.0.1:6379, whose db 10 they flush; run them one at a time. A quick run:
+#   make bench INGEST_ARGS="--events 20000" AUTHORIZE_ARGS="--pairs 200 --pings 400 --hot-pairs 100" CLOSE_ARGS="--accounts 1000"
+bench: install
+	$(PY) bench/ingest.py $(INGEST_ARGS)
+	$(PY) bench/authorize.py $(AUTHORIZE_ARGS)
+	$(PY) bench/close.py $(CLOSE_ARGS)
 
 # Regenerate the lock after editing pyproject.toml (needs `uv`: pip install uv).
 lock:

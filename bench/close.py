@@ -91,7 +91,7 @@ def load(accounts: int, events_per_account: int) -> None:
                     credits=Decimal("1.5"),
                     units=Decimal(1),
                     plan_code="starter",
-                )  # fmt: skip
+                )
             )
         if len(rows) >= 20_000:
             UsageEvent.objects.bulk_create(rows, batch_size=5_000)

@@ -100,7 +100,10 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
         raise _Denied("account_past_due", "A payment is overdue past the grace period.")
     period = period_current(account=account, as_of=now)
     wallet = wallet_lock(account=account)
-    period = BillingPeriod.objects.select_for_update().select_related("plan", "terms__plan").get(pk=period.pk)
+    # OF self: lock the period row only, not the plan and terms rows the join reads (other accounts share them)
+    period = (
+        BillingPeriod.objects.select_for_update(of=("self",)).select_related("plan", "terms__plan").get(pk=period.pk)
+    )
     terms = plan_terms_version(period.terms)
     tier = period.plan.code
     snapshot = catalog_snapshot()
