@@ -556,12 +556,24 @@ def _with_report_links(get_app_list: Callable[..., list[dict[str, Any]]]) -> Cal
 admin.site.get_app_list = _with_report_links(admin.site.get_app_list)  # type: ignore[method-assign]
 
 
+DELIVERY_FIELDS = [
+    "channel",
+    "target",
+    "status",
+    "attempts",
+    "response_status",
+    "last_error",
+    "created_at",
+    "delivered_at",
+]
+
+
 class AlertDeliveryInline(admin.TabularInline):
     model = AlertDelivery
     extra = 0
     can_delete = False
-    fields = ["channel", "target", "status", "attempts", "response_status", "last_error", "created_at", "delivered_at"]
-    readonly_fields = fields
+    fields = DELIVERY_FIELDS
+    readonly_fields = DELIVERY_FIELDS
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -11,7 +11,7 @@ from decimal import Decimal
 from io import StringIO
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from billing.models import Account
 from pricing.money import precise
@@ -91,8 +91,8 @@ def _csv_value(value: object) -> object:
     return "" if value is None else value
 
 
-def usage_export_rows(*, account: Account, start: datetime, end: datetime) -> Iterator[str]:
-    """The account's events between two times as CSV lines, read in chunks so memory stays flat."""
+def events_csv_rows(events: QuerySet[UsageEvent]) -> Iterator[str]:
+    """Events as CSV lines (EXPORT_COLUMNS), oldest first, read in chunks so memory stays flat."""
     buffer = StringIO()
     writer = csv.writer(buffer)
 
@@ -104,16 +104,17 @@ def usage_export_rows(*, account: Account, start: datetime, end: datetime) -> It
 
     writer.writerow(EXPORT_COLUMNS)
     yield flush()
-    events = (
-        UsageEvent.objects.filter(account=account, occurred_at__gte=start, occurred_at__lt=end)
-        .order_by("occurred_at", "id")
-        .values_list(*EXPORT_COLUMNS)
-    )
-    for count, row in enumerate(events.iterator(chunk_size=2000), start=1):
+    rows = events.order_by("occurred_at", "id").values_list(*EXPORT_COLUMNS)
+    for count, row in enumerate(rows.iterator(chunk_size=2000), start=1):
         writer.writerow([_csv_value(value) for value in row])
         if count % 500 == 0:
             yield flush()
     yield flush()
+
+
+def usage_export_rows(*, account: Account, start: datetime, end: datetime) -> Iterator[str]:
+    """The account's events between two times as CSV lines."""
+    return events_csv_rows(UsageEvent.objects.filter(account=account, occurred_at__gte=start, occurred_at__lt=end))
 
 
 # --- admin reports: read from the daily rollups, never by scanning the events --------------------------------------

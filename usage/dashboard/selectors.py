@@ -4,12 +4,10 @@ keyset, never counting them."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from io import StringIO
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -33,7 +31,7 @@ from pricing.money import CREDITS, USD, Money, precise
 from pricing.rating import PlanCharge, PlanRecommendation, plan_charge, plan_recommendation
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.models import Alert, DailyUsage, UsageEvent
-from usage.selectors import EXPORT_COLUMNS
+from usage.selectors import events_csv_rows
 
 WRITE_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 
@@ -417,30 +415,6 @@ def usage_filter_choices(*, account: Account, since: date) -> FilterChoices:
     return FilterChoices(models=models, operations=operations)
 
 
-def _csv_cell(value: object) -> object:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(precise(value), "f")
-    return "" if value is None else value
-
-
 def usage_history_csv(*, account: Account, usage_filter: UsageFilter) -> Iterator[str]:
     """The filtered events as CSV (the columns of /api/usage/export.csv), oldest first, streamed in chunks."""
-    buffer = StringIO()
-    writer = csv.writer(buffer)
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(EXPORT_COLUMNS)
-    yield flush()
-    rows = usage_filter.events(account).order_by("occurred_at", "id").values_list(*EXPORT_COLUMNS)
-    for number, row in enumerate(rows.iterator(chunk_size=2000), start=1):
-        writer.writerow([_csv_cell(value) for value in row])
-        if number % 500 == 0:
-            yield flush()
-    yield flush()
+    return events_csv_rows(usage_filter.events(account))
