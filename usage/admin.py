@@ -556,7 +556,7 @@ def _with_report_links(get_app_list: Callable[..., list[dict[str, Any]]]) -> Cal
 admin.site.get_app_list = _with_report_links(admin.site.get_app_list)  # type: ignore[method-assign]
 
 
-DELIVERY_FIELDS = [
+DELIVERY_FIELDS: tuple[str, ...] = (
     "channel",
     "target",
     "status",
@@ -565,7 +565,7 @@ DELIVERY_FIELDS = [
     "last_error",
     "created_at",
     "delivered_at",
-]
+)
 
 
 class AlertDeliveryInline(admin.TabularInline):

@@ -213,10 +213,14 @@ def test_a_failed_payment_reported_by_billing_alerts_once(celery_eager, django_c
     from usage.tasks import payment_failed_alert_task
 
     account = AccountFactory.create(plan="starter", owner_email="pay@shop.test")
-    arguments = {"account_id": account.pk, "reference": "in_123", "subject": "Payment failed",
-                 "message": "Your card was declined.", "at": "2026-11-21T10:00:00+00:00"}  # fmt: skip
+
+    def report() -> bool:
+        return payment_failed_alert_task(
+            account.pk, "in_123", "Payment failed", "Your card was declined.", "2026-11-21T10:00:00+00:00"
+        )
+
     with django_capture_on_commit_callbacks(execute=True):
-        assert payment_failed_alert_task(**arguments) is True
-        assert payment_failed_alert_task(**arguments) is False
+        assert report() is True
+        assert report() is False
     assert Alert.objects.get(account=account).kind == "payment_failed"
     assert [m.to for m in mail.outbox] == [["pay@shop.test"]]
