@@ -265,6 +265,7 @@ def reconcile(source: str, path: Path, env: dict[str, str]) -> dict[str, Any]:
     result = child([harness.PYTHON, "manage.py", "reconcile", "--source", source, str(path)], env)
     cpu = meter.stop()
     result["db_cpu_s"] = cpu["db_cpu_s"]
+    result["load_average_1m"] = [cpu["load_average_1m_before"], cpu["load_average_1m_after"]]
     result["summary"] = json.loads(result.pop("stdout").strip().splitlines()[-1])
     return result
 
@@ -374,7 +375,7 @@ def main() -> None:
                 ("usage_usageevent fillfactor", str(args.events_fillfactor or "as migrated (100)")),
                 ("csv.reader baseline", f"{baseline['seconds']:.1f} s, peak {baseline['peak_rss_mb']:.0f} MB"),
                 ("requests reconcile", f"{requests_run['seconds']:.1f} s  {harness.target(requests_run['seconds'], at_most=TARGET_REQUEST_SECONDS)}"),
-                ("  CPU app / db", f"{requests_run['cpu_s']:.1f} s / {requests_run['db_cpu_s']:.1f} s"),
+                ("  CPU app / db", f"{requests_run['cpu_s']:.1f} s / {requests_run['db_cpu_s']:.1f} s (load average {requests_run['load_average_1m'][0]:.1f} -> {requests_run['load_average_1m'][1]:.1f})"),
                 ("  peak memory", f"{requests_run['peak_rss_mb']:.0f} MB (Django floor {django_floor['peak_rss_mb']:.0f} MB, {django_floor['seconds']:.1f} s)"),
                 ("  ratio to csv parse", f"{ratio:.1f}x"),
                 ("  lines", f"{summary['matched']:,} matched, {summary['discrepancy']:,} discrepancy, {summary['not_found']:,} not found, {summary['not_in_export']:,} not in export, {summary['errors']:,} errors"),

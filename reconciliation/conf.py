@@ -22,7 +22,8 @@ class Tolerance:
     usd: Decimal
 
     def allows(self, *, difference: Decimal, actual: Decimal) -> bool:
-        return abs(difference) <= max(self.pct / 100 * abs(actual), self.usd)
+        bound = self.pct * abs(actual) / 100
+        return abs(difference) <= (bound if bound > self.usd else self.usd)
 
     def as_json(self) -> dict[str, str]:
         return {"pct": str(self.pct), "usd": str(self.usd)}

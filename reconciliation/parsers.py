@@ -363,9 +363,19 @@ def _requests_converter(index: Mapping[str, int]) -> Callable[[int, list[str]], 
         model = _clean(values[at_model], "model")
         if not model:
             raise _RowProblem("model is empty")
-        input_tokens = count_read(values[at_input], "input_tokens")
-        cached_text = values[at_cached] if at_cached is not None else ""
-        cached = count_read(cached_text, "cached_input_tokens") if cached_text.strip() else 0
+        text = values[at_input]
+        input_tokens = (
+            int(text) if text.isdigit() and text.isascii() and len(text) < 16 else count_read(text, "input_tokens")
+        )
+        text = values[at_output]
+        output_tokens = (
+            int(text) if text.isdigit() and text.isascii() and len(text) < 16 else count_read(text, "output_tokens")
+        )
+        text = values[at_cached] if at_cached is not None else ""
+        if text.isdigit() and text.isascii() and len(text) < 16:
+            cached = int(text)
+        else:
+            cached = count_read(text, "cached_input_tokens") if text.strip() else 0
         if cached > input_tokens:
             raise _RowProblem("cached_input_tokens exceeds input_tokens (cached tokens are part of the input)")
         currency = _clean(values[at_currency], "currency").upper() if at_currency is not None else ""
@@ -375,7 +385,7 @@ def _requests_converter(index: Mapping[str, int]) -> Callable[[int, list[str]], 
             occurred_at=time_read(values[at_time], "timestamp"),
             model=model,
             input_tokens=input_tokens,
-            output_tokens=count_read(values[at_output], "output_tokens"),
+            output_tokens=output_tokens,
             cached_input_tokens=cached,
             cost_usd=decimal_read(values[at_cost], "cost_usd"),
             currency=currency or "USD",

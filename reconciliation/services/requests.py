@@ -136,8 +136,7 @@ class _MatchedIds:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 with cursor.copy(f"COPY {self.table} (event_id) FROM STDIN") as copy:
-                    for event_id in ids:
-                        copy.write_row((event_id,))
+                    copy.write("\n".join(map(str, ids)) + "\n")  # COPY's text format: one integer a line
             else:
                 cursor.executemany(f"INSERT INTO {self.table} (event_id) VALUES (%s)", [(i,) for i in ids])  # noqa: S608 - a constant name
 
