@@ -77,6 +77,12 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         every_seconds=600,
     ),
     ScheduledJob(
+        name="provider reconciliation",
+        task="reconciliation.inbox",
+        description="Reconciles the provider exports dropped into RECONCILIATION_INBOX; alerts staff on a low match rate.",
+        crontab={"minute": "0", "hour": "6", "day_of_month": "2"},
+    ),
+    ScheduledJob(
         name="weekly summary",
         task="jobs.weekly_summaries",
         description="Each account's usage of the past week, by email.",

@@ -254,3 +254,10 @@ RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=90)
 # pending dead letters are never deleted: only replayed or discarded ones past this age
 RETENTION_DEAD_LETTERS_DAYS = env.int("RETENTION_DEAD_LETTERS_DAYS", default=90)
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# --- Reconciliation (defaults also in reconciliation/conf.py; see docs/reconciliation.md) -----------------------
+RECONCILIATION_INBOX = Path(env.str("RECONCILIATION_INBOX", default=str(VAR_DIR / "reconciliation-inbox")))
+RECONCILIATION_TOLERANCE_PCT = env.str("RECONCILIATION_TOLERANCE_PCT", default="5")
+RECONCILIATION_TOLERANCE_USD = env.str("RECONCILIATION_TOLERANCE_USD", default="0.05")
+RECONCILIATION_ALERT_MATCH_RATE = env.str("RECONCILIATION_ALERT_MATCH_RATE", default="0.95")
+RECONCILIATION_ALERT_DISCREPANCY_USD = env.str("RECONCILIATION_ALERT_DISCREPANCY_USD", default="10")
