@@ -53,6 +53,7 @@ from billing.services.accounts import account_create, account_set_status, member
 from billing.services.api_keys import api_key_issue, api_key_revoke
 from billing.services.periods import period_close, subscription_change_plan
 from billing.services.wallet import wallet_adjust
+from config.admin_base import ViewOnlyAdmin
 from pricing.errors import PricingError, UnknownPlan
 from pricing.money import Money, MoneyError
 
@@ -97,19 +98,6 @@ def _related(obj: Model, name: str) -> Any:
         return getattr(obj, name)
     except ObjectDoesNotExist:
         return None
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Shown, never added, edited or deleted here: these rows are written by the billing services only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ViewOnlyInline(admin.TabularInline):

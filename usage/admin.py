@@ -32,6 +32,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from billing.errors import BillingError
+from config.admin_base import ViewOnlyAdmin
 from pricing.models import AIModel
 from usage import selectors
 from usage.models import Alert, AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent
@@ -42,19 +43,6 @@ COUNT_CAP = 10_000  # the events changelist counts matches up to this, never the
 HIGH_COST_LIMIT = 50
 PROJECTED_PAGE_LIMIT = 500  # rows on the projected page; its CSV has every account
 REPORT_TEMPLATE = "admin/usage/report.html"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Shown, never added, edited or deleted here: these rows are written by the usage services only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class CappedCountPaginator(Paginator):
@@ -127,7 +115,7 @@ class OperationTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyAdmin):
+class UsageEventAdmin(ViewOnlyAdmin):
     list_display = ("request_id", "account", "model_id", "operation_type", "tokens", "charge", "credits_used",
                     "over_limit", "occurred_at")  # fmt: skip
     list_filter = (
@@ -198,7 +186,7 @@ def outcome_summary(verb: str, outcomes: Counter[str]) -> str:
 
 
 @admin.register(RejectedEvent)
-class RejectedEventAdmin(ReadOnlyAdmin):
+class RejectedEventAdmin(ViewOnlyAdmin):
     list_display = ("received_at", "account", "request_id", "error_code", "short_message", "status", "replay_result")
     list_filter = (
         "error_code",
@@ -256,7 +244,7 @@ class RejectedEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdmin):
+class ReservationAdmin(ViewOnlyAdmin):
     list_display = ("request_id", "account", "model_id", "operation_type", "held", "status", "created_at",
                     "expires_at", "closed_at")  # fmt: skip
     list_filter = ("status",)
@@ -363,7 +351,7 @@ def _month_bounds(month: date) -> tuple[date, date]:
 
 
 @admin.register(DailyUsage)
-class DailyUsageAdmin(ReadOnlyAdmin):
+class DailyUsageAdmin(ViewOnlyAdmin):
     list_display = ("day", "account", "model_id", "operation_type", "events", "input_tokens", "output_tokens",
                     "cost", "charge", "credits_used")  # fmt: skip
     list_filter = (("day", admin.DateFieldListFilter), "operation_type")
@@ -580,7 +568,7 @@ class AlertDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Alert)
-class AlertAdmin(ReadOnlyAdmin):
+class AlertAdmin(ViewOnlyAdmin):
     list_display = ["created_at", "account", "kind", "threshold", "period_key", "subject", "sent_at", "channels"]
     list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter), "created_at"]
     search_fields = ["account__name", "subject", "period_key"]
@@ -600,7 +588,7 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(ReadOnlyAdmin):
+class AlertDeliveryAdmin(ViewOnlyAdmin):
     list_display = ["created_at", "alert", "channel", "target", "status", "attempts", "response_status"]
     list_filter = ["channel", "status", "created_at"]
     search_fields = ["target", "alert__account__name"]
