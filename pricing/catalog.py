@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -142,6 +143,11 @@ class CatalogSnapshot:
     rates: Mapping[str, tuple[RateVersion, ...]] = field(default_factory=dict)
     plans: Mapping[str, PlanEntry] = field(default_factory=dict)
     operation_limits: tuple[OperationLimitEntry, ...] = ()
+
+    @cached_property
+    def terms_by_id(self) -> Mapping[int, PlanTermsVersion]:
+        """Every plan terms version by its id: a period names its terms, and recording reads them from here."""
+        return {t.id: t for plan in self.plans.values() for t in plan.terms}
 
     def find_model(self, name: str) -> ModelEntry:
         """The model named by its id or an alias, active or not; UnknownModel when the catalog has neither."""

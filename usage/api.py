@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -19,12 +20,13 @@ from billing.api import AccountApi
 from billing.authentication import request_account
 from billing.services.periods import period_current
 from config.api_errors import ApiError, PayloadTooLarge
+from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.estimate import estimate_request, text_of
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
-from usage.services.recording import DUPLICATE, RECORDED, REJECTED, usage_record_batch
+from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
 from usage.throttling import PlanRateThrottle
 
 
@@ -76,6 +78,21 @@ class UsageBatchInputSerializer(serializers.Serializer):
     events = UsageEventInputSerializer(many=True)
 
 
+def _amount_out(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.quantize(PRECISE), "f")
+
+
+def _result_out(result: EventResult) -> dict[str, Any]:
+    return {
+        "request_id": result.request_id,
+        "status": result.status,
+        "cost_usd": _amount_out(result.cost_usd),
+        "charge_usd": _amount_out(result.charge_usd),
+        "credits": _amount_out(result.credits),
+        "error": result.error,
+    }
+
+
 class UsageRecordApi(AccountApi):
     class UsageRecordOutputSerializer(serializers.Serializer):
         results = EventResultSerializer(many=True)
@@ -116,13 +133,14 @@ class UsageRecordApi(AccountApi):
             account=request_account(request), raw_events=events, ip=_client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )  # fmt: skip
-        body_out = {
-            "results": [vars(r) for r in batch.results],
+        # written as UsageRecordOutputSerializer describes it, without a serializer field per value: a batch
+        # answers 1,000 results, and each amount is already a Decimal with at most 12 places
+        data: dict[str, Any] = {
+            "results": [_result_out(r) for r in batch.results],
             "recorded": batch.count(RECORDED),
             "duplicate": batch.count(DUPLICATE),
             "rejected": batch.count(REJECTED),
         }
-        data = dict(self.UsageRecordOutputSerializer(body_out).data)
         if not single:
             return Response(data)
         result = batch.results[0]

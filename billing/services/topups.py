@@ -260,7 +260,7 @@ def auto_recharge_payment_method_save(*, account: Account, payment_method_id: st
 def auto_recharge_check(*, account: Account, balance_before: Decimal, balance_after: Decimal) -> bool:
     """Call after a debit, inside its transaction: when the balance crossed from at or above the account's
     threshold to below it, queue the recharge task on commit. True when it queued one."""
-    if balance_after >= balance_before:
+    if balance_after >= balance_before or not stripe_settings().enabled:
         return False
     threshold = (
         AutoRecharge.objects.filter(account_id=account.pk, enabled=True)
@@ -268,7 +268,7 @@ def auto_recharge_check(*, account: Account, balance_before: Decimal, balance_af
         .values_list("threshold_credits", flat=True)
         .first()
     )
-    if threshold is None or not balance_before >= threshold > balance_after or not stripe_settings().enabled:
+    if threshold is None or not balance_before >= threshold > balance_after:
         return False
     account_id = account.pk
 

@@ -61,11 +61,14 @@ def wallet_post(
     reason: str = "",
     overdraft_guard: bool = False,
     at: datetime | None = None,
+    wallet: Wallet | None = None,
 ) -> Posting:
     """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
-    credits (balance - held) below zero raises InsufficientCredits and posts nothing."""
+    credits (balance - held) below zero raises InsufficientCredits and posts nothing. `wallet` is the account's
+    wallet when the caller has already locked it in this transaction (its balance as read under that lock)."""
     amount = _credits(credits)
-    wallet = wallet_lock(account=account)
+    if wallet is None:
+        wallet = wallet_lock(account=account)
     try:
         with transaction.atomic():
             entry = LedgerEntry.objects.create(

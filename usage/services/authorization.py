@@ -75,7 +75,8 @@ def _line(request: AuthorizeRequest, model: str, at: datetime) -> UsageLine:
 def reservation_create(*, account: Account, request: AuthorizeRequest, now: datetime | None = None) -> Decision:
     """Decide whether the account may make this call now; if so, hold its worst-case cost."""
     now = now or timezone.now()
-    locked_account = Account.objects.select_for_update().get(pk=account.pk)
+    # OF self: the subscription is read in the same statement, but only the account row is locked
+    locked_account = Account.objects.select_for_update(of=("self",)).select_related("subscription").get(pk=account.pk)
     existing = Reservation.objects.filter(account=account, request_id=request.request_id).first()
     if existing is not None:  # a retried authorize answers what the first one decided
         return Decision(allowed=True, reservation=existing)
@@ -88,7 +89,10 @@ def reservation_create(*, account: Account, request: AuthorizeRequest, now: date
 def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> Decision:
     if account.status == Account.Status.SUSPENDED:
         raise _Denied("account_suspended", "This account is suspended.")
-    subscription = Subscription.objects.filter(account=account).first()
+    try:
+        subscription: Subscription | None = account.subscription
+    except Subscription.DoesNotExist:
+        subscription = None
     grace = timedelta(days=settings.PAST_DUE_GRACE_DAYS)
     past_due_since = subscription.past_due_since if subscription else None
     if (
@@ -98,15 +102,15 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
         and now - past_due_since > grace
     ):
         raise _Denied("account_past_due", "A payment is overdue past the grace period.")
-    period = period_current(account=account, as_of=now)
     wallet = wallet_lock(account=account)
-    # OF self: lock the period row only, not the plan and terms rows the join reads (other accounts share them)
-    period = (
-        BillingPeriod.objects.select_for_update(of=("self",)).select_related("plan", "terms__plan").get(pk=period.pk)
-    )
-    terms = plan_terms_version(period.terms)
-    tier = period.plan.code
+    in_force = BillingPeriod.objects.select_for_update().filter(account=account, start__lte=now, end__gt=now)
+    period = in_force.first()
+    if period is None:  # the first call of a new period opens it
+        period = in_force.get(pk=period_current(account=account, as_of=now).pk)
     snapshot = catalog_snapshot()
+    # every terms version is in the catalog snapshot; the database is read only for one newer than it
+    terms = snapshot.terms_by_id.get(period.terms_id) or plan_terms_version(period.terms)
+    tier = terms.plan_code
     try:
         rating = rate_usage(_line(request, request.model, now), snapshot, tier=tier, terms=terms)
     except ModelNotAllowed as exc:
@@ -145,11 +149,13 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
 
     units = event_units(unit=terms.unit, line_input=request.input_tokens, line_output=request.max_output_tokens,
                         credits=rating.credits)  # fmt: skip
-    reserved = Reservation.objects.filter(account=account, status=Reservation.Status.ACTIVE).aggregate(
-        units=Sum("estimated_units")
-    )["units"] or Decimal(0)
-    committed = period.units_used + reserved
     included = period.included_units
+    # what open reservations hold counts against a quota or a spend cap; a plan with neither needs no sum
+    reserved = Decimal(0)
+    if included is not None or (terms.monthly_spend_cap is not None and not debits_wallet(terms)):
+        active = Reservation.objects.filter(account=account, status=Reservation.Status.ACTIVE)
+        reserved = active.aggregate(units=Sum("estimated_units"))["units"] or Decimal(0)
+    committed = period.units_used + reserved
     if included is not None and not (debits_wallet(terms) and terms.overage_allowed and not terms.hard_limit):
         allowed_units = quota_allowed_units(terms, included)
         if committed + units > allowed_units:

@@ -10,6 +10,7 @@ such events are flagged `over_limit` and the next authorization is refused.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class _Periods:
 
     account: Account
     received_at: datetime
+    snapshot: CatalogSnapshot
     by_id: dict[int, BillingPeriod] = field(default_factory=dict)
     terms: dict[int, PlanTermsVersion] = field(default_factory=dict)
 
@@ -86,7 +88,9 @@ class _Periods:
     def _remember(self, period: BillingPeriod) -> BillingPeriod:
         if period.pk not in self.by_id:
             self.by_id[period.pk] = period
-            self.terms[period.pk] = plan_terms_version(period.terms)
+            # every terms version is in the catalog snapshot; the database is read only for one newer than it
+            terms = self.snapshot.terms_by_id.get(period.terms_id)
+            self.terms[period.pk] = terms if terms is not None else plan_terms_version(period.terms)
         return self.by_id[period.pk]
 
     def for_time(self, at: datetime) -> BillingPeriod:
@@ -107,8 +111,8 @@ def _refuse(raw: Any, code: str, message: str) -> EventResult:
     return EventResult(request_id=request_id_of(raw), status=REJECTED, error={"code": code, "message": message})
 
 
-def _rate(parsed: ParsedEvent, snapshot: CatalogSnapshot, period: BillingPeriod, terms: PlanTermsVersion) -> Rating:
-    return rate_usage(parsed.line, snapshot, tier=period.plan.code, terms=terms)
+def _rate(parsed: ParsedEvent, snapshot: CatalogSnapshot, terms: PlanTermsVersion) -> Rating:
+    return rate_usage(parsed.line, snapshot, tier=terms.plan_code, terms=terms)
 
 
 @transaction.atomic
@@ -124,11 +128,11 @@ def usage_record_batch(
     received_at = received_at or timezone.now()
     batch = BatchResult(batch_id=uuid.uuid4())
     snapshot = catalog_snapshot()
-    periods = _Periods(account=account, received_at=received_at)
+    periods = _Periods(account=account, received_at=received_at, snapshot=snapshot)
     late_window = timedelta(days=settings.USAGE_LATE_EVENT_WINDOW_DAYS)
     future_skew = timedelta(seconds=settings.USAGE_FUTURE_SKEW_SECONDS)
 
-    rows: list[UsageEvent] = []
+    rows: list[_Row] = []
     first_seen: set[str] = set()
     rejected: list[RejectedEvent] = []
     for raw in raw_events:
@@ -142,7 +146,7 @@ def usage_record_batch(
             )
             period = periods.for_time(parsed.line.occurred_at)
             terms = periods.terms[period.pk]
-            rating = _rate(parsed, snapshot, period, terms)
+            rating = _rate(parsed, snapshot, terms)
         except (EventRefused, PricingError) as exc:
             result = _refuse(raw, exc.code, exc.message)
             batch.results.append(result)
@@ -165,9 +169,9 @@ def usage_record_batch(
         first_seen.add(parsed.request_id)
         line = parsed.line
         rows.append(
-            UsageEvent(
-                account=account,
-                period=period,
+            _Row(
+                account_id=account.pk,
+                period_id=period.pk,
                 request_id=parsed.request_id,
                 batch_id=batch.batch_id,
                 model_id=rating.model_id,
@@ -198,7 +202,7 @@ def usage_record_batch(
                 price_version_id=rating.price_version_id or None,
                 feature_version_ids=rating.feature_version_ids,
                 credits_rate=rating.credits_rate,
-                plan_code=period.plan.code,
+                plan_code=terms.plan_code,
                 ip=ip,
                 user_agent=user_agent[:300],
             )
@@ -206,13 +210,7 @@ def usage_record_batch(
     if rejected:
         RejectedEvent.objects.bulk_create(rejected)
     if rows:
-        UsageEvent.objects.bulk_create(rows, ignore_conflicts=True, batch_size=500)
-        stored = {
-            e["request_id"]: e
-            for e in UsageEvent.objects.filter(account=account, request_id__in=[r.request_id for r in rows]).values(
-                "id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits"
-            )
-        }
+        stored = _events_insert(account=account, rows=rows, batch_id=batch.batch_id)
         new_rows = [r for r in rows if stored[r.request_id]["batch_id"] == batch.batch_id]
         for row in new_rows:
             row.pk = stored[row.request_id]["id"]
@@ -235,9 +233,122 @@ def usage_record_batch(
     return batch
 
 
-def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], periods: _Periods, at: datetime) -> None:
+@dataclass(slots=True, kw_only=True)
+class _Row:
+    """One event as it is stored: the columns of UsageEvent, without the cost of a model instance per event."""
+
+    account_id: int
+    period_id: int
+    request_id: str
+    batch_id: uuid.UUID
+    model_id: str
+    model_requested: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    images: int
+    features: list[Any]
+    multiplier: Decimal
+    operation_type: str
+    user: str
+    conversation_id: str
+    metadata: dict[str, Any]
+    occurred_at: datetime
+    received_at: datetime
+    cost_usd: Decimal
+    charge_usd: Decimal
+    credits: Decimal
+    units: Decimal
+    breakdown: dict[str, Any]
+    price_version_id: int | None
+    feature_version_ids: dict[str, int]
+    credits_rate: Decimal | None
+    plan_code: str
+    ip: str | None
+    user_agent: str
+    over_limit: bool = False
+    actual_cost_usd: Decimal | None = None
+    reconciliation_status: str = UsageEvent.Reconciliation.PENDING
+    reconciled_at: datetime | None = None
+    pk: int | None = None
+
+
+_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
+_ATTNAMES = [f.attname for f in _FIELDS]
+_COLUMNS = ", ".join(f'"{f.column}"' for f in _FIELDS)
+# JSON columns travel as text, encoded the way the model field encodes them
+_JSON_ENCODERS = {
+    i: (getattr(f, "encoder", None) or json.JSONEncoder)
+    for i, f in enumerate(_FIELDS)
+    if f.get_internal_type() == "JSONField"
+}
+_STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits")
+COPY_FROM_ROWS = 20  # on PostgreSQL, a batch this large goes through COPY; a smaller one in one INSERT
+
+
+def _db_values(row: _Row) -> list[Any]:
+    values = [getattr(row, name) for name in _ATTNAMES]
+    for i, encoder in _JSON_ENCODERS.items():
+        values[i] = json.dumps(values[i], cls=encoder)
+    return values
+
+
+def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """Insert the rows, skipping request ids the account already has; answer the first result of each request id.
+
+    The unique (account, request_id) constraint decides which rows are new. On PostgreSQL one
+    `INSERT ... ON CONFLICT DO NOTHING RETURNING` names the rows inserted now (fed by COPY into a temporary table
+    for larger batches), so only request ids recorded before are read back. Elsewhere (SQLite) the ORM inserts
+    with ignore_conflicts and the batch is read back.
+    """
+    if connection.vendor != "postgresql":
+        UsageEvent.objects.bulk_create(
+            [UsageEvent(**{name: getattr(r, name) for name in _ATTNAMES}) for r in rows],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
+        found = UsageEvent.objects.filter(account=account, request_id__in=[r.request_id for r in rows])
+        return {e["request_id"]: e for e in found.values(*_STORED)}
+    table = UsageEvent._meta.db_table
+    conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
+    with connection.cursor() as cursor:
+        if len(rows) < COPY_FROM_ROWS:
+            one = "(" + ", ".join(["%s"] * len(_ATTNAMES)) + ")"
+            cursor.execute(
+                f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
+                [value for row in rows for value in _db_values(row)],
+            )
+            inserted = dict((request_id, pk) for pk, request_id in cursor.fetchall())
+        else:
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
+            )
+            with cursor.cursor.copy(f"COPY usage_event_stage ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(_db_values(row))
+            cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_event_stage {conflict}")  # noqa: S608 - names from the model
+            inserted = dict((request_id, pk) for pk, request_id in cursor.fetchall())
+            cursor.execute("DROP TABLE usage_event_stage")  # a second batch in the same transaction makes its own
+    stored: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.request_id in inserted:
+            stored[row.request_id] = {
+                "id": inserted[row.request_id], "request_id": row.request_id, "batch_id": batch_id,
+                "cost_usd": row.cost_usd, "charge_usd": row.charge_usd, "credits": row.credits,
+            }  # fmt: skip
+    earlier = [row.request_id for row in rows if row.request_id not in inserted]
+    if earlier:
+        found = UsageEvent.objects.filter(account=account, request_id__in=earlier)
+        stored.update((e["request_id"], e) for e in found.values(*_STORED))
+    return stored
+
+
+def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime) -> None:
     """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks."""
-    locked_account = Account.objects.select_for_update().get(pk=account.pk)
+    low_balance_threshold = (
+        Account.objects.select_for_update().filter(pk=account.pk).values_list("low_balance_threshold", flat=True).get()
+    )
     wallet: Wallet = wallet_lock(account=account)
     period_ids = sorted({r.period_id for r in rows})
     locked = {p.pk: p for p in BillingPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk")}
@@ -290,8 +401,13 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], per
         )
     if over_limit:
         UsageEvent.objects.filter(pk__in=over_limit).update(over_limit=True)
+    released = _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
+    if released:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
+        wallet.held -= released
     if wallet_credits > 0:
         posting = wallet_post(
+            wallet=wallet,
             account=account,
             kind="usage",
             credits=-wallet_credits,
@@ -302,13 +418,12 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[UsageEvent], per
         )
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
-    _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
     _rollup(rows)
     crossing = _crossing(
         periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk]) for pk, p in locked.items()},
         available_before=wallet.balance - wallet.held,
         available_after=balance - wallet.held,
-        low_balance_threshold=locked_account.low_balance_threshold,
+        low_balance_threshold=low_balance_threshold,
     )
     if crossing:
         from usage.tasks import alerts_check_task
@@ -345,18 +460,29 @@ def quota_allowed_units(terms: PlanTermsVersion, included: Decimal) -> Decimal:
     return included * (1 + terms.max_overage_pct / 100)
 
 
-def _settle_reservations(*, account: Account, request_ids: list[str], at: datetime) -> None:
-    held = Reservation.objects.select_for_update().filter(
-        account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE
+def _settle_reservations(*, account: Account, request_ids: list[str], at: datetime) -> Decimal:
+    """Settle the active reservations of these requests; answer the credits they held, for the caller to release."""
+    if connection.vendor == "postgresql":  # one statement: update and read what was held
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Reservation._meta.db_table} SET status = %s, closed_at = %s "  # noqa: S608 - names from the model
+                "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) RETURNING held_credits",
+                [Reservation.Status.SETTLED, at, account.pk, Reservation.Status.ACTIVE, request_ids],
+            )
+            return sum((held for (held,) in cursor.fetchall()), Decimal(0))
+    held = list(
+        Reservation.objects.select_for_update()
+        .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
+        .values_list("pk", "held_credits")
     )
-    released = sum((r.held_credits for r in held), Decimal(0))
-    ids = [r.pk for r in held]
-    if ids:
-        Reservation.objects.filter(pk__in=ids).update(status=Reservation.Status.SETTLED, closed_at=at)
-        Wallet.objects.filter(account=account).update(held=F("held") - released)
+    if held:
+        Reservation.objects.filter(pk__in=[pk for pk, _ in held]).update(
+            status=Reservation.Status.SETTLED, closed_at=at
+        )
+    return sum((credits for _, credits in held), Decimal(0))
 
 
-def _rollup(rows: list[UsageEvent]) -> None:
+def _rollup(rows: list[_Row]) -> None:
     """Add the batch to the daily rollups: one upsert per (account, day, model, operation)."""
     buckets: dict[tuple[int, Any, str, str], list[Any]] = defaultdict(
         lambda: [0, 0, 0, Decimal(0), Decimal(0), Decimal(0)]
