@@ -9,9 +9,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import TypeVar
 
 from pricing.errors import InactiveModel, NoPriceInForce, UnknownFeature, UnknownModel, UnknownPlan
