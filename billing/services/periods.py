@@ -153,12 +153,16 @@ def _period_open(*, account: Account, subscription: Subscription, as_of: datetim
         return BillingPeriod.objects.get(account=account, start=period.start)
 
 
-@transaction.atomic
 def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     """The account's period containing `as_of`, opened now if it is the first use of that period."""
     period = BillingPeriod.objects.filter(account=account, start__lte=as_of, end__gt=as_of).first()
-    if period is not None:
+    if period is not None:  # the usual case: one read, no transaction of its own
         return period
+    return _period_current_open(account=account, as_of=as_of)
+
+
+@transaction.atomic
+def _period_current_open(*, account: Account, as_of: datetime) -> BillingPeriod:
     subscription = (
         Subscription.objects.select_for_update(of=("self",))
         .select_related("plan", "pending_plan")
@@ -167,7 +171,9 @@ def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     )
     if subscription is None:
         raise NoSubscription(f"account {account.pk} has no subscription")
-    return _period_open(account=account, subscription=subscription, as_of=as_of)
+    # a concurrent caller may have opened it while this one waited for the subscription's lock
+    period = BillingPeriod.objects.filter(account=account, start__lte=as_of, end__gt=as_of).first()
+    return period or _period_open(account=account, subscription=subscription, as_of=as_of)
 
 
 def _invoice_for(period: BillingPeriod, as_of: datetime) -> Invoice:

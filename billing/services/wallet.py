@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -48,7 +49,6 @@ def wallet_lock(*, account: Account) -> Wallet:
     return Wallet.objects.select_for_update().get(account_id=account.pk)
 
 
-@transaction.atomic
 def wallet_post(
     *,
     account: Account,
@@ -62,37 +62,47 @@ def wallet_post(
     overdraft_guard: bool = False,
     at: datetime | None = None,
     wallet: Wallet | None = None,
+    release_held: Decimal | None = None,
 ) -> Posting:
     """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
-    credits (balance - held) below zero raises InsufficientCredits and posts nothing. `wallet` is the account's
-    wallet when the caller has already locked it in this transaction (its balance as read under that lock)."""
+    credits (balance - held) below zero raises InsufficientCredits and posts nothing.
+
+    `wallet` is the account's wallet when the caller has already locked it in this transaction (its balance as
+    read under that lock); `release_held` is what the settled reservations behind this debit held, released in
+    the same update (the caller releases it itself when the posting turns out to be a replay).
+    """
     amount = _credits(credits)
-    if wallet is None:
-        wallet = wallet_lock(account=account)
-    try:
-        with transaction.atomic():
-            entry = LedgerEntry.objects.create(
-                wallet=wallet,
-                kind=kind,
-                credits=amount,
-                usd_amount=to_decimal(usd_amount),
-                rate=rate,
-                reference=reference,
-                balance_after=wallet.balance + amount,
-                actor=actor_or_none(actor),
-                reason=reason,
-                created_at=at or timezone.now(),
-            )
-    except IntegrityError:
-        return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
-    if overdraft_guard and amount < 0 and wallet.balance - wallet.held + amount < 0:
-        raise InsufficientCredits(
-            f"needs {-amount} credits, {wallet.balance - wallet.held} available"
-        )  # raising inside this function's atomic block undoes the entry just inserted
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount, updated_at=timezone.now())
-    if amount < 0 and kind != Kind.EXPIRY:
-        _grants_consume(wallet=wallet, credits=-amount)
-    return Posting(entry, created=True)
+    # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
+    with transaction.atomic(savepoint=overdraft_guard):
+        if wallet is None:
+            wallet = wallet_lock(account=account)
+        try:
+            with transaction.atomic():
+                entry = LedgerEntry.objects.create(
+                    wallet=wallet,
+                    kind=kind,
+                    credits=amount,
+                    usd_amount=to_decimal(usd_amount),
+                    rate=rate,
+                    reference=reference,
+                    balance_after=wallet.balance + amount,
+                    actor=actor_or_none(actor),
+                    reason=reason,
+                    created_at=at or timezone.now(),
+                )
+        except IntegrityError:
+            return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
+        if overdraft_guard and amount < 0 and wallet.balance - wallet.held + amount < 0:
+            raise InsufficientCredits(
+                f"needs {-amount} credits, {wallet.balance - wallet.held} available"
+            )  # raising inside the savepoint undoes the entry just inserted
+        moves: dict[str, Any] = {"balance": F("balance") + amount, "updated_at": timezone.now()}
+        if release_held:
+            moves["held"] = F("held") - release_held
+        Wallet.objects.filter(pk=wallet.pk).update(**moves)
+        if amount < 0 and kind != Kind.EXPIRY:
+            _grants_consume(wallet=wallet, credits=-amount)
+        return Posting(entry, created=True)
 
 
 def _grants_consume(*, wallet: Wallet, credits: Decimal) -> None:

@@ -11,6 +11,7 @@ such events are flagged `over_limit` and the next authorization is refused.
 from __future__ import annotations
 
 import json
+import operator
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -271,26 +272,28 @@ class _Row:
     actual_cost_usd: Decimal | None = None
     reconciliation_status: str = UsageEvent.Reconciliation.PENDING
     reconciled_at: datetime | None = None
-    pk: int | None = None
+    pk: int = 0  # the id, once inserted
 
 
 _FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
 _ATTNAMES = [f.attname for f in _FIELDS]
 _COLUMNS = ", ".join(f'"{f.column}"' for f in _FIELDS)
-# JSON columns travel as text, encoded the way the model field encodes them
-_JSON_ENCODERS = {
-    i: (getattr(f, "encoder", None) or json.JSONEncoder)
+# JSON columns travel as text, encoded the way the model field encodes them (one encoder each, made once)
+_JSON_ENCODE = {
+    i: (getattr(f, "encoder", None) or json.JSONEncoder)().encode
     for i, f in enumerate(_FIELDS)
     if f.get_internal_type() == "JSONField"
 }
+_row_values = operator.attrgetter(*_ATTNAMES)
 _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits")
 COPY_FROM_ROWS = 20  # on PostgreSQL, a batch this large goes through COPY; a smaller one in one INSERT
 
 
 def _db_values(row: _Row) -> list[Any]:
-    values = [getattr(row, name) for name in _ATTNAMES]
-    for i, encoder in _JSON_ENCODERS.items():
-        values[i] = json.dumps(values[i], cls=encoder)
+    values = list(_row_values(row))
+    for i, encode in _JSON_ENCODE.items():
+        value = values[i]
+        values[i] = "{}" if value == {} else "[]" if value == [] else encode(value)
     return values
 
 
@@ -402,12 +405,10 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
     if over_limit:
         UsageEvent.objects.filter(pk__in=over_limit).update(over_limit=True)
     released = _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
-    if released:
-        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
-        wallet.held -= released
     if wallet_credits > 0:
         posting = wallet_post(
             wallet=wallet,
+            release_held=released,
             account=account,
             kind="usage",
             credits=-wallet_credits,
@@ -416,13 +417,17 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
             reason=f"{len(rows)} usage events",
             at=at,
         )
+        if not posting.created:  # the batch id is new, so this cannot happen; if it did, release on its own
+            Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
+    elif released:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
     _rollup(rows)
     crossing = _crossing(
         periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk]) for pk, p in locked.items()},
         available_before=wallet.balance - wallet.held,
-        available_after=balance - wallet.held,
+        available_after=balance - (wallet.held - released),
         low_balance_threshold=low_balance_threshold,
     )
     if crossing:
