@@ -154,3 +154,54 @@ def test_daily_rollup_follows_the_events(jive_account, api_client_for):
     rollup = DailyUsage.objects.get(account=jive_account, day=day.date(), model_id="qwen-3-32b")
     assert (rollup.events, rollup.input_tokens, rollup.output_tokens) == (3, 3000, 1500)
     assert rollup.cost_usd == Decimal("0.00045")
+
+
+def _stored(request_id: str) -> dict:
+    fields = ("model_id", "input_tokens", "output_tokens", "cached_input_tokens", "features", "metadata", "multiplier",
+              "operation_type", "user", "conversation_id", "occurred_at", "cost_usd", "charge_usd", "credits", "units",
+              "breakdown", "price_version_id", "feature_version_ids", "credits_rate", "plan_code", "over_limit",
+              "reconciliation_status", "user_agent")  # fmt: skip
+    return UsageEvent.objects.values(*fields).get(request_id=request_id)
+
+
+def test_a_large_batch_stores_each_event_as_a_single_one_would(jive_account, api_client_for):
+    # a single event and a batch of 60 take different insert paths on PostgreSQL (one INSERT, or COPY)
+    client = api_client_for(jive_account)
+    at = (timezone.now() - timedelta(hours=2)).replace(microsecond=123456).isoformat()
+    rich = {
+        "cached_input_tokens": 200, "features": ["rag_search", {"key": "optillm_cot", "cepo": True}],
+        "metadata": {"team": "ünïcode", "nested": {"list": [1, "2", None]}, "price": "0.10"},
+        "operation_type": "chat", "user": "u-1", "conversation_id": "c-1", "multiplier": "1.5", "occurred_at": at,
+    }  # fmt: skip
+    client.post("/api/usage/events", _event("alone", **rich), format="json", HTTP_USER_AGENT="sdk/1")
+    events = [_event(f"big-{n}", **rich) for n in range(60)]
+    body = client.post("/api/usage/events", {"events": events}, format="json", HTTP_USER_AGENT="sdk/1").json()
+    assert body["recorded"] == 60
+    alone = _stored("alone")
+    for n in (0, 31, 59):
+        assert _stored(f"big-{n}") == alone
+    assert alone["metadata"] == rich["metadata"] and alone["features"] == rich["features"]
+    assert alone["occurred_at"] == datetime.fromisoformat(at)
+
+
+def test_a_large_batch_answers_earlier_and_repeated_ids_as_duplicates(jive_account, api_client_for):
+    client = api_client_for(jive_account)
+    earlier = client.post("/api/usage/events", {"events": [_event(f"e{n}") for n in range(3)]}, format="json").json()
+    events = [_event(f"e{n}", input_tokens=7) for n in range(3)] + [_event(f"n{n}") for n in range(40)]
+    events.append(_event("n5", input_tokens=99999))  # repeated inside the batch
+    body = client.post("/api/usage/events", {"events": events}, format="json").json()
+    assert (body["recorded"], body["duplicate"]) == (40, 4)
+    statuses = [r["status"] for r in body["results"]]
+    assert statuses[:3] == ["duplicate"] * 3 and statuses[-1] == "duplicate"
+    # a duplicate answers the first result's amounts, not the replayed numbers'
+    assert [r["credits"] for r in body["results"][:3]] == [r["credits"] for r in earlier["results"]]
+    assert body["results"][-1]["credits"] == body["results"][8]["credits"]
+    assert UsageEvent.objects.get(account=jive_account, request_id="e0").input_tokens == 1000
+    assert UsageEvent.objects.get(account=jive_account, request_id="n5").input_tokens == 1000
+    period = BillingPeriod.objects.get(account=jive_account)
+    assert period.messages == 43
+    wallet = Wallet.objects.get(account=jive_account)
+    assert wallet.balance == Decimal(10000) - Decimal("1.5") * 43
+    again = client.post("/api/usage/events", {"events": events}, format="json").json()
+    assert (again["recorded"], again["duplicate"]) == (0, 44)
+    assert Wallet.objects.get(account=jive_account).balance == wallet.balance
