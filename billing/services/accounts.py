@@ -161,7 +161,9 @@ def account_settings_update(
 @transaction.atomic
 def member_remove(*, membership: Membership, actor: Actor = None, ip: str | None = None) -> None:
     """Remove a member; the last owner cannot be removed."""
-    locked = Membership.objects.select_for_update().select_related("account", "user").get(pk=membership.pk)
+    # the account first (lock order), which also makes two removals of the account's owners run one at a time
+    Account.objects.select_for_update().get(pk=membership.account_id)
+    locked = Membership.objects.select_for_update(of=("self",)).select_related("account", "user").get(pk=membership.pk)
     if (
         locked.role == Membership.Role.OWNER
         and not Membership.objects.filter(account=locked.account, role=Membership.Role.OWNER)

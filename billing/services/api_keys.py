@@ -39,7 +39,7 @@ def api_key_issue(
 
 @transaction.atomic
 def api_key_revoke(*, key: ApiKey, actor: Actor = None, ip: str | None = None, now: datetime | None = None) -> ApiKey:
-    key = ApiKey.objects.select_for_update().select_related("account").get(pk=key.pk)
+    key = ApiKey.objects.select_for_update(of=("self",)).select_related("account").get(pk=key.pk)
     if key.revoked_at is None:
         key.revoked_at = now or timezone.now()
         key.save(update_fields=["revoked_at"])

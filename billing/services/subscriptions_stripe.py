@@ -233,7 +233,7 @@ def subscription_sync_from_stripe(
     # checked under the account's lock, so a concurrent event for the same subscription is seen once committed
     if _newer_event_applied(object_id=sub_id, event_id=event_id, created=event_created):
         return f"{sub_id}: skipped, a newer event for it was already applied"
-    local = Subscription.objects.select_for_update().select_related("plan").get(account=account)
+    local = Subscription.objects.select_for_update(of=("self",)).select_related("plan").get(account=account)
     stripe_status = "canceled" if deleted else str(subscription.get("status") or "")
     another = bool(local.stripe_subscription_id) and local.stripe_subscription_id != sub_id
     if another and _live(local) and stripe_status not in LIVE_STRIPE_STATUSES:

@@ -365,7 +365,7 @@ def recharge_fail(*, topup_id: int, message: str, now: datetime) -> RechargeOutc
     auto-recharge off after too many in a row."""
     max_failures = stripe_settings().auto_recharge_max_failures
     with transaction.atomic():
-        topup = TopUp.objects.select_for_update().select_related("account").get(pk=topup_id)
+        topup = TopUp.objects.select_for_update(of=("self",)).select_related("account").get(pk=topup_id)
         if topup.status != TopUp.Status.PENDING:
             return RechargeOutcome(topup.status, f"top-up #{topup_id} is already {topup.status}", topup_id)
         topup.status, topup.failure_message = TopUp.Status.FAILED, message[:500]

@@ -92,7 +92,7 @@ def alert_deliver(*, alert_id: int, now: datetime | None = None) -> str | None:
     """Send an alert on every channel not yet delivered and log each attempt. Returns the webhook's error when it
     should be tried again (the log is committed either way), else None."""
     now = now or timezone.now()
-    alert = Alert.objects.select_for_update().select_related("account").get(pk=alert_id)
+    alert = Alert.objects.select_for_update(of=("self",)).select_related("account").get(pk=alert_id)
     account = alert.account
     channels: list[str] = []
     recipients = alert_recipients(account)

@@ -57,7 +57,7 @@ def replay_received_at(*, account: Account, first_received_at: datetime, now: da
 
 def _pending_locked(rejected: RejectedEvent) -> RejectedEvent | None:
     """The row, locked, if it is still pending: two admins replaying it at once are served one after the other."""
-    row = RejectedEvent.objects.select_for_update().select_related("account").get(pk=rejected.pk)
+    row = RejectedEvent.objects.select_for_update(of=("self",)).select_related("account").get(pk=rejected.pk)
     return row if row.status == RejectedEvent.Status.PENDING else None
 
 
