@@ -16,15 +16,15 @@ from django.core.cache.backends.redis import RedisCacheClient
 class _ReusingClient(RedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[int, Any] = {}  # by id() of the pool, which lives as long as this client
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        # the private helpers are Django's own (django-stubs leaves them out)
-        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
-        client = self._clients.get(index)
+        # Django picks the pool (the primary to write, a replica to read); the client is kept per pool.
+        # _get_connection_pool and _client are Django's own, left out of django-stubs.
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+        client = self._clients.get(id(pool))
         if client is None:
-            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
-            client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 

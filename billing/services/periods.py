@@ -163,6 +163,7 @@ def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
 
 @transaction.atomic
 def _period_current_open(*, account: Account, as_of: datetime) -> BillingPeriod:
+    Account.objects.select_for_update().get(pk=account.pk)  # lock order: the account, then its subscription
     subscription = (
         Subscription.objects.select_for_update(of=("self",))
         .select_related("plan", "pending_plan")

@@ -21,6 +21,7 @@ from tests.factories import AccountFactory
 from usage.models import Alert, AlertDelivery, DailyUsage
 from usage.services import summaries
 from usage.services.alerts import alert_deliver, alerts_check_account
+from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import usage_record_batch
 
 pytestmark = pytest.mark.usefixtures("catalog")
@@ -72,6 +73,25 @@ def test_low_balance_alert(celery_eager, django_capture_on_commit_callbacks):
     alert = Alert.objects.get(account=account)
     assert (alert.kind, alert.threshold) == ("low_balance", Decimal(9))
     assert "7.98 credits are available, below the 9 set" in mail.outbox[0].body
+
+
+def test_low_balance_reached_by_a_hold_is_alerted_when_the_call_is_recorded(
+    celery_eager, django_capture_on_commit_callbacks
+):
+    # the hold at authorize time takes the available credits below the line; recording the call reports it
+    account = AccountFactory.create(plan="jive", credits="10", low_balance_threshold=Decimal(9), owner_email="o@x.test")
+    decision = reservation_create(
+        account=account,
+        request=AuthorizeRequest(request_id="big", model="qwen-3-32b", input_tokens=1000, max_output_tokens=1000),
+    )
+    assert decision.allowed and decision.remaining is not None and decision.remaining < 9
+    with django_capture_on_commit_callbacks(execute=True):
+        usage_record_batch(
+            account=account,
+            raw_events=[{"request_id": "big", "model": "qwen-3-32b", "input_tokens": 1000, "output_tokens": 1000}],
+        )
+    alert = Alert.objects.get(account=account)
+    assert (alert.kind, alert.threshold) == ("low_balance", Decimal(9))
 
 
 class _Receiver(BaseHTTPRequestHandler):

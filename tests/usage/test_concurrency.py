@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from billing.models import LedgerEntry, Wallet
+from billing.models import Account, LedgerEntry, Subscription, Wallet
 from tests.factories import AccountFactory
 from usage.models import Reservation, UsageEvent
 
@@ -66,3 +70,45 @@ def test_sixteen_threads_get_exactly_the_funded_number_of_calls():
     )
     assert min(LedgerEntry.objects.filter(wallet=wallet).values_list("balance_after", flat=True)) >= 0
     assert not Reservation.objects.filter(account=account, status="active").exists()
+
+
+def test_authorize_waiting_for_the_account_sees_the_subscription_as_committed_then():
+    # Stripe's sync holds the account and marks the overdue subscription paid; an authorize queued behind it
+    # must decide on the paid subscription, not on the row as it was before its wait
+    account = AccountFactory.create(plan="jive", credits="100")
+    Subscription.objects.filter(account=account).update(
+        status="past_due", past_due_since=timezone.now() - timedelta(days=30)
+    )
+    locked, answers = threading.Event(), []
+
+    def stripe_sync() -> None:
+        try:
+            with transaction.atomic():
+                Account.objects.select_for_update().get(pk=account.pk)
+                locked.set()
+                Subscription.objects.filter(account=account).update(status="active", past_due_since=None)
+                time.sleep(0.5)  # the authorize below is waiting for the account meanwhile
+        finally:
+            connection.close()
+
+    def authorize() -> None:
+        locked.wait(5)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+        try:
+            answers.append(
+                client.post(
+                    "/api/usage/authorize",
+                    {"request_id": "q", "model": "qwen-3-32b", "input_tokens": 10, "max_output_tokens": 10},
+                    format="json",
+                ).json()
+            )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=stripe_sync), threading.Thread(target=authorize)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert answers and answers[0]["allowed"] is True, answers

@@ -205,3 +205,12 @@ def test_a_large_batch_answers_earlier_and_repeated_ids_as_duplicates(jive_accou
     again = client.post("/api/usage/events", {"events": events}, format="json").json()
     assert (again["recorded"], again["duplicate"]) == (0, 44)
     assert Wallet.objects.get(account=jive_account).balance == wallet.balance
+
+
+@pytest.mark.parametrize("count", [1, 25])  # one INSERT, or COPY on PostgreSQL
+def test_events_from_a_client_without_an_address_are_recorded(jive_account, api_client_for, count):
+    # a server on a unix socket gives an empty REMOTE_ADDR; it is stored as no address, like Django stores it
+    body = {"events": [_event(f"s{n}") for n in range(count)]}
+    response = api_client_for(jive_account).post("/api/usage/events", body, format="json", REMOTE_ADDR="")
+    assert response.status_code == 200 and response.json()["recorded"] == count
+    assert set(UsageEvent.objects.filter(account=jive_account).values_list("ip", flat=True)) == {None}

@@ -75,8 +75,7 @@ def _line(request: AuthorizeRequest, model: str, at: datetime) -> UsageLine:
 def reservation_create(*, account: Account, request: AuthorizeRequest, now: datetime | None = None) -> Decision:
     """Decide whether the account may make this call now; if so, hold its worst-case cost."""
     now = now or timezone.now()
-    # OF self: the subscription is read in the same statement, but only the account row is locked
-    locked_account = Account.objects.select_for_update(of=("self",)).select_related("subscription").get(pk=account.pk)
+    locked_account = Account.objects.select_for_update().get(pk=account.pk)
     existing = Reservation.objects.filter(account=account, request_id=request.request_id).first()
     if existing is not None:  # a retried authorize answers what the first one decided
         return Decision(allowed=True, reservation=existing)
@@ -89,10 +88,8 @@ def reservation_create(*, account: Account, request: AuthorizeRequest, now: date
 def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> Decision:
     if account.status == Account.Status.SUSPENDED:
         raise _Denied("account_suspended", "This account is suspended.")
-    try:
-        subscription: Subscription | None = account.subscription
-    except Subscription.DoesNotExist:
-        subscription = None
+    # read after the account's lock, never joined to it: a joined row would be as it was before the lock's wait
+    subscription = Subscription.objects.filter(account=account).first()
     grace = timedelta(days=settings.PAST_DUE_GRACE_DAYS)
     past_due_since = subscription.past_due_since if subscription else None
     if (

@@ -204,7 +204,7 @@ def usage_record_batch(
                 feature_version_ids=rating.feature_version_ids,
                 credits_rate=rating.credits_rate,
                 plan_code=terms.plan_code,
-                ip=ip,
+                ip=ip or None,  # as Django stores a blank address: the column is inet
                 user_agent=user_agent[:300],
             )
         )
@@ -426,7 +426,8 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
     _rollup(rows)
     crossing = _crossing(
         periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk]) for pk, p in locked.items()},
-        available_before=wallet.balance - wallet.held,
+        # before this call's hold too, so a drop the hold made at authorize time is seen now
+        available_before=wallet.balance - (wallet.held - released),
         available_after=balance - (wallet.held - released),
         low_balance_threshold=low_balance_threshold,
     )
