@@ -51,6 +51,7 @@ from billing.models import (
 )
 from billing.services.accounts import account_create, account_set_status, member_add
 from billing.services.api_keys import api_key_issue, api_key_revoke
+from billing.services.overage import overage_invoice_send
 from billing.services.periods import period_close, subscription_change_plan
 from billing.services.wallet import wallet_adjust
 from config.admin_base import ViewOnlyAdmin
@@ -809,6 +810,29 @@ class InvoiceAdmin(ViewOnlyAdmin):
         "cap_applied", "total", "currency", "amount", "status", "stripe_invoice_id", "hosted_invoice_url", "paid_at",
         "created_at",
     )  # fmt: skip
+    actions = ["send_overage"]
+
+    def has_send_overage_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.change_invoice")
+
+    @admin.action(
+        description="Send the overage of the selected invoices to Stripe (once; e.g. closed while Stripe was off)",
+        permissions=["send_overage"],
+    )
+    def send_overage(self, request: HttpRequest, queryset: QuerySet[Invoice]) -> None:
+        # the same idempotent path as the period close: an invoice already sent is answered from its cursor, and a
+        # step a crash interrupted is resumed with its key, so Stripe never bills an overage twice
+        now = timezone.now()
+        for invoice in queryset.order_by("pk"):
+            outcome = overage_invoice_send(invoice=invoice, as_of=now)
+            if outcome.status == "invoiced":
+                messages.success(
+                    request, f"{outcome.message} ({Money.from_minor_units(outcome.amount_cents, invoice.currency)})"
+                )
+            elif outcome.status in ("no_overage", "nothing_due"):
+                messages.info(request, outcome.message)
+            else:  # stripe_off, failed (the retry job resumes it), payment_failed
+                messages.warning(request, outcome.message)
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, invoice: Invoice) -> str | SafeString:

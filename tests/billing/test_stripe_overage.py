@@ -205,3 +205,37 @@ def test_the_close_job_sends_the_overage(stripe_recorder):
     counts = scheduled.close_periods(NOV_1 + timedelta(hours=3))
     assert counts["invoiced"] >= 1
     assert Invoice.objects.get(period=period).stripe_invoice_id
+
+
+def _send_from_the_console(admin_client: Any, invoices: list[Invoice]) -> list[str]:
+    response = admin_client.post(
+        "/admin/billing/invoice/",
+        {"action": "send_overage", "_selected_action": [i.pk for i in invoices]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_the_console_sends_overage_closed_while_stripe_was_off_once(stripe_recorder, admin_client):
+    # closed while Stripe was off: the close sent nothing, the invoice has no Stripe side yet
+    _stripe_invoicing(stripe_recorder)
+    over, under = _invoice(units=3000), _invoice(units=900, customer="cus_under")
+    assert not OverageBilling.objects.exists()
+    said = _send_from_the_console(admin_client, [over, under])
+    assert f"invoice #{under.pk} has no overage to bill" in said
+    assert any(m.startswith(f"invoice #{over.pk}: paid in_") and m.endswith("(0.30 USD)") for m in said), said
+    assert [c[2] for c in stripe_recorder.calls()[1:]] == [
+        f"overage-item:{over.pk}", f"overage-invoice:{over.pk}", f"overage-finalize:{over.pk}", f"overage-pay:{over.pk}"
+    ]  # fmt: skip
+    sent = len(stripe_recorder.requests)
+    _send_from_the_console(admin_client, [over])  # again: answered from the cursor, nothing sent
+    assert len(stripe_recorder.requests) == sent
+    assert Invoice.objects.get(pk=over.pk).status == "paid"
+
+
+def test_the_console_says_when_stripe_is_off(stripe_off, admin_client):
+    invoice = _invoice(units=3000)
+    said = _send_from_the_console(admin_client, [invoice])
+    assert said == [f"Stripe is not configured: overage of invoice #{invoice.pk} (0.30 USD) was not sent"]
+    assert not OverageBilling.objects.exists()
