@@ -36,12 +36,14 @@ from pricing.forms import (
     ExchangeRateForm,
     FeatureCostForm,
     FeatureCreateForm,
+    FeatureUpdateForm,
     ModelCreateForm,
     ModelPriceForm,
     ModelUpdateForm,
     OperationLimitForm,
     PlanCreateForm,
     PlanTermsForm,
+    PlanUpdateForm,
     tier_choices,
 )
 from pricing.models import AIModel, CatalogAudit, ExchangeRate, Feature, OperationLimit, Plan
@@ -280,13 +282,18 @@ class AIModelAdmin(CatalogAdmin):
             self._require_change(request, model)
         initial = {"display_name": model.display_name, "provider": model.provider,
                    "allowed_tiers": model.allowed_tiers, "is_active": model.is_active}  # fmt: skip
-        form = ModelUpdateForm(_data(request), initial=initial, tiers=self._tiers(*model.allowed_tiers))
+        aliases = list(model.aliases.order_by("alias").values_list("alias", flat=True))
+        form = ModelUpdateForm(
+            _data(request), initial=initial, tiers=self._tiers(*model.allowed_tiers), aliases=aliases
+        )
 
         def write() -> AIModel:
             data = form.cleaned_data
             services.model_update(model=model, display_name=data["display_name"], provider=data["provider"],
                                   allowed_tiers=data["allowed_tiers"], actor=request.user)  # fmt: skip
             services.model_set_active(model=model, is_active=data["is_active"], actor=request.user)
+            for alias in data["remove_aliases"]:
+                services.model_alias_remove(model=model, alias=alias, actor=request.user)
             if data["alias"]:
                 services.model_alias_add(model=model, alias=data["alias"], actor=request.user)
             return model
@@ -294,13 +301,14 @@ class AIModelAdmin(CatalogAdmin):
         if self._save(request, form, write) is not None:
             return self._saved(request, model, f"Model {model.model_id} saved.")
         now = timezone.now()
-        keys = [model.model_id, *model.aliases.values_list("alias", flat=True)]
+        keys = [model.model_id, *aliases]
+        fields = ["display_name", "provider", "is_active", "allowed_tiers", "alias"]
         return self._page(
             request,
             form=form,
             obj=model,
             title="Change model" if can_change else "View model",
-            fieldsets=[(None, {"fields": ["display_name", "provider", "is_active", "allowed_tiers", "alias"]})],
+            fieldsets=[(None, {"fields": [*fields, "remove_aliases"] if aliases else fields})],
             can_save=can_change,
             tables=(
                 console.model_price_table(model, at=now),
@@ -452,10 +460,21 @@ class FeatureAdmin(CatalogAdmin):
             return self._add(request)
         feature = self._object(request, object_id)
         can_change = self.has_change_permission(request, feature)
+        if request.method == "POST":
+            self._require_change(request, feature)
+        form = FeatureUpdateForm(_data(request), initial={
+            "display_name": feature.display_name, "description": feature.description, "is_active": feature.is_active,
+        })  # fmt: skip
+
+        def write() -> Feature:
+            return services.feature_update(feature=feature, actor=request.user, **form.cleaned_data)
+
+        if self._save(request, form, write) is not None:
+            return self._saved(request, feature, f"Feature {feature.feature_key} saved.")
         return self._page(
-            request, form=CatalogForm(), obj=feature, title="Feature", fieldsets=[], can_save=False,
-            facts=[("Key", feature.feature_key), ("Name", feature.display_name),
-                   ("Description", feature.description or "-"), ("Active", "yes" if feature.is_active else "no")],
+            request, form=form, obj=feature, title="Change feature" if can_change else "Feature",
+            fieldsets=[(None, {"fields": ["display_name", "description", "is_active"]})], can_save=can_change,
+            facts=[("Key", feature.feature_key)],
             tables=(console.feature_cost_table(feature, at=timezone.now()),
                     console.audit_table(object_keys=[feature.feature_key])),
             links=[("New cost version", self._url("cost", feature)), self._audit_link(feature.feature_key)]
@@ -670,11 +689,20 @@ class PlanAdmin(CatalogAdmin):
             return self._add(request)
         plan = self._object(request, object_id)
         can_change = self.has_change_permission(request, plan)
+        if request.method == "POST":
+            self._require_change(request, plan)
+        fields = ["name", "is_public", "is_active", "stripe_price_monthly", "stripe_price_yearly"]
+        form = PlanUpdateForm(_data(request), initial={name: getattr(plan, name) for name in fields})
+
+        def write() -> Plan:
+            return services.plan_update(plan=plan, actor=request.user, **form.cleaned_data)
+
+        if self._save(request, form, write) is not None:
+            return self._saved(request, plan, f"Plan {plan.code} saved.")
         return self._page(
-            request, form=CatalogForm(), obj=plan, title="Plan", fieldsets=[], can_save=False,
-            facts=[("Code", plan.code), ("Name", plan.name), ("Family", plan.family),
-                   ("Public", "yes" if plan.is_public else "no"), ("Active", "yes" if plan.is_active else "no"),
-                   ("Stripe prices", f"{plan.stripe_price_monthly or '-'} (month), {plan.stripe_price_yearly or '-'} (year)")],
+            request, form=form, obj=plan, title="Change plan" if can_change else "Plan",
+            fieldsets=[(None, {"fields": fields})], can_save=can_change,
+            facts=[("Code", plan.code), ("Family", plan.family)],
             tables=(console.plan_terms_table(plan, at=timezone.now()), console.plan_limits_table(plan),
                     console.audit_table(object_keys=[plan.code])),
             links=[("New terms version", self._url("terms", plan)), self._audit_link(plan.code)] if can_change else [],

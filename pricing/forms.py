@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -112,6 +112,14 @@ class ModelUpdateForm(_ModelFields, CatalogForm):
     alias = forms.CharField(
         label="Add alias", required=False, max_length=200, help_text="a provider snapshot name rated as this model"
     )
+    remove_aliases = forms.MultipleChoiceField(
+        label="Remove aliases", required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="events naming a removed alias are refused as unknown (and kept for replay)",
+    )  # fmt: skip
+
+    def __init__(self, *args: Any, aliases: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["remove_aliases"].choices = [(a, a) for a in aliases]  # type: ignore[attr-defined]
 
 
 # --- features --------------------------------------------------------------------------------------------------
@@ -181,6 +189,14 @@ class FeatureCostForm(VersionForm):
             super().add_service_errors(CatalogValidationError(str(exc), fields=other))
 
 
+class FeatureUpdateForm(CatalogForm):
+    display_name = forms.CharField(max_length=200)
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+    is_active = forms.BooleanField(
+        label="Active", required=False, help_text="off: events using the feature are refused (and kept for replay)"
+    )
+
+
 class FeatureCreateForm(FeatureCostForm):
     feature_key = forms.SlugField(max_length=100, help_text="the key API callers send, e.g. rag_search")
     display_name = forms.CharField(max_length=200)
@@ -241,6 +257,17 @@ class PlanCreateForm(PlanTermsForm):
     name = forms.CharField(max_length=200)
     family = forms.CharField(max_length=50, help_text="plans of one family are compared for recommendations")
     is_public = forms.BooleanField(label="Public", required=False, initial=True)
+    stripe_price_monthly = forms.CharField(required=False, max_length=200)
+    stripe_price_yearly = forms.CharField(required=False, max_length=200)
+
+
+class PlanUpdateForm(CatalogForm):
+    name = forms.CharField(max_length=200)
+    is_public = forms.BooleanField(label="Public", required=False, help_text="shown to customers on the dashboard")
+    is_active = forms.BooleanField(
+        label="Active", required=False,
+        help_text="off: no new subscription or plan change to it; accounts on it keep it",
+    )  # fmt: skip
     stripe_price_monthly = forms.CharField(required=False, max_length=200)
     stripe_price_yearly = forms.CharField(required=False, max_length=200)
 

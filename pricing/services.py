@@ -201,6 +201,28 @@ def model_alias_add(*, model: AIModel, alias: str, actor: Actor = None) -> Model
 
 
 @transaction.atomic
+def model_alias_remove(*, model: AIModel, alias: str, actor: Actor = None) -> bool:
+    """Stop rating `alias` as this model: events that name it are refused as unknown from now on (kept, replayable
+    once the alias is back). Events already rated keep their model. False when the model had no such alias."""
+    removed, _ = ModelAlias.objects.filter(model=model, alias=alias).delete()
+    if removed:
+        _audit(actor=actor, action="alias_remove", obj=model, key=alias, before={"model": model.model_id}, after=None)
+    return bool(removed)
+
+
+def _describe(*, obj: Feature | Plan, key: str, changes: Mapping[str, Any], actor: Actor) -> None:
+    """Set descriptive fields (never versioned: names, flags, Stripe ids), audited with what they were before."""
+    changed = {name: value for name, value in changes.items() if value is not None and getattr(obj, name) != value}
+    if not changed:
+        return
+    before = {name: getattr(obj, name) for name in changed}
+    for name, value in changed.items():
+        setattr(obj, name, value)
+    obj.save(update_fields=list(changed))
+    _audit(actor=actor, action="update", obj=obj, key=key, before=before, after=changed)
+
+
+@transaction.atomic
 def model_price_set(
     *,
     model: AIModel,
@@ -257,6 +279,20 @@ def feature_create(*, feature_key: str, display_name: str, description: str = ""
     _audit(
         actor=actor, action="create", obj=feature, key=feature_key, before=None, after={"display_name": display_name}
     )
+    return feature
+
+
+@transaction.atomic
+def feature_update(
+    *, feature: Feature, display_name: str | None = None, description: str | None = None,
+    is_active: bool | None = None, actor: Actor = None,
+) -> Feature:  # fmt: skip
+    """Rename or describe a feature, or withdraw it (`is_active=False`: events that use it are refused as an
+    unknown feature, and kept for replay) and bring it back. Its costs are versions: see feature_cost_set."""
+    if display_name is not None and not display_name.strip():
+        raise CatalogValidationError("display_name: required", fields={"display_name": "required"})
+    _describe(obj=feature, key=feature.feature_key, actor=actor,
+              changes={"display_name": display_name, "description": description, "is_active": is_active})  # fmt: skip
     return feature
 
 
@@ -372,6 +408,21 @@ def plan_create(
     except IntegrityError:
         raise CatalogValidationError(f"code: plan {code!r} already exists", fields={"code": "already exists"}) from None
     _audit(actor=actor, action="create", obj=plan, key=code, before=None, after={"name": name, "family": family})
+    return plan
+
+
+@transaction.atomic
+def plan_update(
+    *, plan: Plan, name: str | None = None, is_public: bool | None = None, is_active: bool | None = None,
+    stripe_price_monthly: str | None = None, stripe_price_yearly: str | None = None, actor: Actor = None,
+) -> Plan:  # fmt: skip
+    """Rename a plan, show or hide it (`is_public`), or stop selling it (`is_active=False`: no new subscription or
+    plan change to it; accounts on it keep it, period after period). Its terms are versions: see plan_terms_set."""
+    if name is not None and not name.strip():
+        raise CatalogValidationError("name: required", fields={"name": "required"})
+    _describe(obj=plan, key=plan.code, actor=actor,
+              changes={"name": name, "is_public": is_public, "is_active": is_active,
+                       "stripe_price_monthly": stripe_price_monthly, "stripe_price_yearly": stripe_price_yearly})  # fmt: skip
     return plan
 
 

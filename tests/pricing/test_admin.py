@@ -752,3 +752,87 @@ def test_catalog_csv_one_section(admin_client, seeded_catalog):
         "ZAR,18.5,2024-01-01T00:00:00+00:00",
     ]
     assert admin_client.get("/admin/pricing/aimodel/catalog.csv?section=nope").status_code == 404
+
+
+def test_removing_an_alias_refuses_events_that_name_it_and_is_audited(
+    admin_client, admin_user, seeded_catalog, django_capture_on_commit_callbacks
+):
+    from pricing.errors import UnknownModel
+    from pricing.rating import UsageLine, rate_usage
+
+    gpt = model("gpt-4o-mini")
+    alias = ModelAlias.objects.filter(model=gpt).values_list("alias", flat=True).first()
+    assert alias, "the seed gives gpt-4o-mini a snapshot alias"
+    data = {"display_name": gpt.display_name, "provider": gpt.provider, "is_active": "on",
+            "allowed_tiers": gpt.allowed_tiers, "remove_aliases": [alias]}  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):  # the committed write refreshes the catalog
+        response = admin_client.post(f"/admin/pricing/aimodel/{gpt.pk}/change/", data, follow=True)
+
+    assert "Model gpt-4o-mini saved." in text(response)
+    assert not ModelAlias.objects.filter(alias=alias).exists()
+    removed = CatalogAudit.objects.get(action="alias_remove", object_key=alias)
+    assert (removed.actor, removed.before) == (admin_user, {"model": "gpt-4o-mini"})
+    line = UsageLine(model=alias, occurred_at=timezone.now(), input_tokens=10, output_tokens=10)
+    with pytest.raises(UnknownModel):
+        rate_usage(line, catalog_snapshot(), tier="starter")
+
+
+def test_a_feature_is_renamed_and_withdrawn_through_the_service(
+    admin_client, admin_user, seeded_catalog, django_capture_on_commit_callbacks
+):
+    from pricing.errors import UnknownFeature
+    from pricing.rating import FeatureUse, UsageLine, rate_usage
+
+    feature = Feature.objects.get(feature_key="optillm_cot")
+    data = {"display_name": "OptiLLM reasoning", "description": "chain of thought"}  # is_active unticked
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/pricing/feature/{feature.pk}/change/", data, follow=True)
+
+    assert "Feature optillm_cot saved." in text(response)
+    feature.refresh_from_db()
+    assert (feature.display_name, feature.description, feature.is_active) == (
+        "OptiLLM reasoning",
+        "chain of thought",
+        False,
+    )
+    update = CatalogAudit.objects.get(action="update", object_key="optillm_cot")
+    assert update.actor == admin_user
+    assert update.before == {"display_name": "OptiLLM chain of thought", "description": "", "is_active": True}
+    line = UsageLine(model="gpt-4o-mini", occurred_at=timezone.now(), input_tokens=10, output_tokens=10,
+                     features=(FeatureUse(key="optillm_cot"),))  # fmt: skip
+    with pytest.raises(UnknownFeature):
+        rate_usage(line, catalog_snapshot(), tier="starter")
+
+
+def test_an_inactive_plan_takes_no_new_accounts_and_keeps_its_own(admin_client, seeded_catalog):
+    from billing.services.periods import plan_by_code
+    from pricing.errors import UnknownPlan
+    from tests.factories import AccountFactory
+
+    on_it = AccountFactory.create(plan="starter")
+    plan = Plan.objects.get(code="starter")
+    data = {"name": "Starter (legacy)", "is_public": "", "stripe_price_monthly": "price_legacy"}
+
+    response = admin_client.post(f"/admin/pricing/plan/{plan.pk}/change/", data, follow=True)
+
+    assert "Plan starter saved." in text(response)
+    plan.refresh_from_db()
+    assert (plan.name, plan.is_public, plan.is_active, plan.stripe_price_monthly) == (
+        "Starter (legacy)", False, False, "price_legacy"
+    )  # fmt: skip
+    with pytest.raises(UnknownPlan):
+        plan_by_code("starter")
+    on_it.subscription.refresh_from_db()
+    assert on_it.subscription.plan == plan
+
+
+def test_a_blank_plan_name_is_refused_and_nothing_changes(admin_client, seeded_catalog):
+    plan = Plan.objects.get(code="starter")
+    before = counts()
+    response = admin_client.post(f"/admin/pricing/plan/{plan.pk}/change/", {"name": " ", "is_active": "on"})
+    assert "required" in errors(response) or "This field is required" in errors(response)
+    assert counts() == before
+    plan.refresh_from_db()
+    assert plan.is_active and plan.name != " "
