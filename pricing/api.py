@@ -53,11 +53,15 @@ from pricing.serializers import (
     FeatureCostInput,
     FeatureCostOutput,
     FeatureListOutput,
+    FeatureOutput,
+    FeatureUpdateInput,
     ModelDetailOutput,
     ModelListOutput,
     ModelPutInput,
+    PlanOutput,
     PlanTermsInput,
     PlanTermsOutput,
+    PlanUpdateInput,
     TierQuery,
 )
 
@@ -312,6 +316,20 @@ class ModelAliasAddApi(CatalogAdminApi):
         return Response(_model_detail(model), status=status.HTTP_201_CREATED)
 
 
+class ModelAliasRemoveApi(CatalogAdminApi):
+    @extend_schema(
+        operation_id="admin_tokens_model_alias_remove",
+        summary="Remove an alias: events that name it are refused as unknown (and kept for replay)",
+        request=None,
+        responses={200: ModelDetailOutput, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def delete(self, request: Request, model_id: str, alias: str) -> Response:
+        model = _model_or_404(model_id)
+        if not services.model_alias_remove(model=model, alias=alias, actor=request.user):
+            raise NotFound(f"model {model_id!r} has no alias {alias!r}")
+        return Response(_model_detail(model))
+
+
 class ModelActivateApi(CatalogAdminApi):
     is_active = True
 
@@ -369,6 +387,22 @@ class FeatureCostSetApi(CatalogAdminApi):
             raise _invalid(exc) from None
         return Response(FeatureCostOutput(version).data)
 
+    @extend_schema(
+        operation_id="admin_tokens_feature_update",
+        summary="Rename or describe a feature, or withdraw it (is_active false: its events are refused)",
+        request=FeatureUpdateInput,
+        responses={200: FeatureOutput, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, feature_key: str) -> Response:
+        feature = feature_by_key(feature_key=feature_key)
+        if feature is None:
+            raise NotFound(f"no feature {feature_key!r}")
+        try:
+            services.feature_update(feature=feature, **_parsed(FeatureUpdateInput, request.data), actor=request.user)
+        except CatalogValidationError as exc:
+            raise _invalid(exc) from None
+        return Response(FeatureOutput(feature).data)
+
 
 class ExchangeRateSetApi(CatalogAdminApi):
     @extend_schema(
@@ -411,3 +445,19 @@ class PlanTermsSetApi(CatalogAdminApi):
         except CatalogValidationError as exc:
             raise _invalid(exc) from None
         return Response(PlanTermsOutput(version).data)
+
+    @extend_schema(
+        operation_id="admin_tokens_plan_update",
+        summary="Rename a plan, show or hide it, or stop selling it (is_active false; its accounts keep it)",
+        request=PlanUpdateInput,
+        responses={200: PlanOutput, **WRITE_ERRORS, **NOT_FOUND},
+    )
+    def patch(self, request: Request, code: str) -> Response:
+        plan = plan_by_code(code=code)
+        if plan is None:
+            raise NotFound(f"no plan {code!r}")
+        try:
+            services.plan_update(plan=plan, **_parsed(PlanUpdateInput, request.data), actor=request.user)
+        except CatalogValidationError as exc:
+            raise _invalid(exc) from None
+        return Response(PlanOutput(plan).data)

@@ -207,6 +207,41 @@ class AliasInput(serializers.Serializer):
 # --- Staff writes: features, rates, plans --------------------------------------------------------------------------
 
 
+class FeatureUpdateInput(serializers.Serializer):
+    """A feature's descriptive fields (not versioned); those left out stay as they are."""
+
+    display_name = serializers.CharField(max_length=200, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+class FeatureOutput(serializers.Serializer):
+    feature_key = serializers.CharField()
+    display_name = serializers.CharField()
+    description = serializers.CharField()
+    is_active = serializers.BooleanField()
+
+
+class PlanUpdateInput(serializers.Serializer):
+    """A plan's descriptive fields (not versioned); those left out stay as they are."""
+
+    name = serializers.CharField(max_length=200, required=False)
+    is_public = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False)
+    stripe_price_monthly = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    stripe_price_yearly = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+class PlanOutput(serializers.Serializer):
+    code = serializers.CharField()
+    name = serializers.CharField()
+    family = serializers.CharField()
+    is_public = serializers.BooleanField()
+    is_active = serializers.BooleanField()
+    stripe_price_monthly = serializers.CharField()
+    stripe_price_yearly = serializers.CharField()
+
+
 class FeatureCostInput(VersionInput):
     """A new cost version. Fields not given keep the value of the version in force at `effective_from`;
     `tier_multipliers`, when given, replaces the whole map."""

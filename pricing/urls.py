@@ -10,6 +10,11 @@ urlpatterns = [
     path("api/tokens/features", api.FeatureListApi.as_view(), name="tokens-features"),
     path("api/tokens/exchange", api.ExchangeRateListApi.as_view(), name="tokens-exchange"),
     path(
+        "api/admin/tokens/models/<path:model_id>/aliases/<path:alias>",
+        api.ModelAliasRemoveApi.as_view(),
+        name="admin-tokens-model-alias",
+    ),
+    path(
         "api/admin/tokens/models/<path:model_id>/aliases",
         api.ModelAliasAddApi.as_view(),
         name="admin-tokens-model-aliases",

@@ -15,7 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from pricing.api import DecimalJSONParser
-from pricing.errors import InactiveModel
+from pricing.errors import InactiveModel, UnknownModel
 from pricing.models import AIModel, CatalogAudit, ExchangeRate, FeatureCost, ModelPrice, PlanTerms
 from pricing.rating import FeatureUse, UsageLine, rate_usage
 from pricing.selectors import catalog_snapshot
@@ -446,6 +446,36 @@ def test_add_an_alias_and_rate_by_it(staff_client, django_capture_on_commit_call
     assert rating.model_id == LLAMA and rating.cost_usd == Decimal("0.35")
 
 
+def test_remove_an_alias_then_it_rates_nothing(staff_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(staff_client, f"{ADMIN}/models/{LLAMA}/aliases", {"alias": "meta/llama-latest"})
+        response = staff_client.delete(f"{ADMIN}/models/{LLAMA}/aliases/meta/llama-latest")
+    assert response.status_code == 200 and response.json()["aliases"] == []
+    with pytest.raises(UnknownModel):
+        _rate(catalog_snapshot(), timezone.now(), model="meta/llama-latest", input_tokens=1)
+    again = staff_client.delete(f"{ADMIN}/models/{LLAMA}/aliases/meta/llama-latest")
+    assert (again.status_code, again.json()["error"]) == (404, "not_found")
+
+
+def test_patch_a_feature_and_a_plan(staff_client, user_client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        feature = staff_client.patch(f"{ADMIN}/features/image_gen", {"is_active": False}, format="json")
+        plan = staff_client.patch(f"{ADMIN}/plans/starter", {"name": "Starter (legacy)", "is_active": False},
+                                  format="json")  # fmt: skip
+    assert feature.status_code == 200 and feature.json()["is_active"] is False
+    assert "image_gen" not in {row["feature_key"] for row in user_client.get(FEATURES).json()}
+    assert plan.status_code == 200
+    assert (plan.json()["name"], plan.json()["is_active"], plan.json()["is_public"]) == (
+        "Starter (legacy)",
+        False,
+        True,
+    )
+    assert user_client.patch(f"{ADMIN}/plans/starter", {"is_active": True}, format="json").status_code == 403
+    blank = staff_client.patch(f"{ADMIN}/plans/starter", {"name": " "}, format="json")
+    assert blank.status_code == 400 and "name" in blank.json()["fields"]
+    assert staff_client.patch(f"{ADMIN}/plans/nope", {"name": "x"}, format="json").status_code == 404
+
+
 @pytest.mark.parametrize("alias", ["gpt-4o-mini-2024-07-18", "qwen-3-32b", "", "a" * 201, None, ["x"]])
 def test_a_taken_or_bad_alias_is_a_400(staff_client, alias):
     before = _catalog_rows()
@@ -641,6 +671,7 @@ def test_schema_documents_every_pricing_operation_without_warnings():
         "tokens_models_list", "tokens_features_list", "tokens_exchange_list", "admin_tokens_model_put",
         "admin_tokens_model_alias_add", "admin_tokens_model_activate", "admin_tokens_model_deactivate",
         "admin_tokens_feature_cost_set", "admin_tokens_exchange_rate_set", "admin_tokens_plan_terms_set",
+        "admin_tokens_model_alias_remove", "admin_tokens_feature_update", "admin_tokens_plan_update",
     }  # fmt: skip
     put = schema["paths"]["/api/admin/tokens/models/{model_id}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ModelPutInputRequest")
