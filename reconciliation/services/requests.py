@@ -157,6 +157,26 @@ class _MatchedIds:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
 
 
+class _SeenEvents:
+    """The events this run's rows have matched, one bit per event id in 8 KB blocks of 65,536 ids (a million
+    matched events cost about 125 KB), so a request id repeated anywhere in the file is caught, not only within
+    its chunk."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[int, bytearray] = {}
+
+    def add(self, event_id: int) -> bool:
+        """Mark the event; True when an earlier row had marked it already."""
+        block = self.blocks.get(event_id >> 16)
+        if block is None:
+            block = self.blocks[event_id >> 16] = bytearray(8192)
+        index, bit = (event_id & 0xFFFF) >> 3, 1 << (event_id & 7)
+        if block[index] & bit:
+            return True
+        block[index] |= bit
+        return False
+
+
 class _Matcher:
     def __init__(
         self,
@@ -178,6 +198,7 @@ class _Matcher:
         self.events_updated = 0
         self.rollups: dict[tuple[date, str], _Rollup] = {}
         self.matched_ids = _MatchedIds()
+        self.seen = _SeenEvents()
         self._model_ids: dict[str, str | None] = {}
         self._pipelined = connection.vendor == "postgresql"
 
@@ -316,6 +337,11 @@ class _Matcher:
         model_id = self._model_id(row.model)
         if len(candidates) > 1 and model_id is not None:
             candidates = [e for e in candidates if e.model_id == model_id] or candidates
+        if len(candidates) == 1 and self.seen.add(candidates[0].id):
+            # repeated further apart than a chunk: the first row's match stands, this one is not counted again
+            self._error(row.line, "request id repeated (an earlier row matched its event)", Reason.UNREADABLE,
+                        row.request_id)  # fmt: skip
+            return
         if len(candidates) > 1:
             accounts = ", ".join(str(e.account_id) for e in candidates[:5])
             self._error(

@@ -179,6 +179,17 @@ def test_a_request_id_repeated_in_the_file_is_an_error(sample_events):
     assert (error.line_number, error.reason) == (5, "request id repeated (first on line 2)")
 
 
+def test_a_request_id_repeated_chunks_apart_is_an_error_too(sample_events, monkeypatch):
+    monkeypatch.setattr("reconciliation.services.requests.CHUNK", 2)  # lines 2-3, then 4-5: the repeat is apart
+    content = sample("requests.csv") + b"req_0001,2026-10-01T10:00:00Z,gpt-4o-mini,1000,500,0,0.99\r\n"
+    result = run_file(content, as_of=AS_OF)
+    assert (result.summary["matched"], result.summary["discrepancy"], result.summary["errors"]) == (3, 0, 1)
+    assert result.summary["total_actual_usd"] == "0.005535000000"  # the repeat's 0.99 is not counted
+    error = result.run.lines.get(status="error")  # type: ignore[union-attr]
+    assert (error.line_number, error.reason) == (5, "request id repeated (an earlier row matched its event)")
+    assert event_state("req_0001")[:2] == (D("0.00045"), "matched")
+
+
 def test_the_request_tolerance_is_five_percent_or_a_millionth_of_a_dollar(account, record):
     record(
         account,
