@@ -372,7 +372,7 @@ def main() -> None:
         harness.table(
             [
                 ("events / request rows", f"{args.events:,} / {generated.request_rows:,} ({result['requests_file']['mb']} MB)"),
-                ("usage_usageevent fillfactor", str(args.events_fillfactor or "as migrated (100)")),
+                ("usage_usageevent fillfactor", str(args.events_fillfactor or "as migrated (85)")),
                 ("csv.reader baseline", f"{baseline['seconds']:.1f} s, peak {baseline['peak_rss_mb']:.0f} MB"),
                 ("requests reconcile", f"{requests_run['seconds']:.1f} s  {harness.target(requests_run['seconds'], at_most=TARGET_REQUEST_SECONDS)}"),
                 ("  CPU app / db", f"{requests_run['cpu_s']:.1f} s / {requests_run['db_cpu_s']:.1f} s (load average {requests_run['load_average_1m'][0]:.1f} -> {requests_run['load_average_1m'][1]:.1f})"),
