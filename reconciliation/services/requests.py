@@ -467,14 +467,21 @@ class _Matcher:
             return
         self.events_updated += len(updates)
         if connection.vendor == "postgresql":
+            # one statement per status, the ids and amounts as array literals: joining their text is several times
+            # cheaper than psycopg adapting a list element by element, and both are plain numbers
+            by_status: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+            for event_id, actual, status in updates:
+                ids, actuals = by_status[status]
+                ids.append(str(event_id))
+                actuals.append(str(actual))
             table = connection.ops.quote_name(UsageEvent._meta.db_table)
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} AS e SET actual_cost_usd = u.actual, reconciliation_status = u.status, "  # noqa: S608 - names from the model, values bound
-                    "reconciled_at = %s FROM (SELECT unnest(%s::bigint[]) AS id, unnest(%s::numeric[]) AS actual, "
-                    "unnest(%s::text[]) AS status) AS u WHERE e.id = u.id",
-                    [self.as_of, [u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates]],
-                )
+                for status, (ids, actuals) in by_status.items():
+                    cursor.execute(
+                        f"UPDATE {table} AS e SET actual_cost_usd = u.actual, reconciliation_status = %s, "  # noqa: S608 - names from the model, values bound
+                        "reconciled_at = %s FROM unnest(%s::bigint[], %s::numeric[]) AS u(id, actual) WHERE e.id = u.id",
+                        [status, self.as_of, "{" + ",".join(ids) + "}", "{" + ",".join(actuals) + "}"],
+                    )
             return
         UsageEvent.objects.bulk_update(
             [
