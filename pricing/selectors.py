@@ -159,6 +159,15 @@ def plan_terms_version(t: PlanTerms) -> PlanTermsVersion:
     )
 
 
+def plan_terms_by_id(*, terms_id: int, snapshot: CatalogSnapshot) -> PlanTermsVersion:
+    """A plan terms version by id: from the catalog snapshot, which holds every version; from the database only
+    for one written after the snapshot was taken."""
+    in_snapshot = snapshot.terms_by_id.get(terms_id)
+    if in_snapshot is not None:
+        return in_snapshot
+    return plan_terms_version(PlanTerms.objects.select_related("plan").get(pk=terms_id))
+
+
 @dataclass
 class _Local:
     generation: int | None = None

@@ -69,7 +69,7 @@ def wallet_post(
 
     `wallet` is the account's wallet when the caller has already locked it in this transaction (its balance as
     read under that lock); `release_held` is what the settled reservations behind this debit held, released in
-    the same update (the caller releases it itself when the posting turns out to be a replay).
+    the same update as the balance (and on its own when the posting turns out to be a replay).
     """
     amount = _credits(credits)
     # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
@@ -91,6 +91,8 @@ def wallet_post(
                     created_at=at or timezone.now(),
                 )
         except IntegrityError:
+            if release_held:
+                Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - release_held)
             return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
         if overdraft_guard and amount < 0 and wallet.balance - wallet.held + amount < 0:
             raise InsufficientCredits(

@@ -25,7 +25,7 @@ from billing.services.wallet import wallet_lock
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
 from pricing.rating import FeatureUse, UsageLine, plan_charge, rate_usage
-from pricing.selectors import catalog_snapshot, plan_terms_version
+from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.models import DailyUsage, Reservation
 from usage.services.recording import debits_wallet, event_units, quota_allowed_units
 
@@ -105,8 +105,7 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
     if period is None:  # the first call of a new period opens it
         period = in_force.get(pk=period_current(account=account, as_of=now).pk)
     snapshot = catalog_snapshot()
-    # every terms version is in the catalog snapshot; the database is read only for one newer than it
-    terms = snapshot.terms_by_id.get(period.terms_id) or plan_terms_version(period.terms)
+    terms = plan_terms_by_id(terms_id=period.terms_id, snapshot=snapshot)
     tier = terms.plan_code
     try:
         rating = rate_usage(_line(request, request.model, now), snapshot, tier=tier, terms=terms)

@@ -32,7 +32,7 @@ from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
 from pricing.models import PlanUnit
 from pricing.rating import Rating, plan_charge, rate_usage
-from pricing.selectors import catalog_snapshot, plan_terms_version
+from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
@@ -89,9 +89,7 @@ class _Periods:
     def _remember(self, period: BillingPeriod) -> BillingPeriod:
         if period.pk not in self.by_id:
             self.by_id[period.pk] = period
-            # every terms version is in the catalog snapshot; the database is read only for one newer than it
-            terms = self.snapshot.terms_by_id.get(period.terms_id)
-            self.terms[period.pk] = terms if terms is not None else plan_terms_version(period.terms)
+            self.terms[period.pk] = plan_terms_by_id(terms_id=period.terms_id, snapshot=self.snapshot)
         return self.by_id[period.pk]
 
     def for_time(self, at: datetime) -> BillingPeriod:
@@ -315,14 +313,14 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
         return {e["request_id"]: e for e in found.values(*_STORED)}
     table = UsageEvent._meta.db_table
     conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
+    staged = len(rows) >= COPY_FROM_ROWS
     with connection.cursor() as cursor:
-        if len(rows) < COPY_FROM_ROWS:
+        if not staged:
             one = "(" + ", ".join(["%s"] * len(_ATTNAMES)) + ")"
             cursor.execute(
                 f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
                 [value for row in rows for value in _db_values(row)],
             )
-            inserted = dict((request_id, pk) for pk, request_id in cursor.fetchall())
         else:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
@@ -331,7 +329,8 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
                 for row in rows:
                     copy.write_row(_db_values(row))
             cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_event_stage {conflict}")  # noqa: S608 - names from the model
-            inserted = dict((request_id, pk) for pk, request_id in cursor.fetchall())
+        inserted = {request_id: pk for pk, request_id in cursor.fetchall()}
+        if staged:
             cursor.execute("DROP TABLE usage_event_stage")  # a second batch in the same transaction makes its own
     stored: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -417,8 +416,6 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
             reason=f"{len(rows)} usage events",
             at=at,
         )
-        if not posting.created:  # the batch id is new, so this cannot happen; if it did, release on its own
-            Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
     elif released:
