@@ -111,11 +111,14 @@ def broker_config(*, redis: str | None, var_dir: Path) -> tuple[str, dict[str, A
         return redis, {"visibility_timeout": 3600}
     queue_dir = var_dir / "celery" / "queue"
     processed_dir = var_dir / "celery" / "processed"
-    for folder in (queue_dir, processed_dir):
+    # kombu keeps its exchange tables in a relative `control/` folder by default: keep them under var/ too
+    control_dir = var_dir / "celery" / "control"
+    for folder in (queue_dir, processed_dir, control_dir):
         folder.mkdir(parents=True, exist_ok=True)
     return "filesystem://", {
         "data_folder_in": str(queue_dir),
         "data_folder_out": str(queue_dir),
         "processed_folder": str(processed_dir),
+        "control_folder": str(control_dir),
         "store_processed": False,
     }

@@ -69,6 +69,21 @@ def test_no_redis_means_local_memory_cache_and_filesystem_broker(tmp_path):
     assert Path(options["data_folder_in"]).is_dir()
 
 
+def test_filesystem_broker_keeps_its_exchange_tables_under_var(tmp_path, monkeypatch):
+    """kombu writes `control/*.exchange` relative to the working directory unless told otherwise."""
+    import kombu
+
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    broker, options = broker_config(redis=None, var_dir=tmp_path / "var")
+    queue = kombu.Queue("probe", kombu.Exchange("probe"), routing_key="probe")
+    with kombu.Connection(broker, transport_options=options) as connection:
+        connection.Producer().publish({"ok": 1}, exchange=queue.exchange, routing_key="probe", declare=[queue])
+    assert list((tmp_path / "var" / "celery" / "control").glob("*.exchange"))
+    assert not (workdir / "control").exists()
+
+
 def _start(env_overrides: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL"}}
     env.update({"TOKENLEDGER_VAR_DIR": str(tmp_path), **env_overrides})
