@@ -11,7 +11,7 @@ TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} DEBUG=$${DEBUG:-0}
 # `make run` is the local demo: DEBUG on unless said otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-1} PORT=$(PORT)
 
-.PHONY: install run test lint format typecheck migrations-check check lock clean bench
+.PHONY: install run test lint format typecheck migrations-check check lock clean bench bench-gate
 
 $(STAMP): $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -55,6 +55,10 @@ bench: install
 	$(PY) bench/ingest.py $(INGEST_ARGS)
 	$(PY) bench/authorize.py $(AUTHORIZE_ARGS)
 	$(PY) bench/close.py $(CLOSE_ARGS)
+
+# The gate (issue 19): the account API against the framework's floor, measured from outside with Debian's `wrk`.
+bench-gate: install
+	$(PY) bench/gate.py $(GATE_ARGS)
 
 # Regenerate the lock after editing pyproject.toml (needs `uv`: pip install uv).
 lock:

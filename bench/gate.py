@@ -1,0 +1,312 @@
+"""Gate benchmark (issue 19): the account API measured from outside with `wrk`, against the framework's floor.
+
+    .venv/bin/python bench/gate.py [--seconds 10] [--connections 8] [--hot-pairs 400]
+
+Needs PostgreSQL (127.0.0.1:5432, user postgres), Redis (db 10, flushed) and Debian's `wrk` (`apt-get install
+wrk`). The script makes its own database, the authorize benchmark's `bench` plan (no rate limit) and one account per
+connection with ample credits, runs gunicorn (2 sync workers, bench.bench_settings) and measures, each endpoint for
+`--seconds` after a short warm-up:
+
+1. with `--connections` connections: the floor (`GET /bench/floor`, a bare DRF view reading one row with no
+   authentication), `GET /api/billing/balance`, `POST /api/usage/authorize` (a new request id each time) and
+   `POST /api/usage/events` (one new event each time); requests/s and p50/p99 from wrk's latency distribution;
+2. the same with one connection (no queueing): latency only;
+3. statements per authorize and per recorded single event, in-process on the same database, counting BEGIN and
+   COMMIT (and savepoints);
+4. the hot account: the authorize benchmark's hot phase (8 clients on one account funded for `--hot-pairs` calls)
+   and its books.
+
+Targets (issue 19): at 8 connections, authorize >= 0.5x the floor's requests/s, one event >= 0.4x, balance >= 0.8x;
+with one connection authorize p50 <= 2x the floor's p50 and p99 <= 10 ms; statements per authorize <= 6 and per
+recorded event <= 8; the hot account exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import authorize, harness
+
+DATABASE = "tokenledger_bench_gate"
+TARGETS = {"authorize_ratio": 0.5, "record_ratio": 0.4, "balance_ratio": 0.8, "single_p50_x_floor": 2.0}
+TARGET_SINGLE_P99_MS = 10.0
+TARGET_AUTHORIZE_STATEMENTS = 6
+TARGET_RECORD_STATEMENTS = 8
+
+# One Lua state per wrk thread: `setup` numbers the threads, `request` makes each request unique and rotates keys.
+LUA = """
+local keys = {%(keys)s}
+local counter = 0
+local thread_number = 0
+local next_thread = 0
+function setup(thread)
+  next_thread = next_thread + 1
+  thread:set("thread_number", next_thread)
+end
+function request()
+  counter = counter + 1
+  local key = keys[(counter %% #keys) + 1]
+  local headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
+  local id = "%(prefix)s-" .. thread_number .. "-" .. counter
+  local body = %(body)s
+  return wrk.format("%(method)s", "%(path)s", headers, body)
+end
+"""
+
+
+def _lua_body(**fields: object) -> str:
+    """A Lua expression for a JSON body whose `request_id` is the Lua variable `id`."""
+    rest = json.dumps({**fields, "operation_type": "bench_call"})[1:]
+    return '\'{"request_id":"\' .. id .. \'",' + rest + "'"
+
+
+BODIES = {
+    "authorize": _lua_body(
+        model=authorize.MODEL, input_tokens=authorize.INPUT_TOKENS, max_output_tokens=authorize.MAX_OUTPUT_TOKENS
+    ),
+    "record": _lua_body(
+        model=authorize.MODEL, input_tokens=authorize.INPUT_TOKENS, output_tokens=authorize.OUTPUT_TOKENS
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    method: str
+    path: str
+    body: str  # a Lua expression ("nil" for GET)
+
+
+ENDPOINTS = [
+    Endpoint("floor", "GET", "/bench/floor", "nil"),
+    Endpoint("balance", "GET", "/api/billing/balance", "nil"),
+    Endpoint("authorize", "POST", "/api/usage/authorize", BODIES["authorize"]),
+    Endpoint("record", "POST", "/api/usage/events", BODIES["record"]),
+]
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10, help="seconds each endpoint is loaded (default 10)")
+    parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
+    parser.add_argument("--hot-pairs", type=int, default=400, help="calls the hot account is funded for (400)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database afterwards")
+    args = parser.parse_args()
+    if min(args.seconds, args.connections, args.hot_pairs, args.workers) < 1:
+        parser.error("every count must be >= 1")
+    if not shutil.which("wrk"):
+        parser.error("wrk is not installed (Debian: apt-get install wrk)")
+    return args
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _milliseconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS_MS[unit]
+
+
+def wrk_parse(output: str) -> dict[str, Any]:
+    """Requests/s, the latency percentiles and the error counts from wrk's text output (`--latency`)."""
+    figures: dict[str, Any] = {"non_2xx": 0, "socket_errors": 0}
+    requests = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    figures["requests_per_second"] = float(requests.group(1)) if requests else 0.0
+    total = re.search(r"(\d+) requests in", output)
+    figures["requests"] = int(total.group(1)) if total else 0
+    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE):
+        figures[f"p{pct}_ms"] = round(_milliseconds(value), 2)
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if non_2xx:
+        figures["non_2xx"] = int(non_2xx.group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    if errors:
+        figures["socket_errors"] = sum(int(n) for n in errors.groups())
+    return figures
+
+
+def wrk_run(*, server: harness.Server, endpoint: Endpoint, keys: list[str], connections: int, seconds: int,
+            prefix: str) -> dict[str, Any]:  # fmt: skip
+    script = LUA % {
+        "keys": ", ".join(json.dumps(key) for key in keys),
+        "prefix": prefix,
+        "body": endpoint.body,
+        "method": endpoint.method,
+        "path": endpoint.path,
+    }
+    with tempfile.NamedTemporaryFile("w", prefix="bench-gate-", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    threads = max(1, min(2, connections))
+    command = [
+        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
+        "-s", lua.name, f"http://127.0.0.1:{server.port}{endpoint.path}",
+    ]  # fmt: skip
+    meter = harness.CpuMeter(database=DATABASE, server_pid=server.process.pid)
+    meter.start()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    cpu = meter.stop()
+    Path(lua.name).unlink()
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed for {endpoint.name}: {done.stderr or done.stdout}")
+    figures = wrk_parse(done.stdout)
+    # wrk's own CPU is not this process's: the client share is left out
+    figures["cpu_ms_per_request"] = {
+        part: round(cpu[f"{part}_cpu_s"] * 1000 / figures["requests"], 3) if figures["requests"] else 0.0
+        for part in ("app", "db")
+    }
+    if figures["non_2xx"] or figures["socket_errors"]:
+        harness.log(f"{endpoint.name}: {figures['non_2xx']} non-2xx answers, {figures['socket_errors']} socket errors")
+    return figures
+
+
+def statements_per_call(*, key: str) -> dict[str, int]:
+    """Statements one authorize and one recorded event send, counting BEGIN, COMMIT and savepoints."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    counts: dict[str, int] = {}
+    transactions = {"n": 0}
+    original_commit = connection.commit
+    original_rollback = connection.rollback
+
+    def commit() -> None:
+        transactions["n"] += 1
+        original_commit()
+
+    def rollback() -> None:
+        transactions["n"] += 1
+        original_rollback()
+
+    connection.commit = commit  # type: ignore[method-assign]
+    connection.rollback = rollback  # type: ignore[method-assign]
+    try:
+        for name, path, body in (
+            ("authorize", "/api/usage/authorize", authorize._authorize_body("statements-1")),
+            ("record", "/api/usage/events", authorize._record_body("statements-1", authorize.OUTPUT_TOKENS)),
+        ):
+            # one call first so caches (catalog, key) are warm, as they are in a running server
+            warm_id = f"warm-{name}"
+            client.post(path, body.replace(b"statements-1", warm_id.encode()), content_type="application/json")
+            transactions["n"] = 0
+            with CaptureQueriesContext(connection) as queries:
+                response = client.post(path, body, content_type="application/json")
+            if response.status_code >= 300:
+                raise SystemExit(f"{name} answered {response.status_code}: {response.content[:300]!r}")
+            # each committed or rolled-back transaction also sent a BEGIN
+            counts[name] = len(queries) + 2 * transactions["n"]
+    finally:
+        connection.commit = original_commit  # type: ignore[method-assign]
+        connection.rollback = original_rollback  # type: ignore[method-assign]
+    return counts
+
+
+def main() -> None:
+    args = arguments()
+    env = harness.prepare_database(DATABASE)
+    authorize.catalog_prepare()
+    setup = authorize.accounts_prepare(clients=args.connections, hot_pairs=args.hot_pairs)
+    harness.django_disconnect()
+    loaded: dict[str, dict[str, Any]] = {}
+    single: dict[str, dict[str, Any]] = {}
+    with harness.gunicorn(env=env, workers=args.workers, settings_module=authorize.SETTINGS) as server:
+        authorize.warm_up(server=server, keys=setup.keys)
+        for endpoint in ENDPOINTS:
+            wrk_run(server=server, endpoint=endpoint, keys=setup.keys, connections=args.connections, seconds=2,
+                    prefix=f"warm-{endpoint.name}")  # fmt: skip
+        harness.checkpoint(DATABASE)
+        for endpoint in ENDPOINTS:
+            harness.log(f"{endpoint.name}: {args.connections} connections for {args.seconds} s")
+            loaded[endpoint.name] = wrk_run(
+                server=server, endpoint=endpoint, keys=setup.keys, connections=args.connections,
+                seconds=args.seconds, prefix=f"load-{endpoint.name}",
+            )  # fmt: skip
+        for endpoint in ENDPOINTS:
+            harness.log(f"{endpoint.name}: 1 connection for {args.seconds} s")
+            single[endpoint.name] = wrk_run(
+                server=server, endpoint=endpoint, keys=setup.keys, connections=1, seconds=args.seconds,
+                prefix=f"single-{endpoint.name}",
+            )  # fmt: skip
+        harness.log(f"hot account: {args.connections} clients on one account funded for {args.hot_pairs} calls")
+        hot = authorize.hot_phase(server=server, setup=setup, clients=args.connections, hot_pairs=args.hot_pairs)
+    statements = statements_per_call(key=setup.keys[0])
+    harness.django_disconnect()
+
+    floor = loaded["floor"]["requests_per_second"] or 1.0
+    ratios = {name: round(figures["requests_per_second"] / floor, 3) for name, figures in loaded.items()}
+    single_floor_p50 = single["floor"].get("p50_ms", 0.0) or 1.0
+    single_authorize = single["authorize"]
+    checks = {
+        "authorize_ratio": ratios["authorize"] >= TARGETS["authorize_ratio"],
+        "record_ratio": ratios["record"] >= TARGETS["record_ratio"],
+        "balance_ratio": ratios["balance"] >= TARGETS["balance_ratio"],
+        "single_authorize_p50": single_authorize.get("p50_ms", 0) <= TARGETS["single_p50_x_floor"] * single_floor_p50,
+        "single_authorize_p99": single_authorize.get("p99_ms", 0) <= TARGET_SINGLE_P99_MS,
+        "authorize_statements": statements["authorize"] <= TARGET_AUTHORIZE_STATEMENTS,
+        "record_statements": statements["record"] <= TARGET_RECORD_STATEMENTS,
+        "hot_account_exact": bool(hot["books"]["ok"]),
+    }
+    summary = {
+        "benchmark": "gate",
+        "connections": args.connections,
+        "workers": args.workers,
+        "seconds": args.seconds,
+        "loaded": loaded,
+        "single": single,
+        "ratios": ratios,
+        "statements": statements,
+        "hot_account": hot,
+        "targets_met": checks,
+        "machine": harness.machine(),
+    }
+    rows = [("connections / workers", f"{args.connections} / {args.workers} gunicorn sync workers")]
+    for endpoint in ENDPOINTS:
+        figures = loaded[endpoint.name]
+        rows.append(
+            (
+                f"{endpoint.name} ({args.connections} conn)",
+                f"{figures['requests_per_second']:,.0f} req/s  x{ratios[endpoint.name]:.2f} floor  "
+                f"p50 {figures.get('p50_ms', 0):.1f} ms  p99 {figures.get('p99_ms', 0):.1f} ms  "
+                f"non-2xx {figures['non_2xx']}",
+            )
+        )
+    for endpoint in ENDPOINTS:
+        figures = single[endpoint.name]
+        rows.append(
+            (
+                f"{endpoint.name} (1 conn)",
+                f"p50 {figures.get('p50_ms', 0):.2f} ms  p99 {figures.get('p99_ms', 0):.2f} ms  "
+                f"({figures['requests_per_second']:,.0f} req/s)",
+            )
+        )
+    rows += [
+        ("statements / authorize", f"{statements['authorize']}  (target <= {TARGET_AUTHORIZE_STATEMENTS})"),
+        ("statements / event", f"{statements['record']}  (target <= {TARGET_RECORD_STATEMENTS})"),
+        ("hot: allowed / funded", f"{hot['allowed']} / {args.hot_pairs}; books {'ok' if hot['books']['ok'] else 'WRONG'}"),
+        ("targets", ", ".join(f"{name} {'met' if ok else 'MISSED'}" for name, ok in checks.items())),
+        ("load average (1 min)", f"{harness.load_average():.1f}"),
+    ]  # fmt: skip
+    print(harness.table(rows, "bench/gate"))
+    print(json.dumps(summary, default=str))
+    if not args.keep_db:
+        harness.database_drop(DATABASE)
+    if not hot["books"]["ok"]:
+        raise SystemExit("the hot account's books do not balance")
+
+
+if __name__ == "__main__":
+    main()
