@@ -20,10 +20,12 @@ from billing.api import AccountApi
 from billing.authentication import request_account
 from billing.services.periods import period_current
 from config.api_errors import ApiError, PayloadTooLarge
+from config.parsers import DecimalJSONParser
 from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.estimate import estimate_request, text_of
+from usage.events import EVENT_FEATURES, EventRefused
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
@@ -94,6 +96,9 @@ def _result_out(result: EventResult) -> dict[str, Any]:
 
 
 class UsageRecordApi(AccountApi):
+    # JSON only: a form or multipart body (a file part) answers 415 unsupported_media_type
+    parser_classes = [DecimalJSONParser]
+
     class UsageRecordOutputSerializer(serializers.Serializer):
         results = EventResultSerializer(many=True)
         recorded = serializers.IntegerField()
@@ -154,22 +159,35 @@ class UsageRecordApi(AccountApi):
     {
         "oneOf": [
             {"type": "string"},
-            {"type": "object", "properties": {"key": {"type": "string"}, "cepo": {"type": "boolean"}}},
+            {
+                "type": "object",
+                "properties": {"key": {"type": "string"}, "quantity": {"type": "string"}, "cepo": {"type": "boolean"}},
+                "required": ["key"],
+            },
         ]
     }
 )
 class FeatureUseField(serializers.Field):
-    """A feature key, or {"key", "cepo"}."""
+    """A feature key, or {"key", "quantity"?, "cepo"?}: read by the same rules as an event's features."""
 
     def to_representation(self, value: FeatureUse) -> dict[str, Any]:
-        return {"key": value.key, "cepo": value.cepo}
+        return {"key": value.key, "quantity": str(value.quantity), "cepo": value.cepo}
 
     def to_internal_value(self, data: Any) -> FeatureUse:
-        if isinstance(data, str) and data:
-            return FeatureUse(key=data)
-        if isinstance(data, dict) and isinstance(data.get("key"), str):
-            return FeatureUse(key=data["key"], cepo=data.get("cepo") is True)
-        raise serializers.ValidationError("a feature key, or {key, quantity}")
+        try:
+            return EVENT_FEATURES.use_of(data)
+        except EventRefused as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+def features_distinct(uses: list[FeatureUse]) -> list[FeatureUse]:
+    """Each feature listed once: a repeated key would compound its multiplier."""
+    keys = [use.key for use in uses]
+    if len(set(keys)) != len(keys):
+        raise serializers.ValidationError(
+            'each feature is listed once; a feature used several times is {"key", "quantity"}'
+        )
+    return uses
 
 
 class UsageAuthorizeApi(AccountApi):
@@ -188,6 +206,9 @@ class UsageAuthorizeApi(AccountApi):
             if not value.isprintable():
                 raise serializers.ValidationError("1 to 128 printable characters")
             return value
+
+        def validate_features(self, value: list[FeatureUse]) -> list[FeatureUse]:
+            return features_distinct(value)
 
     class AuthorizeAlternativeSerializer(serializers.Serializer):
         model_id = serializers.CharField()
