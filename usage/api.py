@@ -25,7 +25,7 @@ from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.estimate import estimate_request, text_of
-from usage.events import EVENT_FEATURES, EventRefused
+from usage.events import EVENT_FEATURES, INT32_MAX, MAX_COUNT, EventRefused
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
@@ -58,20 +58,21 @@ class EventResultSerializer(serializers.Serializer):
 
 
 class UsageEventInputSerializer(serializers.Serializer):
-    """One event as CONTRACT.md describes it (documentation; each event is checked by usage.events)."""
+    """One event as CONTRACT.md describes it (documentation; each event is checked by usage.events.EVENT_FIELDS,
+    whose limits these repeat)."""
 
     request_id = serializers.CharField(max_length=128)
-    model = serializers.CharField()
-    input_tokens = serializers.IntegerField(min_value=0)
-    output_tokens = serializers.IntegerField(min_value=0)
-    cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
-    reasoning_tokens = serializers.IntegerField(min_value=0, required=False)
-    images = serializers.IntegerField(min_value=0, required=False)
-    features = serializers.ListField(child=serializers.JSONField(), required=False)
-    multiplier = money_field(required=False, min_value=1)
-    operation_type = serializers.CharField(required=False)
-    user = serializers.CharField(required=False)
-    conversation_id = serializers.CharField(required=False)
+    model = serializers.CharField(max_length=200)
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)
+    reasoning_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)
+    images = serializers.IntegerField(min_value=0, max_value=INT32_MAX, required=False)
+    features = serializers.ListField(child=serializers.JSONField(), required=False, max_length=50)
+    multiplier = money_field(required=False, min_value=1, max_value=1000)
+    operation_type = serializers.CharField(required=False, max_length=100)
+    user = serializers.CharField(required=False, max_length=200)
+    conversation_id = serializers.CharField(required=False, max_length=200)
     occurred_at = serializers.DateTimeField(required=False)
     metadata = serializers.DictField(required=False)
 
@@ -116,6 +117,7 @@ class UsageRecordApi(AccountApi):
             201: UsageRecordOutputSerializer,
             400: UsageRecordOutputSerializer,
             413: OpenApiTypes.OBJECT,
+            415: OpenApiTypes.OBJECT,
         },
         summary='Record one event, or a batch of up to 1,000 ({"events": [...]})',
         description=(

@@ -356,7 +356,7 @@ def request_id_of(raw: Any) -> str:
 def _reader(spec: Any, *, metadata_max_bytes: int) -> Callable[[dict[str, Any]], Any]:
     if isinstance(spec, JsonObject):
         return lambda raw: spec.read(raw, max_bytes=metadata_max_bytes)
-    return spec.read  # type: ignore[no-any-return]
+    return spec.read
 
 
 def event_parse(

@@ -54,7 +54,10 @@ def test_each_declared_field_fits_its_column():
     for spec in EVENT_FIELDS:
         column = "model_requested" if spec.name == "model" else spec.name
         if isinstance(spec, Text):
-            assert spec.max_length <= UsageEvent._meta.get_field(column).max_length, spec.name
+            text_column = UsageEvent._meta.get_field(column)
+            assert isinstance(text_column, models.CharField)
+            assert text_column.max_length is not None
+            assert spec.max_length <= text_column.max_length, spec.name
         if isinstance(spec, Count):
             kind = type(UsageEvent._meta.get_field(column))
             limit = 2**63 - 1 if issubclass(kind, models.BigIntegerField) else 2**31 - 1

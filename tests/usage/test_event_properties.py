@@ -73,7 +73,7 @@ def _post(client: APIClient, body: Any):
 def client_and_account(catalog):
     account = AccountFactory.create(plan="jive", credits="1000000")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     return client, account
 
 
