@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -93,6 +92,13 @@ def _check_json_text(value: Any, name: str) -> None:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Limits that come from settings, passed to every field's read."""
+
+    metadata_max_bytes: int
+
+
+@dataclass(frozen=True)
 class Text:
     """Text stored in a column of `max_length` characters."""
 
@@ -101,7 +107,7 @@ class Text:
     required: bool = False
     printable: bool = False  # no control characters at all (ids)
 
-    def read(self, raw: dict[str, Any]) -> str:
+    def read(self, raw: dict[str, Any], limits: Limits) -> str:
         value = raw.get(self.name)
         if value is None or value == "":
             if self.required:
@@ -109,7 +115,8 @@ class Text:
             return ""
         if not isinstance(value, str):
             raise EventRefused("invalid_event", f"{self.name} must be text, got {_echo(value)}")
-        _check_text(value, self.name)
+        if not value.isascii() or "\x00" in value:
+            _check_text(value, self.name)
         if len(value) > self.max_length:
             raise EventRefused(
                 "invalid_event", f"{self.name} must be at most {self.max_length} characters, got {len(value)}"
@@ -126,12 +133,12 @@ class Count:
     name: str
     column_max: int
     required: bool = False
+    max_value: int = field(init=False)
 
-    @property
-    def max_value(self) -> int:
-        return min(MAX_COUNT, self.column_max)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_value", min(MAX_COUNT, self.column_max))
 
-    def read(self, raw: dict[str, Any]) -> int:
+    def read(self, raw: dict[str, Any], limits: Limits) -> int:
         value = raw.get(self.name)
         if value is None:
             if self.required:
@@ -181,7 +188,7 @@ class DecimalNumber:
     maximum: Decimal
     default: Decimal
 
-    def read(self, raw: dict[str, Any]) -> Decimal:
+    def read(self, raw: dict[str, Any], limits: Limits) -> Decimal:
         value = raw.get(self.name)
         if value is None:
             return self.default
@@ -199,7 +206,7 @@ class Time:
 
     name: str
 
-    def read(self, raw: dict[str, Any]) -> datetime | None:
+    def read(self, raw: dict[str, Any], limits: Limits) -> datetime | None:
         value = raw.get(self.name)
         if value is None:
             return None
@@ -226,24 +233,25 @@ class Time:
 
 @dataclass(frozen=True)
 class JsonObject:
-    """A JSON object of at most `max_bytes` (its setting named) whose text is all storable."""
+    """A JSON object of at most USAGE_METADATA_MAX_BYTES (`Limits.metadata_max_bytes`) whose text is all storable."""
 
     name: str
-    max_bytes_setting: str
 
-    def read(self, raw: dict[str, Any], *, max_bytes: int) -> dict[str, Any]:
+    def read(self, raw: dict[str, Any], limits: Limits) -> dict[str, Any]:
+        max_bytes = limits.metadata_max_bytes
         value = raw.get(self.name)
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise EventRefused("invalid_event", f"{self.name} must be an object")
         try:
-            size = len(json.dumps(value, cls=DjangoJSONEncoder))
+            text = json.dumps(value, cls=DjangoJSONEncoder)  # ASCII: NUL is \u0000, any non-ASCII \uXXXX
         except (TypeError, ValueError, RecursionError):
             raise EventRefused("invalid_event", f"{self.name} must be plain JSON") from None
-        if size > max_bytes:
-            raise EventRefused("invalid_event", f"{self.name} must be at most {max_bytes} bytes, got {size}")
-        _check_json_text(value, self.name)
+        if len(text) > max_bytes:
+            raise EventRefused("invalid_event", f"{self.name} must be at most {max_bytes} bytes, got {len(text)}")
+        if "\\u0000" in text or "\\ud" in text:  # a NUL or a surrogate may be inside: look properly
+            _check_json_text(value, self.name)
         return value
 
 
@@ -254,7 +262,7 @@ class Features:
 
     name: str
 
-    def read(self, raw: dict[str, Any]) -> tuple[FeatureUse, ...]:
+    def read(self, raw: dict[str, Any], limits: Limits) -> tuple[FeatureUse, ...]:
         value = raw.get(self.name)
         if value is None:
             return ()
@@ -324,7 +332,7 @@ EVENT_FIELDS: tuple[Any, ...] = (
     Text("user", 200),
     Text("conversation_id", 200),
     Time("occurred_at"),
-    JsonObject("metadata", max_bytes_setting="USAGE_METADATA_MAX_BYTES"),
+    JsonObject("metadata"),
     EVENT_FEATURES,
 )
 
@@ -353,12 +361,6 @@ def request_id_of(raw: Any) -> str:
     return storable_text(value[:128]) if isinstance(value, str) else ""
 
 
-def _reader(spec: Any, *, metadata_max_bytes: int) -> Callable[[dict[str, Any]], Any]:
-    if isinstance(spec, JsonObject):
-        return lambda raw: spec.read(raw, max_bytes=metadata_max_bytes)
-    return spec.read
-
-
 def event_parse(
     raw: Any, *, received_at: datetime, late_window: timedelta, future_skew: timedelta, metadata_max_bytes: int
 ) -> ParsedEvent:
@@ -366,7 +368,8 @@ def event_parse(
     problem found."""
     if not isinstance(raw, dict):
         raise EventRefused("invalid_event", "an event must be a JSON object")
-    values = {spec.name: _reader(spec, metadata_max_bytes=metadata_max_bytes)(raw) for spec in EVENT_FIELDS}
+    limits = Limits(metadata_max_bytes=metadata_max_bytes)
+    values = {spec.name: spec.read(raw, limits) for spec in EVENT_FIELDS}
     for part, whole in SUBSETS:
         if values[part] > values[whole]:
             raise EventRefused("subset_exceeds_total", f"{part} cannot exceed {whole}")
