@@ -348,3 +348,15 @@ def test_a_rejected_single_event_answers_in_the_contract_shape_even_with_bad_tex
     assert response.status_code == 400
     assert body["results"][0]["request_id"] == "id\ufffd\ufffd"
     assert set(body) >= {"error", "message", "fields", "results"}
+
+
+def test_a_dead_letter_with_unstorable_text_can_be_replayed_as_shown(jive_account, api_client_for):
+    from usage.services.replay import rejected_event_replay
+
+    _post(api_client_for(jive_account), _event("r1", user=f"eve{NUL}"))
+    kept = RejectedEvent.objects.get()
+    assert kept.payload["user"] == "eve\ufffd"
+    assert rejected_event_replay(rejected=kept) == "recorded"
+    assert UsageEvent.objects.get(request_id="r1").user == "eve\ufffd"
+    kept.refresh_from_db()
+    assert kept.status == RejectedEvent.Status.REPLAYED
