@@ -336,10 +336,10 @@ EVENT_FIELDS: tuple[Any, ...] = (
     EVENT_FEATURES,
 )
 
-# parts that cannot exceed their whole: (part, whole)
-SUBSETS: tuple[tuple[str, str], ...] = (
-    ("cached_input_tokens", "input_tokens"),
-    ("reasoning_tokens", "output_tokens"),
+# parts that together cannot exceed their whole: ((part, ...), whole)
+SUBSETS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("cached_input_tokens",), "input_tokens"),
+    (("reasoning_tokens",), "output_tokens"),
 )
 
 
@@ -370,9 +370,9 @@ def event_parse(
         raise EventRefused("invalid_event", "an event must be a JSON object")
     limits = Limits(metadata_max_bytes=metadata_max_bytes)
     values = {spec.name: spec.read(raw, limits) for spec in EVENT_FIELDS}
-    for part, whole in SUBSETS:
-        if values[part] > values[whole]:
-            raise EventRefused("subset_exceeds_total", f"{part} cannot exceed {whole}")
+    for parts, whole in SUBSETS:
+        if sum(values[part] for part in parts) > values[whole]:
+            raise EventRefused("subset_exceeds_total", f"{' + '.join(parts)} cannot exceed {whole}")
     occurred_at = values["occurred_at"] or received_at
     if occurred_at < received_at - late_window:
         raise EventRefused("event_too_old", f"occurred_at is older than the {late_window.days}-day late-event window")
