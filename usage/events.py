@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.dateparse import parse_datetime
@@ -88,7 +88,7 @@ def _check_json_text(value: Any, name: str) -> None:
             pending.extend(item)
 
 
-# -- the field kinds -------------------------------------------------------------------------------------------
+# -- the field kinds (Text, Choice, Count, DecimalNumber, Time, JsonObject, Features) -------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,15 @@ class Limits:
     """Limits that come from settings, passed to every field's read."""
 
     metadata_max_bytes: int
+
+
+class FieldSpec(Protocol):
+    """A field of an event: its name, and how to read and check it (raising EventRefused)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def read(self, raw: dict[str, Any], limits: Limits) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,25 @@ class Text:
             )
         if self.printable and not value.isprintable():
             raise EventRefused("invalid_event", f"{self.name} must be printable characters only, got {_echo(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few known words (e.g. a service tier), stored as text; absent means `default`."""
+
+    name: str
+    choices: tuple[str, ...]
+    default: str
+
+    def read(self, raw: dict[str, Any], limits: Limits) -> str:
+        value = raw.get(self.name)
+        if value is None:
+            return self.default
+        if not isinstance(value, str) or value not in self.choices:
+            raise EventRefused(
+                "invalid_event", f"{self.name} must be one of {', '.join(self.choices)}, got {_echo(value)}"
+            )
         return value
 
 
@@ -319,7 +347,7 @@ EVENT_FEATURES = Features("features")
 
 # Each field of an event, its kind and its column's limits (usage.models.UsageEvent; tests/usage/test_event_input
 # checks the two agree). Order is the order problems are reported in.
-EVENT_FIELDS: tuple[Any, ...] = (
+EVENT_FIELDS: tuple[FieldSpec, ...] = (
     Text("request_id", 128, required=True, printable=True),
     Text("model", 200, required=True),
     Count("input_tokens", INT64_MAX, required=True),

@@ -360,3 +360,17 @@ def test_a_dead_letter_with_unstorable_text_can_be_replayed_as_shown(jive_accoun
     assert UsageEvent.objects.get(request_id="r1").user == "eve\ufffd"
     kept.refresh_from_db()
     assert kept.status == RejectedEvent.Status.REPLAYED
+
+
+def test_a_choice_field_takes_only_its_words():
+    from usage.events import Choice, EventRefused, Limits
+
+    tier = Choice("service_tier", ("default", "batch", "flex", "priority"), default="default")
+    limits = Limits(metadata_max_bytes=4096)
+    assert tier.read({}, limits) == "default"
+    assert tier.read({"service_tier": "batch"}, limits) == "batch"
+    for bad in ("Batch", f"batch{NUL}", 1, True, ["batch"]):
+        with pytest.raises(EventRefused) as refused:
+            tier.read({"service_tier": bad}, limits)
+        assert refused.value.code == "invalid_event"
+        assert NUL not in refused.value.message
