@@ -163,7 +163,11 @@ class UsageRecordApi(AccountApi):
             {"type": "string"},
             {
                 "type": "object",
-                "properties": {"key": {"type": "string"}, "quantity": {"type": "string"}, "cepo": {"type": "boolean"}},
+                "properties": {
+                    "key": {"type": "string"},
+                    "quantity": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+                    "cepo": {"type": "boolean"},
+                },
                 "required": ["key"],
             },
         ]
