@@ -95,6 +95,10 @@ def _validate(line: UsageLine) -> None:
     for key, quantity in quantities:
         if quantity < 0:
             raise InvalidUsage(f"feature {key!r} quantity must be >= 0")
+    # a key listed twice would compound a multiplier feature; a feature used twice says so with its quantity
+    keys = [use.key for use in line.features]
+    if len(set(keys)) != len(keys):
+        raise InvalidUsage("each feature is listed once; a feature used several times carries a quantity")
 
 
 def rate_usage(
@@ -127,6 +131,8 @@ def rate_usage(
     for use in line.features:
         cost = snapshot.feature(use.key).cost_at(at)
         feature_versions[use.key] = cost.id
+        if cost.cost_type != CostType.PER_USE and to_decimal(use.quantity) != ONE:
+            raise InvalidUsage(f"feature {use.key!r} is priced {cost.cost_type}: only per_use features take a quantity")
         if not cost.is_billable:
             breakdown[f"feature:{use.key}"] = Decimal(0)
             continue

@@ -199,7 +199,7 @@ class RejectedEventAdmin(ViewOnlyAdmin):
     list_select_related = ("account",)
     actions = ("replay_selected", "discard_selected")
     fields = ("account", "request_id", "error_code", "error_message", "received_at", "status", "replayed_at",
-              "replay_result", "payload_pretty", "ip", "user_agent")  # fmt: skip
+              "replay_result", "payload_pretty", "raw_payload", "ip", "user_agent")  # fmt: skip
     readonly_fields = fields
 
     def has_replay_permission(self, request: HttpRequest) -> bool:

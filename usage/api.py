@@ -20,10 +20,12 @@ from billing.api import AccountApi
 from billing.authentication import request_account
 from billing.services.periods import period_current
 from config.api_errors import ApiError, PayloadTooLarge
+from config.parsers import DecimalJSONParser
 from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.estimate import estimate_request, text_of
+from usage.events import EVENT_FEATURES, INT32_MAX, MAX_COUNT, EventRefused
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
@@ -56,20 +58,21 @@ class EventResultSerializer(serializers.Serializer):
 
 
 class UsageEventInputSerializer(serializers.Serializer):
-    """One event as CONTRACT.md describes it (documentation; each event is checked by usage.events)."""
+    """One event as CONTRACT.md describes it (documentation; each event is checked by usage.events.EVENT_FIELDS,
+    whose limits these repeat)."""
 
     request_id = serializers.CharField(max_length=128)
-    model = serializers.CharField()
-    input_tokens = serializers.IntegerField(min_value=0)
-    output_tokens = serializers.IntegerField(min_value=0)
-    cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
-    reasoning_tokens = serializers.IntegerField(min_value=0, required=False)
-    images = serializers.IntegerField(min_value=0, required=False)
-    features = serializers.ListField(child=serializers.JSONField(), required=False)
-    multiplier = money_field(required=False, min_value=1)
-    operation_type = serializers.CharField(required=False)
-    user = serializers.CharField(required=False)
-    conversation_id = serializers.CharField(required=False)
+    model = serializers.CharField(max_length=200)
+    input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT)
+    cached_input_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)
+    reasoning_tokens = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, required=False)
+    images = serializers.IntegerField(min_value=0, max_value=INT32_MAX, required=False)
+    features = serializers.ListField(child=serializers.JSONField(), required=False, max_length=50)
+    multiplier = money_field(required=False, min_value=1, max_value=1000)
+    operation_type = serializers.CharField(required=False, max_length=100)
+    user = serializers.CharField(required=False, max_length=200)
+    conversation_id = serializers.CharField(required=False, max_length=200)
     occurred_at = serializers.DateTimeField(required=False)
     metadata = serializers.DictField(required=False)
 
@@ -94,6 +97,9 @@ def _result_out(result: EventResult) -> dict[str, Any]:
 
 
 class UsageRecordApi(AccountApi):
+    # JSON only: a form or multipart body (a file part) answers 415 unsupported_media_type
+    parser_classes = [DecimalJSONParser]
+
     class UsageRecordOutputSerializer(serializers.Serializer):
         results = EventResultSerializer(many=True)
         recorded = serializers.IntegerField()
@@ -111,6 +117,7 @@ class UsageRecordApi(AccountApi):
             201: UsageRecordOutputSerializer,
             400: UsageRecordOutputSerializer,
             413: OpenApiTypes.OBJECT,
+            415: OpenApiTypes.OBJECT,
         },
         summary='Record one event, or a batch of up to 1,000 ({"events": [...]})',
         description=(
@@ -154,22 +161,39 @@ class UsageRecordApi(AccountApi):
     {
         "oneOf": [
             {"type": "string"},
-            {"type": "object", "properties": {"key": {"type": "string"}, "cepo": {"type": "boolean"}}},
+            {
+                "type": "object",
+                "properties": {
+                    "key": {"type": "string"},
+                    "quantity": {"oneOf": [{"type": "string"}, {"type": "number"}]},
+                    "cepo": {"type": "boolean"},
+                },
+                "required": ["key"],
+            },
         ]
     }
 )
 class FeatureUseField(serializers.Field):
-    """A feature key, or {"key", "cepo"}."""
+    """A feature key, or {"key", "quantity"?, "cepo"?}: read by the same rules as an event's features."""
 
     def to_representation(self, value: FeatureUse) -> dict[str, Any]:
-        return {"key": value.key, "cepo": value.cepo}
+        return {"key": value.key, "quantity": str(value.quantity), "cepo": value.cepo}
 
     def to_internal_value(self, data: Any) -> FeatureUse:
-        if isinstance(data, str) and data:
-            return FeatureUse(key=data)
-        if isinstance(data, dict) and isinstance(data.get("key"), str):
-            return FeatureUse(key=data["key"], cepo=data.get("cepo") is True)
-        raise serializers.ValidationError("a feature key, or {key, quantity}")
+        try:
+            return EVENT_FEATURES.use_of(data)
+        except EventRefused as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+def features_distinct(uses: list[FeatureUse]) -> list[FeatureUse]:
+    """Each feature listed once: a repeated key would compound its multiplier."""
+    keys = [use.key for use in uses]
+    if len(set(keys)) != len(keys):
+        raise serializers.ValidationError(
+            'each feature is listed once; a feature used several times is {"key", "quantity"}'
+        )
+    return uses
 
 
 class UsageAuthorizeApi(AccountApi):
@@ -188,6 +212,9 @@ class UsageAuthorizeApi(AccountApi):
             if not value.isprintable():
                 raise serializers.ValidationError("1 to 128 printable characters")
             return value
+
+        def validate_features(self, value: list[FeatureUse]) -> list[FeatureUse]:
+            return features_distinct(value)
 
     class AuthorizeAlternativeSerializer(serializers.Serializer):
         model_id = serializers.CharField()

@@ -80,7 +80,12 @@ class RejectedEvent(models.Model):
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="rejected_events")
     request_id = models.CharField(max_length=200, blank=True)
-    payload = models.JSONField(encoder=DjangoJSONEncoder)
+    payload = models.JSONField(
+        encoder=DjangoJSONEncoder, help_text="the event as sent, with NUL and lone surrogates shown as U+FFFD"
+    )
+    raw_payload = models.TextField(
+        blank=True, help_text="when payload had to be altered to be stored: the event exactly as sent, ASCII JSON"
+    )
     error_code = models.CharField(max_length=50, db_index=True)
     error_message = models.TextField()
     received_at = models.DateTimeField(db_index=True)

@@ -4,8 +4,16 @@ A batch of up to USAGE_MAX_BATCH events is inserted in bulk, ignoring request id
 events this batch inserted are told apart by their `batch_id`. Then, under the account's locks, each touched
 period's counters move by one update, the wallet by one ledger entry (reference `usage:<batch id>`), reservations
 of the recorded requests are settled, and the daily rollups are upserted. A refused event is kept in
-RejectedEvent with its code. Usage that happened is always recorded, even past the quota or below zero credits:
-such events are flagged `over_limit` and the next authorization is refused.
+RejectedEvent with its code, whatever text it holds (see `_dead_letter`).
+
+Each event is judged on its own: a bad one is rejected and the good ones of its batch are recorded. Should the
+database still refuse a row that passed the checks, the rows are inserted again in halves, each in its own
+savepoint, until the refused row is alone; it is rejected (`not_storable`) and the rest are recorded. Rows are
+inserted in one fixed order (by request id, bytewise) and the account, wallet and period rows are locked after
+them in one fixed order, so two batches with overlapping request ids never wait on each other in a circle.
+
+Usage that happened is always recorded, even past the quota or below zero credits: such events are flagged
+`over_limit` and the next authorization is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -33,11 +42,12 @@ from pricing.errors import PricingError
 from pricing.models import PlanUnit
 from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
-from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of
+from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
 
 RECORDED, DUPLICATE, REJECTED = "recorded", "duplicate", "rejected"
+AMOUNT_LIMIT = Decimal(10) ** 16  # PreciseDecimalField holds 16 digits before the point
 
 
 @dataclass
@@ -107,11 +117,42 @@ class _Periods:
 
 
 def _refuse(raw: Any, code: str, message: str) -> EventResult:
+    message = storable_text(message)
     return EventResult(request_id=request_id_of(raw), status=REJECTED, error={"code": code, "message": message})
 
 
 def _rate(parsed: ParsedEvent, snapshot: CatalogSnapshot, terms: PlanTermsVersion) -> Rating:
-    return rate_usage(parsed.line, snapshot, tier=terms.plan_code, terms=terms)
+    rating = rate_usage(parsed.line, snapshot, tier=terms.plan_code, terms=terms)
+    if not all(abs(amount) < AMOUNT_LIMIT for amount in (rating.cost_usd, rating.charge_usd, rating.credits)):
+        raise EventRefused("out_of_range", "the event's amounts are too large to store; check its counts")
+    return rating
+
+
+def _dead_letter(
+    *, account: Account, raw: Any, result: EventResult, received_at: datetime, ip: str | None, user_agent: str
+) -> RejectedEvent:
+    """The dead-letter row of a refused event. It stores whatever came in: `payload` is the event with every
+    NUL and lone surrogate replaced by U+FFFD (what the console shows and a replay sends); when that changed
+    anything, `raw_payload` keeps the event exactly as sent, as JSON text with every non-ASCII character escaped."""
+    payload = storable_json(raw if isinstance(raw, dict) else {"raw": raw})
+    raw_payload = ""
+    if payload != raw:
+        try:
+            raw_payload = json.dumps(raw, ensure_ascii=True, cls=DjangoJSONEncoder)
+        except (TypeError, ValueError, RecursionError):
+            raw_payload = ascii(raw)
+    error = result.error or {}
+    return RejectedEvent(
+        account=account,
+        request_id=result.request_id,
+        payload=payload,
+        raw_payload=raw_payload,
+        error_code=error.get("code", ""),
+        error_message=error.get("message", ""),
+        received_at=received_at,
+        ip=ip,
+        user_agent=user_agent,
+    )
 
 
 @transaction.atomic
@@ -125,6 +166,7 @@ def usage_record_batch(
 ) -> BatchResult:
     """Record a batch of raw events for one account; answer each with recorded, duplicate or rejected."""
     received_at = received_at or timezone.now()
+    user_agent = storable_text(user_agent[:300])
     batch = BatchResult(batch_id=uuid.uuid4())
     snapshot = catalog_snapshot()
     periods = _Periods(account=account, received_at=received_at, snapshot=snapshot)
@@ -134,6 +176,7 @@ def usage_record_batch(
     rows: list[_Row] = []
     first_seen: set[str] = set()
     rejected: list[RejectedEvent] = []
+    raws: dict[str, Any] = {}  # the first raw event of each request id, to dead-letter if the database refuses it
     for raw in raw_events:
         try:
             parsed = event_parse(
@@ -150,19 +193,13 @@ def usage_record_batch(
             result = _refuse(raw, exc.code, exc.message)
             batch.results.append(result)
             rejected.append(
-                RejectedEvent(
-                    account=account,
-                    request_id=result.request_id,
-                    payload=raw if isinstance(raw, dict) else {"raw": raw},
-                    error_code=exc.code,
-                    error_message=exc.message,
-                    received_at=received_at,
-                    ip=ip,
-                    user_agent=user_agent[:300],
+                _dead_letter(
+                    account=account, raw=raw, result=result, received_at=received_at, ip=ip, user_agent=user_agent
                 )
             )
             continue
         batch.results.append(EventResult(request_id=parsed.request_id, status=RECORDED))
+        raws[parsed.request_id] = raws.get(parsed.request_id, raw)
         if parsed.request_id in first_seen:
             continue  # repeated inside the batch: it counts once, and answers duplicate below
         first_seen.add(parsed.request_id)
@@ -203,13 +240,25 @@ def usage_record_batch(
                 credits_rate=rating.credits_rate,
                 plan_code=terms.plan_code,
                 ip=ip or None,  # as Django stores a blank address: the column is inet
-                user_agent=user_agent[:300],
+                user_agent=user_agent,
             )
         )
+    if rows:
+        stored, refused = _events_insert_each(account=account, rows=rows, batch_id=batch.batch_id)
+        for request_id, message in refused.items():
+            for result in batch.results:
+                if result.status == RECORDED and result.request_id == request_id:
+                    result.status, result.error = REJECTED, {"code": "not_storable", "message": message}
+            rejected.append(
+                _dead_letter(
+                    account=account, raw=raws[request_id], result=_refuse(raws[request_id], "not_storable", message),
+                    received_at=received_at, ip=ip, user_agent=user_agent,
+                )
+            )  # fmt: skip
+        rows = [r for r in rows if r.request_id not in refused]
     if rejected:
         RejectedEvent.objects.bulk_create(rejected)
     if rows:
-        stored = _events_insert(account=account, rows=rows, batch_id=batch.batch_id)
         new_rows = [r for r in rows if stored[r.request_id]["batch_id"] == batch.batch_id]
         for row in new_rows:
             row.pk = stored[row.request_id]["id"]
@@ -295,6 +344,25 @@ def _db_values(row: _Row) -> list[Any]:
     return values
 
 
+def _events_insert_each(
+    *, account: Account, rows: list[_Row], batch_id: uuid.UUID
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Insert the rows as `_events_insert` does; should the database refuse one (any error but the idempotency
+    conflict, which the insert skips), find it by inserting halves in savepoints, so every other row is stored.
+    Answer the stored rows and, per refused request id, the database's reason."""
+    try:
+        with transaction.atomic():
+            return _events_insert(account=account, rows=rows, batch_id=batch_id), {}
+    except (DataError, IntegrityError, UnicodeError) as exc:
+        if len(rows) == 1:
+            reason = storable_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            return {}, {rows[0].request_id: f"the database refused this event: {reason[:200]}"}
+    middle = len(rows) // 2
+    stored, refused = _events_insert_each(account=account, rows=rows[:middle], batch_id=batch_id)
+    more_stored, more_refused = _events_insert_each(account=account, rows=rows[middle:], batch_id=batch_id)
+    return stored | more_stored, refused | more_refused
+
+
 def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     """Insert the rows, skipping request ids the account already has; answer the first result of each request id.
 
@@ -303,6 +371,7 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
     for larger batches), so only request ids recorded before are read back. Elsewhere (SQLite) the ORM inserts
     with ignore_conflicts and the batch is read back.
     """
+    rows = sorted(rows, key=operator.attrgetter("request_id"))  # one order for every batch: no deadlock cycle
     if connection.vendor != "postgresql":
         UsageEvent.objects.bulk_create(
             [UsageEvent(**{name: getattr(r, name) for name in _ATTNAMES}) for r in rows],
@@ -325,10 +394,18 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
             cursor.execute(
                 f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
             )
-            with cursor.cursor.copy(f"COPY usage_event_stage ({_COLUMNS}) FROM STDIN") as copy:
+            # COPY goes to psycopg directly: its errors are made Django's, as execute() does
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f"COPY usage_event_stage ({_COLUMNS}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(_db_values(row))
-            cursor.execute(f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_event_stage {conflict}")  # noqa: S608 - names from the model
+            # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
+            cursor.execute(
+                f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
+                f'ORDER BY request_id COLLATE "C" {conflict}'
+            )
         inserted = {request_id: pk for pk, request_id in cursor.fetchall()}
         if staged:
             cursor.execute("DROP TABLE usage_event_stage")  # a second batch in the same transaction makes its own
