@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "usage.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -235,6 +236,10 @@ USAGE_METADATA_MAX_BYTES = 4096
 # events older than this (by occurred_at) are refused and dead-lettered; so are events this far in the future
 USAGE_LATE_EVENT_WINDOW_DAYS = env.int("USAGE_LATE_EVENT_WINDOW_DAYS", default=35)
 USAGE_FUTURE_SKEW_SECONDS = env.int("USAGE_FUTURE_SKEW_SECONDS", default=300)
+# events per minute per account on POST /api/usage/events, counted in events (a batch of 1,000 counts 1,000); 0: off
+USAGE_EVENTS_PER_MINUTE = env.int("USAGE_EVENTS_PER_MINUTE", default=30_000)
+# Retry-After of the 503 a rate-limited endpoint answers while Redis cannot be reached
+RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS", default=10)
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=600)
 # after an unpaid invoice, authorization answers account_past_due once this grace period has passed
 PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
