@@ -9,7 +9,8 @@ mode) the same arithmetic runs on the local-memory cache under a process lock.
 
 What the caller sees: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds until the full
 allowance is back) on every answer of a limited endpoint; 429 `rate_limited` with `Retry-After` when refused; 503
-`rate_limit_unavailable` with `Retry-After` when Redis cannot be reached (the limit is never skipped silently).
+`rate_limit_unavailable` with `Retry-After` when Redis cannot be reached on the plan's limit (authorize and estimate
+fail closed); the events limit alone lets ingest through without Redis, since refusing would lose usage.
 """
 
 from __future__ import annotations
@@ -177,14 +178,19 @@ def usage_events_rate_take(*, request: Request, events: int) -> None:
     """Count a batch against the account's USAGE_EVENTS_PER_MINUTE (in events, not requests); 429 when over.
 
     A batch larger than the whole per-minute allowance can never fit: it is refused with a message to split it.
+    Without Redis the batch is let through (fail open): refusing would lose usage that already happened.
     """
     limit = settings.USAGE_EVENTS_PER_MINUTE
     principal = request.user
     if not limit or not isinstance(principal, AccountPrincipal):
         return
-    decision = rate_limit_take(
-        key=f"ratelimit:events:{principal.account.pk}", limit=limit, period_seconds=60, cost=max(1, events)
-    )
+    try:
+        decision = rate_limit_take(
+            key=f"ratelimit:events:{principal.account.pk}", limit=limit, period_seconds=60, cost=max(1, events)
+        )
+    except RateLimitUnavailable:
+        # this limit protects capacity, not money: usage that already happened is recorded rather than refused
+        return
     _remember(request, decision)
     if decision.allowed:
         return
