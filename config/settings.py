@@ -260,6 +260,10 @@ RETENTION_RESERVATIONS_DAYS = env.int("RETENTION_RESERVATIONS_DAYS", default=30)
 RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=90)
 # pending dead letters are never deleted: only replayed or discarded ones past this age
 RETENTION_DEAD_LETTERS_DAYS = env.int("RETENTION_DEAD_LETTERS_DAYS", default=90)
+# Alert webhooks go to https URLs on public addresses only (SSRF); http too when this is on (for receivers without
+# TLS); hosts listed in WEBHOOK_ALLOWED_INTERNAL_HOSTS (names or IP addresses, comma-separated) may be internal.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOWED_INTERNAL_HOSTS = env.list("WEBHOOK_ALLOWED_INTERNAL_HOSTS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Reconciliation (defaults also in reconciliation/conf.py; see docs/reconciliation.md) -----------------------
