@@ -7,6 +7,7 @@ DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis. See CONTRACT.md for e
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "config.apps.PlatformConfig",
     "pricing",
     "billing",
@@ -82,6 +84,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "usage.throttling.RateLimitHeadersMiddleware",
+    # last: turns a sign-in refused by the lockout into its 429 answer (config/sign_in.py)
+    "axes.middleware.AxesMiddleware",
+    "config.sign_in.SignInFailureMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -126,6 +131,20 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- Sign-in throttling (django-axes): the admin, the dashboard sign-in and HTTP Basic ---------------------------
+# AXES_FAILURE_LIMIT wrong passwords for one username from one address pause its sign-ins for AXES_COOLOFF_MINUTES,
+# even with the right password; other users and other addresses are not affected; a success clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# the cool-off runs from the lockout: tries during it do not extend it (the owner's own retries would)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -136,7 +155,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TokenLedger <billing
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "config.sign_in.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
