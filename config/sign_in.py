@@ -113,7 +113,7 @@ class BasicAuthentication(authentication.BasicAuthentication):
             )
         user = ModelBackend().authenticate(django_request, username=userid, password=password)
         if user is None:  # a wrong password, an unknown or an inactive user
-            django_request.sign_in_failed = credentials  # type: ignore[union-attr]
+            django_request.sign_in_failed = credentials
             raise exceptions.AuthenticationFailed("Invalid username/password.")
         axes_reset(ip=getattr(django_request, "axes_ip_address", None), username=userid)
         return user, None

@@ -47,8 +47,8 @@ def broker_on(throwaway_redis, monkeypatch):  # noqa: F811
 
 def _forget_broker_connections():
     # dropped, not closed: kombu keeps its pools in a registry that other tests reuse
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app._pool = None  # type: ignore[attr-defined]
+    celery_app.amqp._producer_pool = None  # type: ignore[attr-defined]
 
 
 def _event(request_id, **fields):
@@ -72,7 +72,7 @@ def test_with_redis_stopped_recording_works_and_what_needs_redis_answers_503(bro
     account.low_balance_threshold = Decimal("98")
     account.save(update_fields=["low_balance_threshold"])
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     assert api.post("/api/usage/authorize", _event("warm", max_output_tokens=10), format="json").status_code == 200
 
     broker_on.stop()

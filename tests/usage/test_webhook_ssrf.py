@@ -31,7 +31,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        _Receiver.hits.append(f"{self.server.server_port}{self.path}")
+        _Receiver.hits.append(f"{self.server.server_port}{self.path}")  # type: ignore[attr-defined]
         self.send_response(_Receiver.status)
         if _Receiver.location:
             self.send_header("Location", _Receiver.location)
