@@ -10,6 +10,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from config.cache import CACHE_ERRORS
+
 _CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
     exceptions.ValidationError: "invalid",
@@ -66,6 +68,12 @@ def _domain_error(exc: Exception) -> ApiError | None:
         return ApiError(exc.code, str(exc), fields={name: [message] for name, message in exc.fields.items()})
     if isinstance(exc, PricingError | BillingError):
         return ApiError(exc.code, str(exc), status_code=getattr(exc, "status_code", 400))
+    if isinstance(exc, CACHE_ERRORS):  # whatever still needs Redis while it is down: 503 JSON, never a 500
+        unavailable = ApiError(
+            "service_unavailable", "The cache (Redis) is not reachable; try again shortly.", status_code=503
+        )
+        unavailable.wait = 10  # type: ignore[attr-defined]
+        return unavailable
     return None
 
 

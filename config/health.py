@@ -1,4 +1,9 @@
-"""GET /healthz: the state of each dependency, 503 naming the one that failed."""
+"""GET /healthz: the state of each dependency.
+
+503 when the database is down (nothing can be served). A down cache or broker answers 200 with status `degraded`
+and names it under `degraded`: the process still records usage and serves reads (rate-limited endpoints answer
+503 without Redis, queued work waits for the sweeps), so a load balancer must not take every process out for it.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from config.cache import cache_mark_down
 from config.celery import app as celery_app
 from config.models import WorkerHeartbeat
 
@@ -77,7 +83,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
     failed = [name for name, state in checks.items() if state != "ok"]
     # The worker is reported, not required: a web process is healthy while workers restart.
     worker = worker_status() if "database" not in failed else {"status": "unknown"}
-    body: dict[str, object] = {"status": "ok" if not failed else "error", **checks, "worker": worker}
+    down = "database" in failed
+    state = "error" if down else ("degraded" if failed else "ok")
+    body: dict[str, object] = {"status": state, **checks, "worker": worker}
+    if checks["cache"] != "ok":
+        cache_mark_down()  # the catalog and the rate limits skip it at once instead of trying it again
+        body["rate_limits"] = "unavailable: rate-limited endpoints answer 503"
     if failed:
         body["failed"] = failed
-    return JsonResponse(body, status=503 if failed else 200)
+        if not down:
+            body["degraded"] = failed
+    return JsonResponse(body, status=503 if down else 200)

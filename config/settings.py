@@ -7,6 +7,7 @@ DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis. See CONTRACT.md for e
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -64,6 +65,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "config.apps.PlatformConfig",
     "pricing",
     "billing",
@@ -81,6 +83,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "usage.throttling.RateLimitHeadersMiddleware",
+    # last: turns a sign-in refused by the lockout into its 429 answer (config/sign_in.py)
+    "axes.middleware.AxesMiddleware",
+    "config.sign_in.SignInFailureMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -125,6 +131,21 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- Sign-in throttling (django-axes): the admin, the dashboard sign-in and HTTP Basic ---------------------------
+# AXES_FAILURE_LIMIT wrong passwords for one username from one address pause its sign-ins for AXES_COOLOFF_MINUTES,
+# even with the right password; other users and other addresses are not affected; a success clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# the cool-off runs from the lockout: tries during it do not extend it (the owner's own retries would)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_VERBOSE = False  # no start-up line on stderr (commands print one JSON object and one error line at most)
+
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
@@ -135,7 +156,7 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TokenLedger <billing
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "config.sign_in.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -179,6 +200,8 @@ CELERY_TASK_ACKS_LATE = False  # only idempotent tasks opt in, per task
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# queuing a task with the broker down gives up after about a second (the request is not held up; see config/celery.py)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 0.5}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
@@ -225,9 +248,19 @@ LOGGING = {
     },
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# --- HTTPS (README, Configuration): HTTPS=1 in production turns on secure cookies, the redirect to https and HSTS,
+# so that `manage.py check --deploy` is clean; TRUST_X_FORWARDED_PROTO=1 behind a proxy that terminates TLS and sets
+# X-Forwarded-Proto (only then: a client could otherwise claim https itself). Each can be set on its own too.
+HTTPS = env.bool("HTTPS", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=HTTPS)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # a load balancer's health check may come over plain http
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=HTTPS)
+if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Usage metering and authorization ---------------------------------------------------------------------------
 USAGE_MAX_BATCH = 1000
@@ -235,6 +268,10 @@ USAGE_METADATA_MAX_BYTES = 4096
 # events older than this (by occurred_at) are refused and dead-lettered; so are events this far in the future
 USAGE_LATE_EVENT_WINDOW_DAYS = env.int("USAGE_LATE_EVENT_WINDOW_DAYS", default=35)
 USAGE_FUTURE_SKEW_SECONDS = env.int("USAGE_FUTURE_SKEW_SECONDS", default=300)
+# events per minute per account on POST /api/usage/events, counted in events (a batch of 1,000 counts 1,000); 0: off
+USAGE_EVENTS_PER_MINUTE = env.int("USAGE_EVENTS_PER_MINUTE", default=30_000)
+# Retry-After of the 503 a rate-limited endpoint answers while Redis cannot be reached
+RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS", default=10)
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=600)
 # after an unpaid invoice, authorization answers account_past_due once this grace period has passed
 PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
@@ -253,6 +290,10 @@ RETENTION_RESERVATIONS_DAYS = env.int("RETENTION_RESERVATIONS_DAYS", default=30)
 RETENTION_DELIVERY_LOG_DAYS = env.int("RETENTION_DELIVERY_LOG_DAYS", default=90)
 # pending dead letters are never deleted: only replayed or discarded ones past this age
 RETENTION_DEAD_LETTERS_DAYS = env.int("RETENTION_DEAD_LETTERS_DAYS", default=90)
+# Alert webhooks go to https URLs on public addresses only (SSRF); http too when this is on (for receivers without
+# TLS); hosts listed in WEBHOOK_ALLOWED_INTERNAL_HOSTS (names or IP addresses, comma-separated) may be internal.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOWED_INTERNAL_HOSTS = env.list("WEBHOOK_ALLOWED_INTERNAL_HOSTS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Reconciliation (defaults also in reconciliation/conf.py; see docs/reconciliation.md) -----------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Prefetch
 
+from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.catalog import (
     CatalogSnapshot,
     FeatureCostVersion,
@@ -39,6 +41,8 @@ from pricing.models import (
     PlanTerms,
 )
 from pricing.money import CREDITS, precise
+
+logger = logging.getLogger("tokenledger.pricing")
 
 GENERATION_KEY = "pricing:catalog:generation"
 SNAPSHOT_KEY = "pricing:catalog:snapshot:{generation}"
@@ -173,6 +177,8 @@ class _Local:
     generation: int | None = None
     snapshot: CatalogSnapshot | None = None
     loaded_at: float = 0.0
+    # a catalog write committed while the cache was down: bump the shared generation once it is back
+    invalidation_pending: bool = False
 
 
 _local = _Local()
@@ -193,9 +199,20 @@ def catalog_snapshot() -> CatalogSnapshot:
     """The catalog with every version, shared through the cache for PRICING_CACHE_TTL_SECONDS.
 
     Each call costs one cache read (the generation number); a committed catalog write bumps the generation, so
-    every process, on Redis, sees the change on its next call.
+    every process, on Redis, sees the change on its next call. Without the cache (Redis down) it serves the
+    process's last snapshot while it is younger than the TTL, else one rebuilt from the database.
     """
-    generation = catalog_generation()
+    if cache_is_down():
+        return _catalog_snapshot_uncached()
+    try:
+        if _local.invalidation_pending:
+            _generation_bump()
+            _local.invalidation_pending = False
+        generation = catalog_generation()
+    except CACHE_ERRORS:
+        logger.warning("catalog: the cache is unreachable; the catalog is served from the database")
+        cache_mark_down()
+        return _catalog_snapshot_uncached()
     ttl = settings.PRICING_CACHE_TTL_SECONDS
     with _local_lock:
         if (
@@ -205,23 +222,57 @@ def catalog_snapshot() -> CatalogSnapshot:
         ):
             return _local.snapshot
     key = SNAPSHOT_KEY.format(generation=generation)
-    snapshot = cache.get(key)
+    try:
+        snapshot = cache.get(key)
+    except CACHE_ERRORS:
+        cache_mark_down()
+        return _catalog_snapshot_uncached()
     if snapshot is None:
         snapshot = catalog_snapshot_build()
-        cache.set(key, snapshot, timeout=ttl)
+        try:
+            cache.set(key, snapshot, timeout=ttl)
+        except CACHE_ERRORS:
+            cache_mark_down()
     with _local_lock:
         _local.generation, _local.snapshot, _local.loaded_at = generation, snapshot, time.monotonic()
     return snapshot
 
 
-def catalog_cache_invalidate() -> None:
-    """Make every process rebuild its snapshot on its next use."""
+def _catalog_snapshot_uncached() -> CatalogSnapshot:
+    """The process's last snapshot while younger than the TTL, else a new one from the database.
+
+    Kept with no generation, so the first call that reaches the cache again reloads the shared one.
+    """
+    with _local_lock:
+        if _local.snapshot is not None and time.monotonic() - _local.loaded_at < settings.PRICING_CACHE_TTL_SECONDS:
+            return _local.snapshot
+    snapshot = catalog_snapshot_build()
+    with _local_lock:
+        _local.generation, _local.snapshot, _local.loaded_at = None, snapshot, time.monotonic()
+    return snapshot
+
+
+def _generation_bump() -> None:
     try:
         cache.incr(GENERATION_KEY)
     except ValueError:  # no generation yet: nobody has a snapshot cached
         cache.delete(GENERATION_KEY)
+
+
+def catalog_cache_invalidate() -> None:
+    """Make every process rebuild its snapshot on its next use.
+
+    With the cache down, this process drops its snapshot at once and bumps the shared generation when the cache
+    answers again; other processes see the change when their own snapshot outlives the TTL.
+    """
     with _local_lock:
         _local.snapshot = None
+    try:
+        _generation_bump()
+    except CACHE_ERRORS:
+        logger.warning("catalog: the cache is unreachable; other processes see this change within the TTL")
+        cache_mark_down()
+        _local.invalidation_pending = True
 
 
 # --- Catalog reads for the HTTP API and the price import -----------------------------------------------------------

@@ -29,7 +29,7 @@ from usage.events import EVENT_FEATURES, INT32_MAX, MAX_COUNT, EventRefused
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
-from usage.throttling import PlanRateThrottle
+from usage.throttling import PlanRateThrottle, usage_events_rate_take
 
 
 def money_field(**options: Any) -> serializers.DecimalField:
@@ -136,6 +136,7 @@ class UsageRecordApi(AccountApi):
             raise PayloadTooLarge(
                 f"A batch holds at most {settings.USAGE_MAX_BATCH} events; this one has {len(events)}."
             )
+        usage_events_rate_take(request=request, events=len(events))
         batch = usage_record_batch(
             account=request_account(request), raw_events=events, ip=_client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.rating import UsageLine, rate_usage
 
@@ -53,7 +54,12 @@ def estimate_request(
     entry = snapshot.active_model(model)
     digest = hashlib.sha256(json.dumps([entry.model_id, tier, terms.id, max_output_tokens, text]).encode()).hexdigest()
     key = f"usage:estimate:{digest}"
-    cached = cache.get(key)
+    cached = None
+    if not cache_is_down():
+        try:
+            cached = cache.get(key)
+        except CACHE_ERRORS:  # without the cache the estimate is computed every time
+            cache_mark_down()
     if isinstance(cached, Estimate):
         return cached
     input_tokens = tokens_for(text, provider=entry.provider)
@@ -65,5 +71,9 @@ def estimate_request(
         model_id=entry.model_id, input_tokens=input_tokens, max_output_tokens=max_output_tokens,
         cost_usd=rating.cost_usd, charge_usd=rating.charge_usd, credits=rating.credits,
     )  # fmt: skip
-    cache.set(key, result, timeout=settings.ESTIMATE_CACHE_SECONDS)
+    if not cache_is_down():
+        try:
+            cache.set(key, result, timeout=settings.ESTIMATE_CACHE_SECONDS)
+        except CACHE_ERRORS:
+            cache_mark_down()
     return result

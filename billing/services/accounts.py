@@ -17,6 +17,7 @@ from billing.services.api_keys import api_key_issue
 from billing.services.audit import Actor, audit_record
 from billing.services.periods import plan_by_code, subscription_start
 from billing.services.wallet import wallet_grant
+from config.egress import EgressRefused, egress_url_check
 from pricing.money import MINOR_UNITS, MoneyError, to_decimal
 
 
@@ -115,11 +116,18 @@ def account_settings_update(
 ) -> Account:  # fmt: skip
     """Change an account's name, display currency, low-balance threshold or alert webhook URL; audited.
 
-    `rotate_webhook_secret` makes a new signing secret for the alert webhook (receivers must update theirs).
+    `rotate_webhook_secret` makes a new signing secret for the alert webhook (receivers must update theirs). The
+    webhook URL must pass the egress rule (config/egress.py: https to a public address).
     """
     unknown = set(changes) - set(ACCOUNT_SETTINGS)
     if unknown:
         raise InvalidAmount(f"cannot change {', '.join(sorted(unknown))}")
+    webhook_url = str(changes.get("alert_webhook_url") or "").strip()
+    if webhook_url:  # checked before the lock: it may wait on DNS
+        try:
+            webhook_url = egress_url_check(webhook_url)
+        except EgressRefused as exc:
+            raise InvalidAmount(f"alert_webhook_url: {exc} (or leave it empty to turn webhooks off)") from None
     locked = Account.objects.select_for_update().get(pk=account.pk)
     before = {name: getattr(locked, name) for name in changes}
     if "name" in changes:
@@ -141,10 +149,7 @@ def account_settings_update(
             raise InvalidAmount("low_balance_threshold must be >= 0 (0 turns the warning off)")
         locked.low_balance_threshold = threshold
     if "alert_webhook_url" in changes:
-        url = str(changes["alert_webhook_url"] or "").strip()
-        if url and not url.startswith(("https://", "http://")):
-            raise InvalidAmount("alert_webhook_url must be an http(s) URL, or empty to turn webhooks off")
-        locked.alert_webhook_url = url
+        locked.alert_webhook_url = webhook_url
     if rotate_webhook_secret or not locked.alert_webhook_secret:
         locked.alert_webhook_secret = secrets.token_hex(32)
     locked.full_clean(exclude=["members"])

@@ -109,7 +109,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    # a receiver on this machine: allowed only because the settings list it (see test_webhook_ssrf.py)
+    settings.WEBHOOK_ALLOW_HTTP, settings.WEBHOOK_ALLOWED_INTERNAL_HOSTS = True, ["127.0.0.1"]
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.received, _Receiver.status = [], 200
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -58,7 +58,10 @@ class AlertSettingsForm(forms.Form):
         help_text="0 turns the warning off",
     )
     alert_webhook_url = forms.URLField(
-        label="Webhook URL", required=False, assume_scheme="https", help_text="alerts are POSTed here, signed"
+        label="Webhook URL",
+        required=False,
+        assume_scheme="https",
+        help_text="alerts are POSTed here, signed; https, to a public address",
     )
     display_currency = forms.ChoiceField(
         label="Display currency", choices=[(code, code) for code in CURRENCIES if code != CREDITS]

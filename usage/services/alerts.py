@@ -3,7 +3,8 @@
 Raising is an insert guarded by the unique constraint, so concurrent recordings that cross the same threshold
 fire one alert. Delivery runs in a task queued on commit: an email to the account's owners and admins (plain and
 HTML) and, where the account has a webhook URL, a POST of the alert as JSON signed with HMAC-SHA256 of the body
-under the account's secret (header `X-TokenLedger-Signature: sha256=<hex>`), retried with backoff.
+under the account's secret (header `X-TokenLedger-Signature: sha256=<hex>`), retried with backoff. The POST goes
+only to public addresses, checked at each delivery (config/egress.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -27,6 +26,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Membership, Wallet
+from config.egress import EgressRefused, egress_post
 from pricing.selectors import plan_terms_version
 from usage.models import Alert, AlertDelivery
 
@@ -141,23 +141,20 @@ def alert_deliver(*, alert_id: int, now: datetime | None = None) -> str | None:
 
 
 def _post_signed(*, account: Account, body: bytes) -> int:
-    request = urllib.request.Request(  # noqa: S310 - the account's own https/http URL, validated by URLField
-        account.alert_webhook_url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "TokenLedger-Alerts/1",
-            SIGNATURE_HEADER: webhook_signature(secret=account.alert_webhook_secret, body=body),
-        },
-    )
+    """POST under the egress rule (config/egress.py): public addresses only, checked again now, no redirects."""
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"webhook answered {exc.code}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DeliveryFailed(f"webhook unreachable: {exc}") from None
+        return egress_post(
+            url=account.alert_webhook_url,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "TokenLedger-Alerts/1",
+                SIGNATURE_HEADER: webhook_signature(secret=account.alert_webhook_secret, body=body),
+            },
+            timeout=WEBHOOK_TIMEOUT_SECONDS,
+        )
+    except EgressRefused as exc:
+        raise DeliveryFailed(str(exc)) from None
 
 
 @dataclass(frozen=True)
