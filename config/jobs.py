@@ -26,10 +26,12 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, connections
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config.models import JobRun
+from reconciliation.integrity import Problem
 
 logger = logging.getLogger("tokenledger.jobs")
 
@@ -107,6 +109,21 @@ def job_runs_abandon(*, name: str, taken_over_by: int) -> int:
         status=JobRun.Status.ABANDONED, finished_at=now,
         error=f"its process died (lease not renewed); taken over by run {taken_over_by} at {now.isoformat()}",
     )  # fmt: skip
+
+
+def job_runs_problems() -> list[Problem]:
+    """Integrity: no job record is `running` without a live process (its lease expired, or it has none and started
+    longer ago than the lock's timeout)."""
+    now = timezone.now()
+    dead = JobRun.objects.filter(status=JobRun.Status.RUNNING).filter(
+        Q(lease_expires_at__lt=now)
+        | Q(lease_expires_at__isnull=True, started_at__lt=now - timedelta(seconds=LOCK_TIMEOUT_SECONDS))
+    )
+    return [
+        Problem("job_running_has_live_process", f"job run {run.pk} ({run.job}, pid {run.pid} on {run.host or '?'})",
+                "a process renewing its lease", f"lease expired at {run.lease_expires_at or run.started_at:%Y-%m-%d %H:%M:%S}")
+        for run in dead
+    ]  # fmt: skip
 
 
 class _LeaseKeeper(threading.Thread):

@@ -48,7 +48,7 @@ class JobRun(models.Model):
 
     def shown_status(self, *, now: datetime | None = None) -> str:
         """The status an operator sees: a `running` run whose lease expired is `abandoned` (its process died)."""
-        if self.status == self.Status.RUNNING and self.lease_expires_at is not None:
-            if self.lease_expires_at < (now or timezone.now()):
-                return self.Status.ABANDONED
+        lease = self.lease_expires_at
+        if self.status == self.Status.RUNNING and lease is not None and lease < (now or timezone.now()):
+            return self.Status.ABANDONED
         return self.status

@@ -15,7 +15,8 @@ from billing.services.outbox import OutboxHandler, outbox_pending_count, outbox_
 from billing.services.overage import overage_outbox_send
 from billing.services.periods import close_as_of_check, periods_close_due
 from billing.services.wallet import grants_expire
-from reconciliation.integrity import integrity_check
+from config.jobs import job_runs_problems
+from reconciliation.integrity import Problem, integrity_check
 from usage.services import summaries
 from usage.services.authorization import reservations_expire
 
@@ -65,8 +66,13 @@ def send_outbox(as_of: datetime) -> dict[str, Any]:
     return {**sent, "pending": outbox_pending_count()}
 
 
+def integrity_problems() -> list[Problem]:
+    """The integrity check of the apps, plus that no job record is `running` without a live process."""
+    return integrity_check() + job_runs_problems()
+
+
 def check_integrity(as_of: datetime) -> dict[str, Any]:
-    problems = integrity_check()
+    problems = integrity_problems()
     if problems:
         body = "\n".join(f"- {p.check}: {p.object}: expected {p.expected}, found {p.found}" for p in problems[:200])
         recipients = staff_emails()
