@@ -53,11 +53,12 @@ def outbox_rows_for(*, invoices: Iterable[Invoice], at: datetime) -> list[Invoic
     return rows
 
 
-def outbox_write(*, invoices: list[Invoice], at: datetime) -> None:
+def outbox_write(*, invoices: list[Invoice]) -> None:
     """Write the outbox rows of freshly saved invoices; must run in the transaction that wrote them."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("outbox rows must be written in the invoice's transaction")
-    InvoiceOutbox.objects.bulk_create(outbox_rows_for(invoices=invoices, at=at), ignore_conflicts=True)
+    rows = outbox_rows_for(invoices=invoices, at=timezone.now())  # when written, whatever the close's as_of
+    InvoiceOutbox.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _due(*, as_of: datetime, now: datetime) -> Q:

@@ -261,7 +261,7 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
     late = late_usage_price(invoices=[invoice], at=as_of)
     invoice.save(force_insert=True)
     late_usage_link(adjustments=late)
-    outbox_write(invoices=[invoice], at=as_of)
+    outbox_write(invoices=[invoice])
     locked.save(update_fields=PERIOD_CLOSE_FIELDS)
     subscription = (
         Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan")
@@ -297,7 +297,7 @@ def periods_close_chunk(*, period_ids: list[int], as_of: datetime) -> list[Invoi
     late = late_usage_price(invoices=invoices, at=as_of)
     Invoice.objects.bulk_create(invoices)
     late_usage_link(adjustments=late)
-    outbox_write(invoices=invoices, at=as_of)
+    outbox_write(invoices=invoices)
     for invoice in invoices:
         invoice.account = accounts[invoice.account_id]
     _update_grouped(BillingPeriod, periods, PERIOD_CLOSE_FIELDS)
