@@ -19,8 +19,8 @@ class InvoiceOutboxAdmin(ViewOnlyAdmin):
     list_select_related = ["invoice__account"]
     search_fields = ["invoice__account__name", "invoice__id__exact"]
     search_help_text = "Account name or invoice id."
-    fields = readonly_fields = ["invoice", "kind", "status", "attempts", "last_error", "outcome", "next_attempt_at",
-                                "claimed_until", "created_at", "sent_at"]  # fmt: skip
+    fields = readonly_fields = ("invoice", "kind", "status", "attempts", "last_error", "outcome", "next_attempt_at",
+                                "claimed_until", "created_at", "sent_at")  # fmt: skip
     actions = ["retry_now"]
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
@@ -41,6 +41,6 @@ class LateUsageAdjustmentAdmin(ViewOnlyAdmin):
     list_select_related = ["account", "period", "invoice"]
     search_fields = ["account__name", "account__id__exact"]
     search_help_text = "Account name or id."
-    fields = readonly_fields = ["account", "period", "invoice", "messages", "units", "input_tokens", "output_tokens",
+    fields = readonly_fields = ("account", "period", "invoice", "messages", "units", "input_tokens", "output_tokens",
                                 "provider_cost_usd", "charge_usd", "credits_used", "amount", "currency",
-                                "created_at", "billed_at"]  # fmt: skip
+                                "created_at", "billed_at")  # fmt: skip

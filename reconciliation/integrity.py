@@ -191,17 +191,19 @@ def _events_of_closed_periods() -> list[Problem]:
             problems.append(Problem("closed_period_events_billed", f"period {invoice.period_id}",
                                     f"{invoice.messages} events billed on invoice {invoice.pk}, later ones late usage",
                                     f"{found} events counted in the period"))  # fmt: skip
-    late = {
-        row["period_id"]: row
+    late: dict[int, dict[str, Any]] = {
+        row["period_id"]: dict(row)
         for row in UsageEvent.objects.filter(late=True).values("period_id").annotate(n=Count("id"), units=Sum("units"))
     }
-    covered = {
-        row["period_id"]: row
+    covered: dict[int, dict[str, Any]] = {
+        row["period_id"]: dict(row)
         for row in LateUsageAdjustment.objects.values("period_id").annotate(n=Sum("messages"), units=Sum("units"))
     }
     for period_id in sorted(set(late) | set(covered)):
-        events, adjusted = late.get(period_id, {}), covered.get(period_id, {})
-        if events.get("n", 0) != adjusted.get("n", 0) or _differs(events.get("units") or 0, adjusted.get("units") or 0):
+        events: dict[str, Any] = late.get(period_id, {})
+        adjusted: dict[str, Any] = covered.get(period_id, {})
+        units, covered_units = Decimal(events.get("units") or 0), Decimal(adjusted.get("units") or 0)
+        if events.get("n", 0) != adjusted.get("n", 0) or _differs(units, covered_units):
             problems.append(Problem("late_events_covered_by_adjustment", f"period {period_id}",
                                     f"{events.get('n', 0)} late events, {events.get('units') or 0} units",
                                     f"adjustments of {adjusted.get('n', 0)} events, {adjusted.get('units') or 0} units"))  # fmt: skip

@@ -104,9 +104,11 @@ def late_usage_price(*, invoices: list[Invoice], at: datetime) -> list[LateUsage
         billed_before[row["period_id"]] = Decimal(row["units"] or 0)
     billed: list[LateUsageAdjustment] = []
     for adjustment in pending:
-        invoice = next((i for i in by_account[adjustment.account_id] if i.period.start >= adjustment.period.end), None)
-        if invoice is None:
+        following = (i for i in by_account[adjustment.account_id] if i.period.start >= adjustment.period.end)
+        invoice_or_none = next(following, None)
+        if invoice_or_none is None:
             continue  # its account's next period is not closing yet
+        invoice = invoice_or_none
         period = adjustment.period
         terms = plan_terms_version(period.terms)
         already = period.units_used + billed_before[period.pk]
