@@ -182,7 +182,7 @@ def _events_of_closed_periods() -> list[Problem]:
     """No event's time falls in a closed period unless a late-usage adjustment covers it."""
     problems: list[Problem] = []
     on_time: dict[int, int] = dict(
-        UsageEvent.objects.filter(late=False, period__status=BillingPeriod.Status.CLOSED)
+        UsageEvent.objects.filter(late=False).exclude(period__status=BillingPeriod.Status.OPEN)
         .values("period_id").annotate(n=Count("id")).values_list("period_id", "n")
     )  # fmt: skip
     for invoice in Invoice.objects.only("pk", "period_id", "messages").iterator(chunk_size=2000):
@@ -209,8 +209,7 @@ def _events_of_closed_periods() -> list[Problem]:
                                     f"adjustments of {adjusted.get('n', 0)} events, {adjusted.get('units') or 0} units"))  # fmt: skip
     closed_at_time = BillingPeriod.objects.filter(
         account_id=OuterRef("account_id"), start__lte=OuterRef("occurred_at"), end__gt=OuterRef("occurred_at"),
-        status=BillingPeriod.Status.CLOSED,
-    )  # fmt: skip
+    ).exclude(status=BillingPeriod.Status.OPEN)  # fmt: skip
     elsewhere = (
         UsageEvent.objects.filter(late=False)
         .filter(Q(occurred_at__lt=F("period__start")) | Q(occurred_at__gte=F("period__end")))

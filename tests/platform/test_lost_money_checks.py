@@ -17,6 +17,7 @@ from django.utils import timezone
 from billing.models import BillingPeriod, Invoice, InvoiceOutbox, LateUsageAdjustment
 from billing.services.periods import period_close
 from config import tasks
+from config.jobs import job_lock
 from config.models import JobRun
 from tests.factories import AccountFactory
 from usage.models import UsageEvent
@@ -157,9 +158,12 @@ def test_the_next_run_takes_over_from_a_dead_one():
 
 @pytest.mark.django_db
 def test_a_live_run_keeps_its_job():
-    live = JobRun.objects.create(job="close_periods", as_of=timezone.now(), started_at=timezone.now(),
-                                 lease_expires_at=timezone.now() + timedelta(minutes=2))  # fmt: skip
-    cache.set("job-lock:close_periods", "the-live-process", timeout=3600)
-    assert tasks.close_periods(as_of=NOV_1.isoformat()) == {"skipped": True}
+    with job_lock("close_periods") as acquired:  # the live process holds the job's lock, then records its run
+        assert acquired
+        live = JobRun.objects.create(job="close_periods", as_of=timezone.now(), started_at=timezone.now(),
+                                     lease_expires_at=timezone.now() + timedelta(minutes=2))  # fmt: skip
+        assert tasks.close_periods(as_of=NOV_1.isoformat()) == {"skipped": True}
+        cache.delete("job-lock:close_periods")  # its cache lock timed out, yet its lease is live: it keeps the job
+        assert tasks.close_periods(as_of=NOV_1.isoformat()) == {"skipped": True}
     live.refresh_from_db()
     assert (live.status, live.shown_status()) == ("running", "running")
