@@ -205,8 +205,8 @@ def _events_of_closed_periods() -> list[Problem]:
         units, covered_units = Decimal(events.get("units") or 0), Decimal(adjusted.get("units") or 0)
         if events.get("n", 0) != adjusted.get("n", 0) or _differs(units, covered_units):
             problems.append(Problem("late_events_covered_by_adjustment", f"period {period_id}",
-                                    f"{events.get('n', 0)} late events, {events.get('units') or 0} units",
-                                    f"adjustments of {adjusted.get('n', 0)} events, {adjusted.get('units') or 0} units"))  # fmt: skip
+                                    f"{events.get('n', 0)} late events, {units.normalize():f} units",
+                                    f"adjustments of {adjusted.get('n', 0)} events, {covered_units.normalize():f} units"))  # fmt: skip
     closed_at_time = BillingPeriod.objects.filter(
         account_id=OuterRef("account_id"), start__lte=OuterRef("occurred_at"), end__gt=OuterRef("occurred_at"),
     ).exclude(status=BillingPeriod.Status.OPEN)  # fmt: skip
