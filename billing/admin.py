@@ -25,7 +25,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from billing.errors import BillingError
@@ -44,6 +44,7 @@ from billing.models import (
     BillingPeriod,
     CreditGrant,
     Invoice,
+    InvoiceOutbox,
     LedgerEntry,
     Membership,
     Subscription,
@@ -729,19 +730,58 @@ class SubscriptionAdmin(ViewOnlyAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
 
+class LateUsageFilter(admin.SimpleListFilter):
+    title = "late usage"
+    parameter_name = "late_usage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "has late usage"), ("unbilled", "late usage not billed yet")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(late_usage__isnull=False).distinct()
+        if self.value() == "unbilled":
+            return queryset.filter(late_usage__invoice__isnull=True, late_usage__isnull=False).distinct()
+        return queryset
+
+
+class InvoiceLateUsageFilter(admin.SimpleListFilter):
+    title = "late usage"
+    parameter_name = "late_usage"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "bills late usage")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(late_usage__gt=0) if self.value() == "yes" else queryset
+
+
+class OutboxPendingFilter(admin.SimpleListFilter):
+    title = "outbox"
+    parameter_name = "outbox"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("pending", "something still to send")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "pending":
+            return queryset.filter(outbox__status=InvoiceOutbox.Status.PENDING).distinct()
+        return queryset
+
+
 @admin.register(BillingPeriod)
 class BillingPeriodAdmin(ViewOnlyAdmin):
     list_display = [
         "account_link", "start", "end", "plan", "unit", "used", "included", "overage_usd", "status", "closed_at",
     ]  # fmt: skip
-    list_filter = ["status", "plan", "start"]
+    list_filter = ["status", LateUsageFilter, "plan", "start"]
     list_select_related = ["account", "plan"]
     search_fields = ["account__name", "account__id__exact"]
     search_help_text = "Account name or id."
     fields = readonly_fields = (
         "account_link", "start", "end", "status", "closed_at", "plan", "terms", "unit", "included", "used",
         "input_tokens", "output_tokens", "messages", "provider_cost_usd", "charge_usd", "credits_used",
-        "overage_units", "overage_usd", "invoice_link",
+        "overage_units", "overage_usd", "invoice_link", "late_usage_shown",
     )  # fmt: skip
     actions = ["close_periods"]
 
@@ -763,6 +803,17 @@ class BillingPeriodAdmin(ViewOnlyAdmin):
     @admin.display(description="invoice")
     def invoice_link(self, period: BillingPeriod) -> str | SafeString:
         return admin_link(_related(period, "invoice"))
+
+    @admin.display(description="late usage (after it closed)")
+    def late_usage_shown(self, period: BillingPeriod) -> str | SafeString:
+        rows = list(period.late_usage.select_related("invoice"))
+        if not rows:
+            return "none"
+        return format_html_join(
+            ", ", "{} events, {} units: {}",
+            ((r.messages, format_credits(r.units), admin_link(r.invoice) if r.invoice else "waits for the next close")
+             for r in rows),
+        )  # fmt: skip
 
     @admin.action(
         description="Close the selected periods that have ended (creates their invoices)", permissions=["close"]
@@ -800,15 +851,15 @@ class InvoiceAdmin(ViewOnlyAdmin):
         "id", "account_link", "period_dates", "plan_code", "amount", "status", "stripe_invoice_id", "paid_at",
         "created_at",
     ]  # fmt: skip
-    list_filter = ["status", "currency"]
+    list_filter = ["status", InvoiceLateUsageFilter, OutboxPendingFilter, "currency"]
     list_select_related = ["account", "period"]
     search_fields = ["account__name", "account__id__exact", "stripe_invoice_id"]
     search_help_text = "Account name or id, Stripe invoice id."
     fields = readonly_fields = (
         "account_link", "period_link", "plan_code", "unit", "units", "included_units", "overage_units",
         "input_tokens", "output_tokens", "messages", "api_cost_usd", "charge_usd", "base_charge", "overage",
-        "cap_applied", "total", "currency", "amount", "status", "stripe_invoice_id", "hosted_invoice_url", "paid_at",
-        "created_at",
+        "cap_applied", "late_usage_lines", "total", "currency", "amount", "status", "stripe_invoice_id",
+        "hosted_invoice_url", "paid_at", "created_at", "outbox_shown",
     )  # fmt: skip
     actions = ["send_overage"]
 
@@ -849,6 +900,27 @@ class InvoiceAdmin(ViewOnlyAdmin):
     @admin.display(description="amount billed", ordering="amount_cents")
     def amount(self, invoice: Invoice) -> str:
         return invoice_amount(invoice)
+
+    @admin.display(description="late usage")
+    def late_usage_lines(self, invoice: Invoice) -> str | SafeString:
+        rows = list(invoice.late_usage_adjustments.select_related("period"))
+        if not rows:
+            return "none"
+        return format_html_join(
+            "; ", "{} events of {} to {}: {} {}",
+            ((r.messages, f"{r.period.start:%Y-%m-%d}", f"{r.period.end:%Y-%m-%d}", r.amount.normalize(), r.currency)
+             for r in rows),
+        )  # fmt: skip
+
+    @admin.display(description="what follows the invoice (outbox)")
+    def outbox_shown(self, invoice: Invoice) -> str | SafeString:
+        rows = list(invoice.outbox.all())
+        if not rows:
+            return "none"
+        return format_html_join(
+            "; ", "{}: {}{}",
+            ((r.get_kind_display(), r.status, f" ({r.last_error})" if r.last_error else "") for r in rows),
+        )  # fmt: skip
 
 
 # --- audit log ---------------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
         fields = [
             "id", "period_start", "period_end", "plan_code", "unit", "units", "included_units", "overage_units",
             "input_tokens", "output_tokens", "messages", "api_cost_usd", "base_charge", "overage", "cap_applied",
-            "total", "currency", "amount_cents", "amount", "status", "stripe_invoice_id", "hosted_invoice_url",
+            "late_usage", "total", "currency", "amount_cents", "amount", "status", "stripe_invoice_id", "hosted_invoice_url",
             "paid_at", "created_at",
         ]  # fmt: skip
 

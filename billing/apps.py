@@ -7,4 +7,4 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # the Stripe models' console pages live in their own module (billing/admin.py holds the rest)
-        from billing import admin_stripe  # noqa: F401
+        from billing import admin_outbox, admin_stripe  # noqa: F401

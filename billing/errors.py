@@ -34,6 +34,11 @@ class PeriodNotEnded(BillingError):
     status_code = 409
 
 
+class CloseInFuture(BillingError):
+    code = "close_in_future"
+    status_code = 400
+
+
 class NoSubscription(BillingError):
     code = "no_subscription"
     status_code = 409

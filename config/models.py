@@ -1,4 +1,7 @@
+from datetime import datetime
+
 from django.db import models
+from django.utils import timezone
 
 
 class WorkerHeartbeat(models.Model):
@@ -22,6 +25,7 @@ class JobRun(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         SKIPPED = "skipped", "skipped (another worker holds the lock)"
+        ABANDONED = "abandoned", "abandoned (its process died)"
 
     job = models.CharField(max_length=100, db_index=True)
     as_of = models.DateTimeField()
@@ -30,9 +34,21 @@ class JobRun(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING, db_index=True)
     counts = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="renewed while the process runs; past it, a running job is abandoned"
+    )
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self) -> str:
-        return f"{self.job} as of {self.as_of:%Y-%m-%d %H:%M} ({self.status})"
+        return f"{self.job} as of {self.as_of:%Y-%m-%d %H:%M} ({self.shown_status()})"
+
+    def shown_status(self, *, now: datetime | None = None) -> str:
+        """The status an operator sees: a `running` run whose lease expired is `abandoned` (its process died)."""
+        lease = self.lease_expires_at
+        if self.status == self.Status.RUNNING and lease is not None and lease < (now or timezone.now()):
+            return self.Status.ABANDONED
+        return self.status

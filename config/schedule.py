@@ -65,6 +65,13 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab={"minute": "0", "hour": "3", "day_of_month": "1"},
     ),
     ScheduledJob(
+        name="send outbox",
+        task="jobs.send_outbox",
+        description="Sends what must follow an invoice and is still pending (overage to Stripe, monthly summaries), "
+        "whichever run wrote it; failed sends retry with backoff.",
+        every_seconds=300,
+    ),
+    ScheduledJob(
         name="stripe retries",
         task="billing.stripe_retry",
         description="Retries failed and stuck Stripe webhook events with backoff; resumes overage invoices a Stripe error stopped.",

@@ -10,11 +10,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
-from billing.services.overage import overage_invoice_send
-from billing.services.periods import periods_close_due
+from billing.models import InvoiceOutbox
+from billing.services.outbox import OutboxHandler, outbox_pending_count, outbox_send_due
+from billing.services.overage import overage_outbox_send
+from billing.services.periods import close_as_of_check, periods_close_due
 from billing.services.wallet import grants_expire
-from billing.stripe_conf import stripe_enabled
-from reconciliation.integrity import integrity_check
+from config.jobs import job_runs_problems
+from reconciliation.integrity import Problem, integrity_check
 from usage.services import summaries
 from usage.services.authorization import reservations_expire
 
@@ -32,22 +34,45 @@ def staff_emails() -> list[str]:
     )
 
 
+OUTBOX_HANDLERS: dict[str, OutboxHandler] = {
+    InvoiceOutbox.Kind.OVERAGE: overage_outbox_send,
+    InvoiceOutbox.Kind.MONTHLY_SUMMARY: summaries.monthly_summaries_send,
+}
+
+
 def close_periods(as_of: datetime) -> dict[str, Any]:
-    """The monthly close: expire grants, close every ended period (invoice, next period opens), bill overage in
-    Stripe when it is configured, email each account its monthly summary."""
+    """The monthly close: expire grants, close every ended period (invoice, its outbox rows, next period opens),
+    then send the outbox: overage to Stripe when it is configured, each account's monthly summary."""
+    close_as_of_check(as_of=as_of)
     expired_grants = grants_expire(as_of=as_of)
     invoices, failures = periods_close_due(as_of=as_of)
-    invoiced = 0
-    if stripe_enabled():  # with Stripe off the overage stays on the local invoices, reported there
-        invoiced = sum(1 for i in invoices if i.overage > 0 and overage_invoice_send(invoice=i, as_of=as_of))
-    summaries.monthly_summaries(invoices=invoices, as_of=as_of)
     for period_id, error in failures:
         logger.error("period %s could not be closed: %s", period_id, error)
-    return {"closed": len(invoices), "invoiced": invoiced, "skipped": len(failures), "expired_grants": expired_grants}
+    invoiced_before = _stripe_invoiced()
+    sent = outbox_send_due(as_of=as_of, handlers=OUTBOX_HANDLERS)
+    return {
+        "closed": len(invoices), "invoiced": _stripe_invoiced() - invoiced_before, "skipped": len(failures),
+        "expired_grants": expired_grants, "outbox_sent": sent["sent"], "outbox_pending": outbox_pending_count(),
+    }  # fmt: skip
+
+
+def _stripe_invoiced() -> int:
+    return InvoiceOutbox.objects.filter(kind=InvoiceOutbox.Kind.OVERAGE, outcome__startswith="invoiced").count()
+
+
+def send_outbox(as_of: datetime) -> dict[str, Any]:
+    """What must follow an invoice and is not sent yet, whichever run wrote it (a killed close, a Stripe outage)."""
+    sent = outbox_send_due(as_of=as_of, handlers=OUTBOX_HANDLERS)
+    return {**sent, "pending": outbox_pending_count()}
+
+
+def integrity_problems() -> list[Problem]:
+    """The integrity check of the apps, plus that no job record is `running` without a live process."""
+    return integrity_check() + job_runs_problems()
 
 
 def check_integrity(as_of: datetime) -> dict[str, Any]:
-    problems = integrity_check()
+    problems = integrity_problems()
     if problems:
         body = "\n".join(f"- {p.check}: {p.object}: expected {p.expected}, found {p.found}" for p in problems[:200])
         recipients = staff_emails()

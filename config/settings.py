@@ -209,6 +209,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 # A worker is reported stale on /healthz when its last heartbeat is older than this.
 WORKER_HEARTBEAT_STALE_SECONDS = env.int("WORKER_HEARTBEAT_STALE_SECONDS", default=180)
+# A running job renews its lease every quarter of this; a run whose lease expired is shown as abandoned.
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
+# The period close commits this many periods (invoices and their outbox rows) per transaction.
+BILLING_CLOSE_CHUNK = env.int("BILLING_CLOSE_CHUNK", default=500)
 
 # --- Stripe (off when unset) -------------------------------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -31,6 +31,11 @@ def close_periods(as_of: str | None = None) -> dict[str, Any]:
     return job_run("close_periods", as_of, scheduled.close_periods)
 
 
+@shared_task(name="jobs.send_outbox", acks_late=True)
+def send_outbox(as_of: str | None = None) -> dict[str, Any]:
+    return job_run("send_outbox", as_of, scheduled.send_outbox)
+
+
 @shared_task(name="jobs.expire_reservations", acks_late=True)
 def expire_reservations(as_of: str | None = None) -> dict[str, Any]:
     return job_run("expire_reservations", as_of, scheduled.expire_reservations)

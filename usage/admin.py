@@ -117,11 +117,12 @@ class OperationTypeFilter(admin.SimpleListFilter):
 @admin.register(UsageEvent)
 class UsageEventAdmin(ViewOnlyAdmin):
     list_display = ("request_id", "account", "model_id", "operation_type", "tokens", "charge", "credits_used",
-                    "over_limit", "occurred_at")  # fmt: skip
+                    "over_limit", "late", "occurred_at")  # fmt: skip
     list_filter = (
         ModelFilter,
         OperationTypeFilter,
         "over_limit",
+        "late",
         "reconciliation_status",
         ("occurred_at", admin.DateFieldListFilter),
     )

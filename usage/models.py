@@ -50,6 +50,9 @@ class UsageEvent(models.Model):
     credits_rate = PreciseDecimalField(null=True)
     plan_code = models.CharField(max_length=50)
     over_limit = models.BooleanField(default=False)
+    late = models.BooleanField(
+        default=False, help_text="its period had closed when it was recorded: billed as late usage on the next invoice"
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     actual_cost_usd = PreciseDecimalField(null=True, blank=True)

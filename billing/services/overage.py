@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing import stripe_gateway as gateway
 from billing.models import Account, BillingPeriod, Invoice, OverageBilling
+from billing.services.outbox import OutboxResult
 from billing.services.stripe_customers import customer_ensure
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
 from pricing.money import Money
@@ -68,7 +69,10 @@ def overage_description(*, invoice: Invoice) -> str:
         f"Overage: {_plain_number(invoice.overage_units)} {invoice.unit} x {_plain_number(rate)} {invoice.currency}"
         f" ({period.start:%Y-%m-%d} to {period.end:%Y-%m-%d})"
     )
-    return text + (", monthly spend cap applied" if invoice.cap_applied else "")
+    text += ", monthly spend cap applied" if invoice.cap_applied else ""
+    if invoice.late_usage:
+        text += f", late usage of earlier periods {_plain_number(invoice.late_usage)} {invoice.currency}"
+    return text
 
 
 def _metadata(*, invoice: Invoice) -> dict[str, str]:
@@ -200,6 +204,19 @@ def _outcome(*, cursor: OverageBilling, invoice: Invoice) -> OverageOutcome:
     status = "payment_failed" if cursor.step == Step.PAYMENT_FAILED else "invoiced"
     return OverageOutcome(status, f"invoice #{invoice.pk}: {cursor.step} {cursor.stripe_invoice_id}",
                           cursor.stripe_invoice_id, cursor.amount_cents)  # fmt: skip
+
+
+def overage_outbox_send(invoices: list[Invoice], as_of: datetime) -> dict[int, OutboxResult]:
+    """The outbox handler of overage rows: bill each invoice's overage. Done for good when Stripe has it (invoiced,
+    payment failed: Stripe keeps collecting) or there is nothing to bill; pending with the reason otherwise (Stripe
+    off or failing), so the row is sent once Stripe is back."""
+    results: dict[int, OutboxResult] = {}
+    for invoice in invoices:
+        outcome = overage_invoice_send(invoice=invoice, as_of=as_of)
+        done = outcome.status in ("no_overage", "nothing_due", "invoiced", "payment_failed")
+        results[invoice.pk] = OutboxResult(done, outcome=f"{outcome.status}: {outcome.message}",
+                                           error="" if done else outcome.message)  # fmt: skip
+    return results
 
 
 def overage_billing_resume(*, as_of: datetime) -> int:

@@ -13,12 +13,15 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.errors import NoSubscription, PeriodNotEnded
+from billing.errors import CloseInFuture, NoSubscription, PeriodNotEnded
 from billing.models import Account, BillingPeriod, Invoice, Subscription
 from billing.services.audit import Actor, audit_record
+from billing.services.late_usage import late_usage_link, late_usage_price
+from billing.services.outbox import outbox_write
 from pricing.errors import NoPriceInForce, UnknownPlan
 from pricing.models import Plan, PlanTerms
 from pricing.money import Money
@@ -229,12 +232,25 @@ def _subscription_roll(
     )
 
 
+def close_as_of_check(*, as_of: datetime) -> None:
+    """A close is for a time that has come: an `as_of` after now would close periods that have not ended, and the
+    usage still to come in them would land in a closed period."""
+    now = timezone.now()
+    if as_of > now:
+        raise CloseInFuture(
+            f"as_of {as_of.isoformat()} is in the future (now is {now.isoformat()}); periods are closed only after "
+            "they end"
+        )
+
+
 @transaction.atomic
 def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
-    """Close an ended period: the invoice from the plan charge (fee, overage, cap), then open the next period.
+    """Close an ended period: the invoice from the plan charge (fee, overage, cap) plus the account's late usage,
+    its outbox rows (overage billing, monthly summary) in the same transaction, then open the next period.
 
-    Idempotent: closing a closed period returns its invoice and changes nothing.
+    Idempotent: closing a closed period returns its invoice and changes nothing. An `as_of` in the future is refused.
     """
+    close_as_of_check(as_of=as_of)
     account = Account.objects.select_for_update().get(pk=period.account_id)
     locked = BillingPeriod.objects.select_for_update(of=("self",)).select_related("terms__plan").get(pk=period.pk)
     if locked.end > as_of:
@@ -242,7 +258,10 @@ def period_close(*, period: BillingPeriod, as_of: datetime) -> Invoice:
     if locked.status != BillingPeriod.Status.OPEN:
         return Invoice.objects.get(period=locked)
     invoice = _invoice_for(locked, as_of)
+    late = late_usage_price(invoices=[invoice], at=as_of)
     invoice.save(force_insert=True)
+    late_usage_link(adjustments=late)
+    outbox_write(invoices=[invoice])
     locked.save(update_fields=PERIOD_CLOSE_FIELDS)
     subscription = (
         Subscription.objects.select_for_update(of=("self",)).select_related("plan", "pending_plan")
@@ -262,8 +281,10 @@ def periods_close_chunk(*, period_ids: list[int], as_of: datetime) -> list[Invoi
     """Close a chunk of ended periods in one transaction with bulk writes: the same rules as period_close.
 
     Locks the accounts (in id order), then the periods, then the subscriptions. Periods already closed are
-    skipped, so a re-run after a crash finishes the rest and does nothing twice.
+    skipped, so a re-run after a crash finishes the rest and does nothing twice; the outbox rows are written with
+    the invoices, so what must follow them is never lost with the process.
     """
+    close_as_of_check(as_of=as_of)
     account_ids = sorted(set(BillingPeriod.objects.filter(pk__in=period_ids).values_list("account_id", flat=True)))
     accounts = {a.pk: a for a in Account.objects.select_for_update().filter(pk__in=account_ids).order_by("pk")}
     periods = list(
@@ -273,7 +294,10 @@ def periods_close_chunk(*, period_ids: list[int], as_of: datetime) -> list[Invoi
     if not periods:
         return []
     invoices = [_invoice_for(period, as_of) for period in periods]
+    late = late_usage_price(invoices=invoices, at=as_of)
     Invoice.objects.bulk_create(invoices)
+    late_usage_link(adjustments=late)
+    outbox_write(invoices=invoices)
     for invoice in invoices:
         invoice.account = accounts[invoice.account_id]
     _update_grouped(BillingPeriod, periods, PERIOD_CLOSE_FIELDS)
@@ -313,18 +337,19 @@ def periods_due(*, as_of: datetime) -> list[int]:
     )
 
 
-CLOSE_CHUNK = 500
-
-
 def periods_close_due(*, as_of: datetime) -> tuple[list[Invoice], list[tuple[int, str]]]:
     """Close every period that ended by `as_of`, in chunks that each commit, so a crash midway leaves the closed ones
     closed and a re-run finishes the rest. A chunk that fails is retried one period at a time, so one account's
-    problem never holds up the others. Returns the invoices written and (period id, error) failures."""
+    problem never holds up the others. Returns the invoices written and (period id, error) failures.
+
+    An `as_of` in the future is refused (CloseInFuture) before anything is closed."""
+    close_as_of_check(as_of=as_of)
+    chunk_size = settings.BILLING_CLOSE_CHUNK
     invoices: list[Invoice] = []
     failures: list[tuple[int, str]] = []
     due = periods_due(as_of=as_of)
-    for offset in range(0, len(due), CLOSE_CHUNK):
-        chunk = due[offset : offset + CLOSE_CHUNK]
+    for offset in range(0, len(due), chunk_size):
+        chunk = due[offset : offset + chunk_size]
         try:
             invoices.extend(periods_close_chunk(period_ids=chunk, as_of=as_of))
             continue

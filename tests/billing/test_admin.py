@@ -97,7 +97,8 @@ def snapshot_counts() -> dict[str, int]:
 def test_every_billing_admin_page_renders(admin_client: Client, shop: Shop):
     account = shop.account
     period = period_current(account=account, as_of=timezone.now())
-    invoice = period_close(period=period, as_of=period.end)
+    with time_machine.travel(period.end):  # a close happens once the period has ended
+        invoice = period_close(period=period, as_of=period.end)
     key = ApiKey.objects.get(account=account)
     entry = LedgerEntry.objects.get(wallet__account=account)
     audit = AuditEntry.objects.filter(account=account).first()
@@ -402,7 +403,8 @@ def test_close_period_action_closes_ended_periods_only(admin_client: Client, see
 @pytest.mark.parametrize("model", ["ledgerentry", "auditentry", "wallet", "subscription", "billingperiod", "invoice"])
 def test_ledger_audit_and_billing_records_cannot_be_added_changed_or_deleted(admin_client: Client, shop, model):
     period = period_current(account=shop.account, as_of=timezone.now())
-    invoice = period_close(period=period, as_of=period.end)
+    with time_machine.travel(period.end):  # a close happens once the period has ended
+        invoice = period_close(period=period, as_of=period.end)
     obj = {
         "ledgerentry": LedgerEntry.objects.first(),
         "auditentry": AuditEntry.objects.first(),

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 
 from billing.errors import PeriodNotEnded
 from billing.models import BillingPeriod, Invoice, Subscription
@@ -101,7 +102,8 @@ def test_new_plan_terms_apply_from_the_next_period():
     )  # fmt: skip
     assert period_close(period=period, as_of=DEC_1).base_charge == Decimal(5)
     nxt = BillingPeriod.objects.get(account=account, start=DEC_1)
-    assert period_close(period=nxt, as_of=datetime(2027, 1, 1, tzinfo=UTC)).base_charge == Decimal(6)
+    with time_machine.travel(datetime(2027, 1, 1, tzinfo=UTC)):  # a close happens once the period has ended
+        assert period_close(period=nxt, as_of=datetime(2027, 1, 1, tzinfo=UTC)).base_charge == Decimal(6)
 
 
 def test_calendar_and_anniversary_bounds():

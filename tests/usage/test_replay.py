@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from billing.models import AuditEntry, BillingPeriod, LedgerEntry, Wallet
+from billing.models import AuditEntry, BillingPeriod, LateUsageAdjustment, LedgerEntry, Wallet
 from billing.services.periods import period_close
 from pricing import services as catalog
 from tests.factories import AccountFactory, UserFactory
@@ -181,9 +181,12 @@ def test_an_event_of_a_closed_period_is_replayed_into_the_open_period(
     january.refresh_from_db()
     assert (january.status, january.messages, january.credits_used) == ("closed", 1, Decimal("1.5"))
     february = BillingPeriod.objects.get(account=account, start=datetime(2026, 2, 1, tzinfo=UTC))
-    assert (february.status, february.messages, february.credits_used) == ("open", 1, Decimal(40))
+    assert (february.status, february.messages, february.credits_used) == ("open", 0, Decimal(0))
     event = UsageEvent.objects.get(account=account, request_id="jan-new")
-    assert event.period == february
+    # its time lies in the closed January: late usage of January, billed on the next invoice
+    assert (event.period, event.late) == (january, True)
+    late = LateUsageAdjustment.objects.get(period=january)
+    assert (late.messages, late.credits_used, late.invoice) == (1, Decimal(40), None)
     assert event.occurred_at == datetime(2026, 1, 30, 12, tzinfo=UTC)
     assert event.received_at == datetime(2026, 2, 1, tzinfo=UTC)  # the first moment of an open period
     assert _balance(account) == Decimal(10000) - Decimal("1.5") - 40

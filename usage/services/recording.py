@@ -34,6 +34,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Wallet
+from billing.services.late_usage import LateCounters, late_usage_add
 from billing.services.periods import period_current
 from billing.services.topups import auto_recharge_check
 from billing.services.wallet import wallet_lock, wallet_post
@@ -103,6 +104,7 @@ class _Periods:
         return self.by_id[period.pk]
 
     def for_time(self, at: datetime) -> BillingPeriod:
+        """The period containing `at`, open or closed (a closed one makes the event late usage, see _apply)."""
         if self.current.start <= at < self.current.end:
             return self.current
         for period in self.by_id.values():
@@ -110,7 +112,7 @@ class _Periods:
                 return period
         earlier = (
             BillingPeriod.objects.select_related("terms__plan", "plan")
-            .filter(account=self.account, start__lte=at, end__gt=at, status=BillingPeriod.Status.OPEN)
+            .filter(account=self.account, start__lte=at, end__gt=at)
             .first()
         )
         return self._remember(earlier) if earlier is not None else self.current
@@ -316,6 +318,7 @@ class _Row:
     ip: str | None
     user_agent: str
     over_limit: bool = False
+    late: bool = False
     actual_cost_usd: Decimal | None = None
     reconciliation_status: str = UsageEvent.Reconciliation.PENDING
     reconciled_at: datetime | None = None
@@ -437,8 +440,12 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
     wallet_credits = Decimal(0)
     wallet_usd = Decimal(0)
     over_limit: list[int] = []
+    late: list[_Row] = []
     for row in sorted(rows, key=lambda r: (r.occurred_at, r.pk)):
         period = locked[row.period_id]
+        if period.status != BillingPeriod.Status.OPEN:
+            late.append(row)  # checked under the period's lock: a close that committed first makes it late
+            continue
         terms = periods.terms[row.period_id]
         before = period.units_used
         period.units_used += row.units
@@ -460,7 +467,16 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
                     over_limit.append(row.pk)
         elif included is not None and period.units_used > quota_allowed_units(terms, included):
             over_limit.append(row.pk)
+    if late:
+        late_credits, late_usd = _late_usage_record(rows=late, locked=locked, periods=periods, at=at)
+        balance, wallet_credits, wallet_usd = (
+            balance - late_credits,
+            wallet_credits + late_credits,
+            wallet_usd + late_usd,
+        )
     for period in locked.values():
+        if period.status != BillingPeriod.Status.OPEN:
+            continue
         terms = periods.terms[period.pk]
         charge = plan_charge(terms, period.units_used)
         period.overage_units = charge.overage_units if not debits_wallet(terms) else Decimal(0)
@@ -509,6 +525,36 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         from usage.tasks import alerts_check_task
 
         transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
+
+
+def _late_usage_record(
+    *, rows: list[_Row], locked: dict[int, BillingPeriod], periods: _Periods, at: datetime
+) -> tuple[Decimal, Decimal]:
+    """Events of closed periods: flagged late and added to each period's late-usage adjustment, which the next
+    close bills. On wallet-debiting plans the credits beyond the period's included credits are debited now.
+    Returns the (credits, usd) to debit."""
+    credits = usd = Decimal(0)
+    for period_id in sorted({r.period_id for r in rows}):
+        own = [r for r in rows if r.period_id == period_id]
+        counters = LateCounters(
+            units=sum((r.units for r in own), Decimal(0)), messages=len(own),
+            input_tokens=sum(r.input_tokens for r in own), output_tokens=sum(r.output_tokens for r in own),
+            provider_cost_usd=sum((r.cost_usd for r in own), Decimal(0)),
+            charge_usd=sum((r.charge_usd for r in own), Decimal(0)), credits_used=sum((r.credits for r in own), Decimal(0)),
+        )  # fmt: skip
+        units = late_usage_add(period=locked[period_id], counters=counters, at=at)
+        if not debits_wallet(periods.terms[period_id]):
+            continue
+        running = units.before
+        for row in own:
+            after = running + row.units
+            beyond = row.units if units.included is None else max(Decimal(0), after - max(units.included, running))
+            running = after
+            if beyond > 0:
+                credits += beyond
+                usd += row.charge_usd * beyond / row.units if row.units else Decimal(0)
+    UsageEvent.objects.filter(pk__in=[r.pk for r in rows]).update(late=True)
+    return credits, usd
 
 
 def _crossing(

@@ -8,8 +8,9 @@ The time a replay is "received" at: the late-event window is judged against the 
 lacked its model would turn "too old" while the admin fixes the catalog. Recording books every event into the
 period containing the receive time, or into an open period containing the event, so the receive time must lie in
 an open period: when the period of the first receipt has already closed, the replay is received at the start of
-the account's next open period instead (the earliest moment whose period still takes counters). Such an event
-then lands in that open period, as any late event of a closed period does. An event sent without `occurred_at`
+the account's next open period instead (the earliest moment whose period still takes counters). Such an event,
+whose time lies in a closed period, is then billed as late usage of that period on the next invoice, as any late
+event is (billing/services/late_usage.py). An event sent without `occurred_at`
 is replayed with its first receive time as `occurred_at`, since that is when it happened.
 """
 

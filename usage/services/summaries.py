@@ -5,7 +5,6 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -13,9 +12,10 @@ from django.db.models import Count, Sum
 
 from billing.models import Account, Invoice
 from billing.services.accounts import account_set_status
+from billing.services.outbox import OutboxResult
 from pricing.money import Money
 from usage.models import AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent
-from usage.services.alerts import Alert, alert_raise
+from usage.services.alerts import Alert, alert_deliver, alert_raise
 
 CENT = Decimal("0.01")
 
@@ -141,6 +141,7 @@ def _monthly_summary_alert(*, invoice: Invoice, as_of: datetime) -> Alert:
         f"Requests: {invoice.messages}; tokens in {invoice.input_tokens}, out {invoice.output_tokens}",
         f"Base charge: {_usd(invoice.base_charge)}; overage: {_usd(invoice.overage)}"
         + (" (capped)" if invoice.cap_applied else ""),
+        *([f"Late usage of earlier periods: {_usd(invoice.late_usage)}"] if invoice.late_usage else []),
         f"Total: {Money.from_minor_units(invoice.amount_cents, invoice.currency).amount} {invoice.currency}",
     ]  # fmt: skip
     return Alert(
@@ -152,24 +153,27 @@ def _monthly_summary_alert(*, invoice: Invoice, as_of: datetime) -> Alert:
     )  # fmt: skip
 
 
-def monthly_summaries(*, invoices: list[Invoice], as_of: datetime) -> int:
-    """Each closed period's summary to the account's owners and admins, once per period: inserted in bulk (the
-    unique constraint skips those already made) and delivered by tasks queued in chunks."""
+def monthly_summaries_send(invoices: list[Invoice], as_of: datetime) -> dict[int, OutboxResult]:
+    """The outbox handler of monthly summaries: each closed period's summary to the account's owners and admins,
+    once per period (the alert's unique constraint; a channel already delivered is never sent again). A webhook
+    that fails keeps the row pending with its error, and the retry sends only that channel."""
     if not invoices:
-        return 0
+        return {}
     Alert.objects.bulk_create([_monthly_summary_alert(invoice=i, as_of=as_of) for i in invoices], ignore_conflicts=True)
-    pending = list(
-        Alert.objects.filter(
-            kind=Alert.Kind.MONTHLY_SUMMARY, sent_at__isnull=True,
-            account_id__in={i.account_id for i in invoices},
+    alerts = {
+        (a.account_id, a.period_key): a.pk
+        for a in Alert.objects.filter(
+            kind=Alert.Kind.MONTHLY_SUMMARY, account_id__in={i.account_id for i in invoices},
             period_key__in={i.period.start.date().isoformat() for i in invoices},
-        ).values_list("pk", flat=True)
-    )  # fmt: skip
-    from usage.tasks import alerts_deliver_many_task
-
-    for offset in range(0, len(pending), 200):
-        transaction.on_commit(partial(alerts_deliver_many_task.delay, pending[offset : offset + 200]))
-    return len(pending)
+        ).only("pk", "account_id", "period_key")
+    }  # fmt: skip
+    results: dict[int, OutboxResult] = {}
+    for invoice in invoices:
+        alert_id = alerts[(invoice.account_id, invoice.period.start.date().isoformat())]
+        with transaction.atomic():
+            failure = alert_deliver(alert_id=alert_id, now=as_of)
+        results[invoice.pk] = OutboxResult(failure is None, outcome=f"alert #{alert_id}", error=failure or "")
+    return results
 
 
 @transaction.atomic

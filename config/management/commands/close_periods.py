@@ -2,6 +2,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from billing.errors import CloseInFuture
+from billing.services.periods import close_as_of_check
 from config import scheduled
 from config.jobs import job_run, parse_as_of
 
@@ -15,7 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args: object, as_of: str | None = None, **options: object) -> None:
         try:
             moment = parse_as_of(as_of)
-        except ValueError as exc:
+            close_as_of_check(as_of=moment)
+        except (ValueError, CloseInFuture) as exc:
             raise CommandError(str(exc)) from None
         counts = job_run("close_periods", moment, scheduled.close_periods)
         if counts.get("skipped") is True:
