@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('usage', '0003_usage_event_fillfactor'),
+        ('usage', '0004_rejected_event_raw_payload'),
     ]
 
     operations = [
