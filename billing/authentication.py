@@ -12,7 +12,7 @@ from rest_framework.request import Request
 
 from billing.errors import InvalidCustomer
 from billing.models import Account, ApiKey, ServerKey
-from billing.selectors import customer_by_external_id
+from billing.selectors import customer_by_external_id, customers_by_external_id
 from billing.services.api_keys import api_key_authenticate
 from billing.services.customers import external_id_check
 from billing.services.server_keys import SERVER_KEY_PREFIX, server_key_authenticate
@@ -173,3 +173,16 @@ def request_account(request: Request) -> Account:
     if not isinstance(principal, AccountPrincipal):
         raise exceptions.NotAuthenticated("An account API key is required (Authorization: Bearer tl_...).")
     return principal.account
+
+
+def request_event_accounts(request: Request, external_ids: set[str]) -> tuple[Account | None, dict[str, Account], bool]:
+    """For a usage batch: (the default account, the customers the events name by external id, own_only).
+
+    An account key: its account, and events may name only it. A server key: the header's customer (None without
+    the header; 404 when it is unknown), and the named customers, looked up in one query.
+    """
+    principal = request.user
+    if isinstance(principal, ServerKeyPrincipal):
+        default = principal.account if principal.customer_header is not None else None
+        return default, customers_by_external_id(external_ids=external_ids), False
+    return request_account(request), {}, True
