@@ -7,7 +7,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # the Stripe models' console pages live in their own module (billing/admin.py holds the rest)
-        from billing import admin_stripe  # noqa: F401
+        from billing import admin_server_keys, admin_stripe  # noqa: F401
         from billing.authentication import ApiKeyAuthentication
         from pricing import api as pricing_api
 
