@@ -136,7 +136,7 @@ def _owner_user(email: str) -> User:
 
 def _settings_apply(*, account: Account, values: dict[str, Any], actor: Actor, ip: str | None) -> Account:
     """Change through the account settings service (its URL checks apply) only what differs."""
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for name in SETTINGS_FIELDS:
         if name in values and values[name] != getattr(account, name):
             changes[name] = values[name]

@@ -31,8 +31,10 @@ def put(client: APIClient, external_id: str, body: dict) -> tuple[int, dict]:
 
 
 def grant(client: APIClient, external_id: str, body: dict, key: str | None = "g-1"):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
-    return client.post(f"/api/customers/{external_id}/credits", body, format="json", **headers)
+    path = f"/api/customers/{external_id}/credits"
+    if key is None:
+        return client.post(path, body, format="json")
+    return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
 # --- create or update -------------------------------------------------------------------------------------------------
@@ -81,7 +83,7 @@ def test_put_refuses_bad_input_with_the_field_named():
     client = server_client()
     status, body = put(client, "org_3", {"email": "x@three.example"})
     assert status == 400 and body["error"] == "invalid" and "name" in body["fields"]
-    for bad, field in [
+    cases: list[tuple[dict, str | None]] = [
         ({"name": "N", "metadata": {"big": "x" * 5000}}, "metadata"),
         ({"name": "N", "metadata": ["not", "an", "object"]}, "metadata"),
         ({"name": "N", "metadata": {"k": "nul\x00"}}, "metadata"),
@@ -91,7 +93,8 @@ def test_put_refuses_bad_input_with_the_field_named():
         ({"name": "N", "alert_webhook_url": "ftp://example.com/x"}, "alert_webhook_url"),
         ({"name": "N", "colour": "red"}, "colour"),
         ({"name": "N\x00"}, "name"),
-    ]:
+    ]
+    for bad, field in cases:
         status, body = put(client, "org_3", bad)
         assert status == 400, (bad, body)
         if field:
@@ -125,7 +128,7 @@ def test_unicode_external_id_round_trips():
 def test_account_keys_sessions_and_keys_without_the_scope_are_refused():
     account = AccountFactory.create()
     with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     assert with_account_key.get("/api/customers").status_code == 403
     assert APIClient().get("/api/customers").status_code == 401
     usage_only = server_client("usage")
@@ -382,7 +385,7 @@ def test_a_server_key_with_usage_scope_authorizes_for_the_customer():
 def test_catalog_reads_take_account_and_server_keys():
     account = AccountFactory.create()
     with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     for path in ["/api/tokens/models", "/api/tokens/features", "/api/tokens/exchange"]:
         assert with_account_key.get(path).status_code == 200, path
         assert server_client("read").get(path).status_code == 200, path
