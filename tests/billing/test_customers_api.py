@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from billing.models import Account, AuditEntry, LedgerEntry, Membership, Subscription
 from billing.services.server_keys import server_key_issue, server_key_revoke
 from billing.services.wallet import grants_expire
+from config.tasks import expire_grants as expire_grants_job
 from tests.factories import AccountFactory, UserFactory
 
 pytestmark = pytest.mark.usefixtures("catalog")
@@ -66,6 +67,27 @@ def test_put_creates_then_updates_and_the_same_body_twice_changes_nothing():
     assert status == 200
     assert (renamed["name"], renamed["plan"], renamed["email"]) == ("Acme Ltd", "jigga", "owner@acme.example")
     assert AuditEntry.objects.filter(action="plan_changed", via__startswith="server key tls_").exists()
+
+
+def test_put_sets_the_alert_webhook_through_the_account_settings_service():
+    client = server_client()
+    status, body = put(client, "w1", {"name": "W", "alert_webhook_url": "https://hooks.example/tl"})
+    assert status == 201 and body["alert_webhook_url"] == "https://hooks.example/tl"
+    account = Account.objects.get(external_id="w1")
+    assert account.alert_webhook_secret  # alerts to it are signed
+    status, body = put(client, "w1", {"alert_webhook_url": ""})
+    assert status == 200 and body["alert_webhook_url"] == ""
+    assert AuditEntry.objects.filter(account=account, action="account_settings_changed").count() == 2
+
+
+def test_metadata_of_exactly_4_kb_is_kept_and_one_byte_more_is_refused():
+    client = server_client()
+    padding = 4096 - len('{"k":""}')
+    status, body = put(client, "m1", {"name": "M", "metadata": {"k": "x" * padding}})
+    assert status == 201 and len(body["metadata"]["k"]) == padding
+    status, body = put(client, "m1", {"metadata": {"k": "x" * (padding + 1)}})
+    assert status == 400 and "metadata" in body["fields"]
+    assert len(Account.objects.get(external_id="m1").metadata["k"]) == padding
 
 
 def test_put_email_makes_the_owner_who_signs_in_and_a_new_email_replaces_the_owner():
@@ -277,7 +299,7 @@ def test_an_expiring_grant_leaves_the_unspent_part_at_its_expiry():
     assert grant(client, "g5", body, key="trial").json()["balance"] == "1000"
     grant(client, "g5", {"credits": "200", "reason": "bought"}, key="bought")
     assert grants_expire(as_of=expires - timedelta(seconds=1)) == 0
-    assert grants_expire(as_of=expires) == 1
+    assert expire_grants_job(expires.isoformat()) == {"expired": 1}  # the job beat runs every 5 minutes
     assert grants_expire(as_of=expires) == 0  # idempotent
     assert client.get("/api/customers/g5/balance").json()["credits"] == "200.000000000000"
     assert LedgerEntry.objects.filter(wallet__account__external_id="g5", kind="expiry").get().credits == -1000
