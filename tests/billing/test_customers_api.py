@@ -115,6 +115,7 @@ def test_put_refuses_bad_input_with_the_field_named():
         ({"name": "N", "alert_webhook_url": "ftp://example.com/x"}, "alert_webhook_url"),
         ({"name": "N", "colour": "red"}, "colour"),
         ({"name": "N\x00"}, "name"),
+        ({"name": "N", "display_currency": "XXX"}, "display_currency"),
     ]
     for bad, field in cases:
         status, body = put(client, "org_3", bad)
