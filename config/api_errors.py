@@ -67,7 +67,9 @@ def _domain_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, CatalogValidationError):
         return ApiError(exc.code, str(exc), fields={name: [message] for name, message in exc.fields.items()})
     if isinstance(exc, PricingError | BillingError):
-        return ApiError(exc.code, str(exc), status_code=getattr(exc, "status_code", 400))
+        return ApiError(
+            exc.code, str(exc), status_code=getattr(exc, "status_code", 400), fields=getattr(exc, "fields", None)
+        )
     if isinstance(exc, CACHE_ERRORS):  # whatever still needs Redis while it is down: 503 JSON, never a 500
         unavailable = ApiError(
             "service_unavailable", "The cache (Redis) is not reachable; try again shortly.", status_code=503

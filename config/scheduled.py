@@ -11,9 +11,11 @@ from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
 from billing.models import InvoiceOutbox
+from billing.services.idempotency import idempotency_keys_purge
 from billing.services.outbox import OutboxHandler, outbox_pending_count, outbox_send_due
 from billing.services.overage import overage_outbox_send
 from billing.services.periods import close_as_of_check, periods_close_due
+from billing.services.portal import portal_sessions_purge
 from billing.services.wallet import grants_expire
 from config.jobs import job_runs_problems
 from reconciliation.integrity import Problem, integrity_check
@@ -103,4 +105,11 @@ def weekly_summaries(as_of: datetime) -> dict[str, Any]:
 
 
 def cleanup(as_of: datetime) -> dict[str, Any]:
-    return summaries.cleanup(as_of=as_of)
+    counts = summaries.cleanup(as_of=as_of)
+    counts["idempotency_keys"] = idempotency_keys_purge(as_of=as_of)
+    counts["portal_sessions"] = portal_sessions_purge(as_of=as_of)
+    return counts
+
+
+def expire_grants(as_of: datetime) -> dict[str, Any]:
+    return {"expired": grants_expire(as_of=as_of)}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import api
+from usage import api, api_customers
 
 urlpatterns = [
     path("api/usage/events", api.UsageRecordApi.as_view(), name="usage-events"),
@@ -8,4 +8,8 @@ urlpatterns = [
     path("api/usage/estimate", api.UsageEstimateApi.as_view(), name="usage-estimate"),
     path("api/usage/stats", api.UsageStatsApi.as_view(), name="usage-stats"),
     path("api/usage/export.csv", api.UsageExportApi.as_view(), name="usage-export"),
+]
+
+urlpatterns += [
+    path("api/customers/<str:external_id>/stats", api_customers.CustomerStatsApi.as_view(), name="customer-stats"),
 ]
