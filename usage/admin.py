@@ -122,6 +122,7 @@ class UsageEventAdmin(ViewOnlyAdmin):
         ModelFilter,
         OperationTypeFilter,
         "over_limit",
+        "over_reservation",
         "reconciliation_status",
         ("occurred_at", admin.DateFieldListFilter),
     )
