@@ -11,16 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from django.core.management import call_command
+from tokenledger import AsyncTokenLedger, TokenLedger
 
 from billing.models import Wallet
 from tests.factories import AccountFactory
 from tests.sdk.fake_provider import FakeProvider
-from tokenledger import AsyncTokenLedger, TokenLedger
 
 # asyncio.run() inside a test is an event loop in this thread; the ORM is only used outside it
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-FAST = {"backoff": 0.01, "max_backoff": 0.05, "max_retry_after": 0.05}
+FAST: dict[str, Any] = {"backoff": 0.01, "max_backoff": 0.05, "max_retry_after": 0.05}
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """A local stand-in for the OpenAI and Anthropic HTTP APIs, given to the real `openai` and `anthropic` clients as an
-httpx transport (no network). It speaks both formats, streaming (server-sent events) and not, and can be told to
+httpx2 transport (no network). It speaks both formats, streaming (server-sent events) and not, and can be told to
 fail the next calls with a status."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2 as httpx  # the provider clients (openai, anthropic) speak httpx2, a fork of httpx with its API
 
 CHAT_USAGE = {
     "prompt_tokens": 1200,
@@ -62,7 +62,9 @@ class FakeProvider:
         if self.failures:
             status = self.failures.pop(0)
             return httpx.Response(
-                status, json={"error": {"type": "server_error", "message": f"fake {status}"}}, headers={"retry-after-ms": "1"}
+                status,
+                json={"error": {"type": "server_error", "message": f"fake {status}"}},
+                headers={"retry-after-ms": "1"},
             )
         self.served += 1
         path = request.url.path
@@ -86,7 +88,11 @@ class FakeProvider:
                     **base,
                     "object": "chat.completion",
                     "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "Hello there"},
+                            "finish_reason": "stop",
+                        }
                     ],
                     "usage": CHAT_USAGE,
                 },

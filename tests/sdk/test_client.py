@@ -8,8 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.sdk.conftest import FAST, wallet_of
 from tokenledger import (
     AlreadyRecorded,
     AuthenticationError,
@@ -20,6 +18,8 @@ from tokenledger import (
     ServerError,
     TokenLedger,
 )
+
+from tests.sdk.conftest import FAST, wallet_of
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +64,7 @@ def test_release_frees_the_hold_and_typed_conflicts(ledger: TokenLedger, account
 def test_a_denial_is_raised_with_its_reason_and_alternatives(live_server: Any, catalog: None) -> None:
     from tests.factories import AccountFactory
 
-    poor = AccountFactory.create(plan="jive", credits="20")
+    poor: Any = AccountFactory.create(plan="jive", credits="20")
     with TokenLedger(poor.api_key, live_server.url) as ledger, pytest.raises(Denied) as denied:
         ledger.authorize(model="claude-3-5-haiku", input_tokens=10_000, max_output_tokens=4000, request_id="big")
     assert denied.value.reason == "insufficient_credits"
@@ -154,18 +154,22 @@ def test_a_retried_authorize_holds_once(live_server: Any, account: Any) -> None:
 def test_retries_give_up_with_a_typed_error(live_server: Any, account: Any) -> None:
     lossy = LoseTheAnswer("/api/billing/balance", fail=10, before=True)
     client = httpx.Client(transport=lossy)
-    with TokenLedger(account.api_key, live_server.url, http_client=client, max_retries=2, **FAST) as ledger:
-        with pytest.raises(ServerError) as error:
-            ledger.balance()
+    with (
+        TokenLedger(account.api_key, live_server.url, http_client=client, max_retries=2, **FAST) as ledger,
+        pytest.raises(ServerError) as error,
+    ):
+        ledger.balance()
     assert (error.value.status_code, len(lossy.attempts)) == (503, 3)
 
 
 def test_a_refused_connection_is_retried_then_raised(catalog: None) -> None:
     from tokenledger import APIConnectionError
 
-    with TokenLedger("tl_x", "http://127.0.0.1:18899", max_retries=1, **FAST) as ledger:
-        with pytest.raises(APIConnectionError):
-            ledger.balance()
+    with (
+        TokenLedger("tl_x", "http://127.0.0.1:18899", max_retries=1, **FAST) as ledger,
+        pytest.raises(APIConnectionError),
+    ):
+        ledger.balance()
 
 
 def test_the_async_client_does_the_same(async_ledger_factory: Any, account: Any) -> None:

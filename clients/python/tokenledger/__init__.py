@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from tokenledger.client import AsyncTokenLedger, TokenLedger  # noqa: E402
-from tokenledger.errors import (  # noqa: E402
+from tokenledger.client import AsyncTokenLedger, TokenLedger
+from tokenledger.errors import (
     AlreadyRecorded,
     Alternative,
     APIConnectionError,
@@ -24,18 +26,18 @@ from tokenledger.errors import (  # noqa: E402
     ServerError,
     TokenLedgerError,
 )
-from tokenledger.guard import AsyncGuard, Guard  # noqa: E402
-from tokenledger.usage_mapping import MeteredUsage, usage_from_response  # noqa: E402
+from tokenledger.guard import AsyncGuard, Guard
+from tokenledger.usage_mapping import MeteredUsage, usage_from_response
 
 
-def wrap_openai(client, ledger, **options):  # type: ignore[no-untyped-def]
+def wrap_openai(client: Any, ledger: Any, **options: Any) -> Any:
     """See tokenledger.openai_wrapper.wrap_openai (imported lazily: `openai` is an optional extra)."""
     from tokenledger.openai_wrapper import wrap_openai as wrap
 
     return wrap(client, ledger, **options)
 
 
-def wrap_anthropic(client, ledger, **options):  # type: ignore[no-untyped-def]
+def wrap_anthropic(client: Any, ledger: Any, **options: Any) -> Any:
     """See tokenledger.anthropic_wrapper.wrap_anthropic (imported lazily: `anthropic` is an optional extra)."""
     from tokenledger.anthropic_wrapper import wrap_anthropic as wrap
 

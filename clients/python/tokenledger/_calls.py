@@ -104,7 +104,9 @@ def authorize(
                 reason=str(data.get("reason") or "denied"),
                 request_id=body["request_id"],
                 alternatives=tuple(
-                    Alternative(model_id=a["model_id"], credits=Decimal(a["credits"]), charge_usd=Decimal(a["charge_usd"]))
+                    Alternative(
+                        model_id=a["model_id"], credits=Decimal(a["credits"]), charge_usd=Decimal(a["charge_usd"])
+                    )
                     for a in data.get("alternatives") or []
                 ),
             )

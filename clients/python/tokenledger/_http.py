@@ -100,7 +100,7 @@ def _delay(settings: Settings, attempt: int, response: httpx.Response | None) ->
         after = _retry_after(response)
         if after is not None:
             return min(after, settings.max_retry_after)
-    return random.uniform(0, min(settings.max_backoff, settings.backoff * 2**attempt))  # noqa: S311 - jitter
+    return random.uniform(0, min(settings.max_backoff, settings.backoff * 2**attempt))
 
 
 def _outcome(call: Call[R], response: httpx.Response) -> R:

@@ -3,6 +3,8 @@ streams as they are read."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -63,6 +65,11 @@ class Plan:
         if estimated:  # the stream ended without the provider's usage: what was seen, marked as an estimate
             event["metadata"] = {**(event.get("metadata") or {}), "tokenledger_usage_estimated": True}
         return event
+
+
+def is_async_client(client: Any, method: Any) -> bool:
+    """Whether a provider client is the asyncio one (its methods may be wrapped by decorators that hide it)."""
+    return inspect.iscoroutinefunction(inspect.unwrap(method)) or type(client).__name__.startswith("Async")
 
 
 def _text_chars(value: Any, key: str = "") -> int:
@@ -206,10 +213,8 @@ class AsyncMeter:
         self.ledger, self.options = ledger, options
 
     async def release(self, plan: Plan) -> None:
-        try:
+        with contextlib.suppress(TokenLedgerError):
             await self.ledger.release(plan.request_id)
-        except TokenLedgerError:
-            pass
 
     async def call(self, plan: Plan, invoke: Callable[[], Any], to_usage: Callable[[Any], MeteredUsage]) -> Any:
         await self.ledger.authorize(**plan.authorize_kwargs())

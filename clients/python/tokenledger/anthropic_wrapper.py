@@ -11,11 +11,10 @@ contract names them (see `tokenledger.usage_mapping`); a stream's usage is read 
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tokenledger._wrapping import AsyncMeter, Plan, Proxy, SyncMeter, WrapOptions, plan_call
+from tokenledger._wrapping import AsyncMeter, Plan, Proxy, SyncMeter, WrapOptions, is_async_client, plan_call
 from tokenledger.usage_mapping import AnthropicStreamUsage, MeteredUsage, usage_from_response
 
 REQUEST_ID_HEADER = "request-id"
@@ -72,7 +71,7 @@ def wrap_anthropic(
         estimate_input_tokens=estimate_input_tokens, on_record_error=on_record_error,
     )  # fmt: skip
     create = client.messages.create
-    if inspect.iscoroutinefunction(create):
+    if is_async_client(client, create):
         if not isinstance(ledger, AsyncTokenLedger):
             raise TypeError("an AsyncAnthropic client is metered by an AsyncTokenLedger")
         meter_async = AsyncMeter(ledger, options)

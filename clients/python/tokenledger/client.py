@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
@@ -284,7 +285,7 @@ class Customers:
     def stats(self, external_id: str, *, start: date | None = None, end: date | None = None) -> Stats:
         return self._send(_calls.stats(start, end, f"/api/customers/{_calls.segment(external_id)}/stats"))
 
-    def invoices(self, external_id: str) -> list[dict[str, Any]]:
+    def invoices(self, external_id: str) -> builtins.list[dict[str, Any]]:
         return self._send(_calls.invoices(f"/api/customers/{_calls.segment(external_id)}/invoices"))
 
 
@@ -481,5 +482,5 @@ class AsyncCustomers:
     async def stats(self, external_id: str, *, start: date | None = None, end: date | None = None) -> Stats:
         return await self._send(_calls.stats(start, end, f"/api/customers/{_calls.segment(external_id)}/stats"))
 
-    async def invoices(self, external_id: str) -> list[dict[str, Any]]:
+    async def invoices(self, external_id: str) -> builtins.list[dict[str, Any]]:
         return await self._send(_calls.invoices(f"/api/customers/{_calls.segment(external_id)}/invoices"))

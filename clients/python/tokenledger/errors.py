@@ -101,7 +101,7 @@ class Alternative:
     charge_usd: Decimal
 
 
-class Denied(TokenLedgerError):  # noqa: N818 - a decision, not a failure: the name users check for
+class Denied(TokenLedgerError):
     """The call may not run now: `reason` (e.g. insufficient_credits, quota_exceeded), `message` and the cheaper
     `alternatives` the server suggests. Raised by authorize and by guards and wrappers before the provider call."""
 

@@ -14,6 +14,7 @@ be recorded with the same request id. A block that ends without recording releas
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -97,10 +98,8 @@ class Guard(_GuardBase):
 
     def release(self) -> None:
         """Free the hold now (the call will not be made)."""
-        try:
+        with contextlib.suppress(AlreadyRecorded, NotFoundError):
             self._ledger.release(self.request_id)
-        except (AlreadyRecorded, NotFoundError):
-            pass
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -140,10 +139,8 @@ class AsyncGuard(_GuardBase):
         return self.result
 
     async def release(self) -> None:
-        try:
+        with contextlib.suppress(AlreadyRecorded, NotFoundError):
             await self._ledger.release(self.request_id)
-        except (AlreadyRecorded, NotFoundError):
-            pass
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -10,16 +10,14 @@ carries it in `response.completed`. A call that fails releases its hold. Everyth
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tokenledger._wrapping import AsyncMeter, Plan, Proxy, SyncMeter, WrapOptions, plan_call
+from tokenledger._wrapping import AsyncMeter, Plan, Proxy, SyncMeter, WrapOptions, is_async_client, plan_call
 from tokenledger.usage_mapping import (
     OPENAI_TIERS,
     MeteredUsage,
     openai_chat_usage,
-    openai_responses_usage,
     usage_from_response,
 )
 
@@ -145,7 +143,7 @@ def wrap_openai(
         operation_type=operation_type, user=user, metadata=metadata, default_max_output_tokens=default_max_output_tokens,
         estimate_input_tokens=estimate_input_tokens, on_record_error=on_record_error,
     )  # fmt: skip
-    is_async = inspect.iscoroutinefunction(client.chat.completions.create)
+    is_async = is_async_client(client, client.chat.completions.create)
     if is_async and not isinstance(ledger, AsyncTokenLedger):
         raise TypeError("an AsyncOpenAI client is metered by an AsyncTokenLedger")
     if not is_async and not isinstance(ledger, TokenLedger):
