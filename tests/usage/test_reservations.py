@@ -199,3 +199,14 @@ def test_a_release_after_the_clock_moved_keeps_its_times(jive_account, api_clien
         client.post("/api/usage/reservations/r1/release")
         closed = client.get("/api/usage/reservations/r1").json()["closed_at"]
         assert closed.startswith(timezone.now().isoformat()[:19])
+
+
+def test_the_schema_describes_the_lifecycle(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    assert {"/api/usage/reservations/{request_id}", "/api/usage/reservations/{request_id}/release"} <= set(
+        schema["paths"]
+    )
+    release = schema["paths"]["/api/usage/reservations/{request_id}/release"]["post"]
+    assert {"200", "404", "409"} <= set(release["responses"])
+    result = schema["components"]["schemas"]["EventResult"]["properties"]
+    assert "over_reservation" in result

@@ -146,6 +146,16 @@ def stream_outcome(plan: Plan, meter: StreamMeter, provider_request_id: str | No
     return plan.event(metered, estimated=estimated)
 
 
+def response_event(plan: Plan, response: Any, to_usage: Callable[[Any], MeteredUsage]) -> dict[str, Any]:
+    """The event of a complete response; one that carries no usage is recorded at what was authorized (the input
+    estimate and the output held), marked as an estimate, rather than not at all."""
+    try:
+        return plan.event(to_usage(response))
+    except ValueError:
+        worst_case = MeteredUsage(input_tokens=plan.input_tokens, output_tokens=plan.max_output_tokens)
+        return plan.event(worst_case, estimated=True)
+
+
 def record_failed(options: WrapOptions, error: TokenLedgerError) -> None:
     if options.on_record_error == "raise":
         raise error
@@ -181,7 +191,7 @@ class SyncMeter:
             self.release(plan)
             raise
         try:
-            self.ledger.record(plan.event(to_usage(response)))
+            self.ledger.record(response_event(plan, response, to_usage))
         except TokenLedgerError as error:
             record_failed(self.options, error)
         return response
@@ -224,7 +234,7 @@ class AsyncMeter:
             await self.release(plan)
             raise
         try:
-            await self.ledger.record(plan.event(to_usage(response)))
+            await self.ledger.record(response_event(plan, response, to_usage))
         except TokenLedgerError as error:
             record_failed(self.options, error)
         return response
