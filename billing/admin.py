@@ -161,12 +161,13 @@ class AccountAdmin(admin.ModelAdmin):
         "memberships__user__email",
         "memberships__user__username",
         "stripe_customer_id",
+        "external_id__exact",
     ]
-    search_help_text = "Name, account id, member email or username, Stripe customer id."
+    search_help_text = "Name, account id, member email or username, Stripe customer id, customer external id."
     ordering = ["name", "id"]
     fields = readonly_fields = (
-        "name", "status", "plan", "balance", "display_currency", "low_balance_threshold", "stripe_customer_id",
-        "alert_webhook_url", "provider_project_ids", "created_at",
+        "name", "external_id", "status", "plan", "balance", "display_currency", "low_balance_threshold",
+        "stripe_customer_id", "alert_webhook_url", "provider_project_ids", "metadata", "created_at",
     )  # fmt: skip
     inlines = [MembershipInline, ApiKeyInline]
     actions = ["suspend", "reactivate", "adjust_credits", "change_plan"]
@@ -856,7 +857,18 @@ class InvoiceAdmin(ViewOnlyAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ViewOnlyAdmin):
-    list_display = ["at", "action", "account_link", "actor", "ip", "object_type", "object_key", "before", "after"]
+    list_display = [
+        "at",
+        "action",
+        "account_link",
+        "actor",
+        "via",
+        "ip",
+        "object_type",
+        "object_key",
+        "before",
+        "after",
+    ]
     list_filter = ["action", "at"]
     list_select_related = ["account", "actor"]
     search_fields = ["account__name", "object_key"]
@@ -867,6 +879,7 @@ class AuditEntryAdmin(ViewOnlyAdmin):
         "action",
         "account_link",
         "actor",
+        "via",
         "ip",
         "object_type",
         "object_key",

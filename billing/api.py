@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextvars import Token
 from dataclasses import asdict
+from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -13,18 +15,37 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.authentication import ApiKeyAuthentication, request_account
+from billing.authentication import ApiKeyAuthentication, ServerKeyPrincipal, ServerKeyScope, request_account
 from billing.models import Invoice
 from billing.selectors import account_invoices, period_usage_summary, wallet_balance_summary
+from billing.services.audit import audit_via_begin, audit_via_end
 from billing.services.periods import period_current
 from pricing.money import Money
 
 
 class AccountApi(APIView):
-    """Base for endpoints an account's backend calls with its API key."""
+    """Base for endpoints an account's backend calls with its API key, or a server key naming the customer.
+
+    A server key needs `server_key_scope` (when set), else `read` to read and `server_key_write_scope` to write;
+    what it changes is audited as done by that key.
+    """
 
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsAuthenticated]
+    permission_classes = [IsAuthenticated, ServerKeyScope]
+    server_key_scope: str | None = None
+    server_key_write_scope = "usage"
+    _audit_token: Token[str] | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if isinstance(request.user, ServerKeyPrincipal):
+            self._audit_token = audit_via_begin(request.user.audit_label)
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._audit_token is not None:
+            audit_via_end(self._audit_token)
+            self._audit_token = None
+        return super().finalize_response(request, response, *args, **kwargs)
 
 
 class WalletBalanceApi(AccountApi):

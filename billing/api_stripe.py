@@ -34,7 +34,9 @@ from config.api_errors import ApiError
 
 class StripeAccountApi(AccountApi):
     """Turns the gateway's errors into API errors: 503 when Stripe is off or unreachable, 402 for a declined
-    card, 502 when Stripe refuses the request."""
+    card, 502 when Stripe refuses the request. A server key writes here (money moves) with the `customers` scope."""
+
+    server_key_write_scope = "customers"
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, gateway.StripeNotConfigured):

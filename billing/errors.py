@@ -37,3 +37,32 @@ class PeriodNotEnded(BillingError):
 class NoSubscription(BillingError):
     code = "no_subscription"
     status_code = 409
+
+
+class IdempotencyConflict(BillingError):
+    code = "idempotency_conflict"
+    status_code = 409
+
+
+class InvalidIdempotencyKey(BillingError):
+    code = "invalid_idempotency_key"
+
+
+class UnknownCustomer(BillingError):
+    code = "unknown_customer"
+    status_code = 404
+
+
+class InvalidCustomer(BillingError):
+    """A customer field is refused; `field` names it for the API's `fields`."""
+
+    code = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.fields = {field: [message]}
+
+
+class PortalUnavailable(BillingError):
+    code = "portal_unavailable"
+    status_code = 409

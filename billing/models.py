@@ -20,6 +20,10 @@ class Account(models.Model):
         SUSPENDED = "suspended"
 
     name = models.CharField(max_length=200)
+    external_id = models.CharField(
+        max_length=128, null=True, blank=True, unique=True, help_text="the reseller's own id of this customer"
+    )
+    metadata = models.JSONField(default=dict, blank=True, help_text="the reseller's own data (an object, <= 4 KB)")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     display_currency = models.CharField(max_length=10, default="USD")
     low_balance_threshold = PreciseDecimalField(default=Decimal(0), help_text="credits; 0 turns the warning off")
@@ -85,6 +89,88 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class ServerKey(models.Model):
+    """`tls_<prefix>_<secret>`: the reseller's backend acting for any of its customers, within its scopes.
+
+    Shown once, kept as a SHA-256 hash, found by the prefix, revocable. Not tied to an account.
+    """
+
+    class Scope(models.TextChoices):
+        CUSTOMERS = "customers", "customers: manage customers, their keys, credits, plans and portal sessions"
+        USAGE = "usage", "usage: authorize, record, release and estimate for any customer"
+        READ = "read", "read: balances, usage, stats and invoices of any customer"
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32, unique=True)
+    secret_hash = models.CharField(max_length=64)
+    scopes = models.JSONField(default=list, help_text="a list of customers, usage, read")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "server key"
+
+    def __str__(self) -> str:
+        return f"tls_{self.prefix}_… ({self.name})"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST sent with an `Idempotency-Key`, so a retry gets it again and never acts twice.
+
+    Unique per (owner, key hash): a concurrent retry waits on the first one's insert and then reads its answer.
+    The key itself is not stored; the answer is encrypted with a key derived from it (it may hold a new API key).
+    """
+
+    owner = models.CharField(max_length=100, help_text="who sent the key, e.g. server-key:12")
+    key_hash = models.CharField(max_length=64)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=500)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response = models.TextField(blank=True, help_text="the answer's body, encrypted")
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["owner", "key_hash"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} by {self.owner} ({self.status_code})"
+
+
+class PortalSession(models.Model):
+    """A one-time link that signs a customer's owner into the dashboard: single use, short-lived, kept hashed."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="portal_sessions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    return_url = models.URLField(max_length=2000, blank=True)
+    created_by_key = models.ForeignKey(
+        ServerKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="portal_sessions"
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"portal session #{self.pk} for {self.account_id} (until {self.expires_at:%H:%M})"
 
 
 class Wallet(models.Model):
@@ -280,6 +366,7 @@ class AuditEntry(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
     account = models.ForeignKey(Account, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
     action = models.CharField(max_length=100, db_index=True)
+    via = models.CharField(max_length=200, blank=True, help_text="the credential behind the change, e.g. a server key")
     object_type = models.CharField(max_length=100)
     object_key = models.CharField(max_length=200)
     before = models.JSONField(null=True, blank=True)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import User
+from django.db.models import Prefetch, QuerySet
 
-from billing.models import Account, BillingPeriod, Invoice, Wallet
+from billing.errors import UnknownCustomer
+from billing.models import Account, ApiKey, BillingPeriod, Invoice, Membership, Wallet
 from pricing.errors import PricingError
 from pricing.money import CREDITS, USD, Money
 from pricing.selectors import catalog_snapshot
@@ -99,3 +102,77 @@ def period_usage_summary(*, period: BillingPeriod) -> UsageSummary:
 
 def account_invoices(*, account: Account) -> QuerySet[Invoice]:
     return Invoice.objects.filter(account=account).select_related("period").order_by("-period__start")
+
+
+# --- customers (accounts with the reseller's external_id) ---------------------------------------------------------
+
+
+def customer_owner(*, account: Account) -> User | None:
+    """The customer's owner: the first owner membership; the user a portal session signs in."""
+    membership = (
+        Membership.objects.filter(account=account, role=Membership.Role.OWNER)
+        .select_related("user")
+        .order_by("created_at", "pk")
+        .first()
+    )
+    return membership.user if membership is not None else None
+
+
+def customer_by_external_id(*, external_id: str) -> Account:
+    """The customer with this external id, or UnknownCustomer (404)."""
+    account = Account.objects.filter(external_id=external_id).first() if external_id else None
+    if account is None:
+        raise UnknownCustomer(f"no customer {external_id!r}")
+    return account
+
+
+def customers_by_external_id(*, external_ids: Iterable[str]) -> dict[str, Account]:
+    """The customers named, by external id, in one query; unknown ids are absent."""
+    wanted = {i for i in external_ids if isinstance(i, str) and i}
+    if not wanted:
+        return {}
+    return {a.external_id: a for a in Account.objects.filter(external_id__in=wanted) if a.external_id}
+
+
+def customers_with_details() -> QuerySet[Account]:
+    """Customers with what their API answer shows, fetched together (owner emails in one more query)."""
+    owners = Prefetch(
+        "memberships",
+        queryset=Membership.objects.filter(role=Membership.Role.OWNER)
+        .select_related("user")
+        .order_by("created_at", "pk"),
+        to_attr="owner_memberships",
+    )
+    return (
+        Account.objects.filter(external_id__isnull=False)
+        .select_related("wallet", "subscription__plan", "subscription__pending_plan")
+        .prefetch_related(owners)
+    )
+
+
+def customer_list(
+    *,
+    plan: str | None = None,
+    status: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    after_id: int | None = None,
+    limit: int = 50,
+) -> list[Account]:
+    """Customers oldest first (by id, the order they were created), from after `after_id`, filtered."""
+    customers = customers_with_details()
+    if plan:
+        customers = customers.filter(subscription__plan__code=plan)
+    if status:
+        customers = customers.filter(status=status)
+    if created_from is not None:
+        customers = customers.filter(created_at__gte=created_from)
+    if created_to is not None:
+        customers = customers.filter(created_at__lt=created_to)
+    if after_id is not None:
+        customers = customers.filter(pk__gt=after_id)
+    return list(customers.order_by("pk")[:limit])
+
+
+def customer_api_keys(*, account: Account) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(account=account).order_by("-created_at", "-pk")

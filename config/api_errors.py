@@ -65,7 +65,9 @@ def _domain_error(exc: Exception) -> ApiError | None:
     if isinstance(exc, CatalogValidationError):
         return ApiError(exc.code, str(exc), fields={name: [message] for name, message in exc.fields.items()})
     if isinstance(exc, PricingError | BillingError):
-        return ApiError(exc.code, str(exc), status_code=getattr(exc, "status_code", 400))
+        return ApiError(
+            exc.code, str(exc), status_code=getattr(exc, "status_code", 400), fields=getattr(exc, "fields", None)
+        )
     return None
 
 

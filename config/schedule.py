@@ -35,6 +35,12 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         every_seconds=60,
     ),
     ScheduledJob(
+        name="expire credit grants",
+        task="jobs.expire_grants",
+        description="Takes back the unspent part of each credit grant whose expiry has passed (an expiry entry).",
+        every_seconds=300,
+    ),
+    ScheduledJob(
         name="integrity check",
         task="jobs.check_integrity",
         description="Wallets = ledgers, holds = reservations, periods = events, invoices = charges; emails staff.",
@@ -55,7 +61,10 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
     ScheduledJob(
         name="cleanup",
         task="jobs.cleanup",
-        description="Deletes closed reservations, delivery logs and handled dead letters past their retention.",
+        description=(
+            "Deletes closed reservations, delivery logs and handled dead letters past their retention, "
+            "Idempotency-Key answers older than IDEMPOTENCY_KEY_TTL_HOURS and expired portal sessions."
+        ),
         crontab={"minute": "30", "hour": "2"},
     ),
     ScheduledJob(

@@ -10,8 +10,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from billing.services.idempotency import idempotency_keys_purge
 from billing.services.overage import overage_invoice_send
 from billing.services.periods import periods_close_due
+from billing.services.portal import portal_sessions_purge
 from billing.services.wallet import grants_expire
 from billing.stripe_conf import stripe_enabled
 from reconciliation.integrity import integrity_check
@@ -78,4 +80,11 @@ def weekly_summaries(as_of: datetime) -> dict[str, Any]:
 
 
 def cleanup(as_of: datetime) -> dict[str, Any]:
-    return summaries.cleanup(as_of=as_of)
+    counts = summaries.cleanup(as_of=as_of)
+    counts["idempotency_keys"] = idempotency_keys_purge(as_of=as_of)
+    counts["portal_sessions"] = portal_sessions_purge(as_of=as_of)
+    return counts
+
+
+def expire_grants(as_of: datetime) -> dict[str, Any]:
+    return {"expired": grants_expire(as_of=as_of)}

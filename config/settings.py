@@ -244,6 +244,17 @@ ESTIMATE_CACHE_SECONDS = 3600
 # a full batch of 1,000 events with metadata fits; larger bodies answer 413
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=8 * 1024 * 1024)
 
+# --- Customers API (server keys) -------------------------------------------------------------------------------
+# the plan of a customer created without one
+CUSTOMERS_DEFAULT_PLAN = env.str("CUSTOMERS_DEFAULT_PLAN", default="jive")
+# an Idempotency-Key's first answer is kept at least this long; the cleanup job deletes older ones
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24)
+PORTAL_SESSION_TTL_SECONDS = env.int("PORTAL_SESSION_TTL_SECONDS", default=300)
+# where a portal link points (the dashboard's public address); empty: the address the API was called at
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="")
+# hosts a portal session's return_url may point at (comma-separated); empty: any http(s) host
+PORTAL_RETURN_URL_HOSTS = env.list("PORTAL_RETURN_URL_HOSTS", default=[])
+
 # --- Alerts and retention ---------------------------------------------------------------------------------------
 ALERT_DAILY_COST_USD = env.str("ALERT_DAILY_COST_USD", default="5")
 ANOMALY_FACTOR = env.str("ANOMALY_FACTOR", default="5")

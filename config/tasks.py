@@ -59,3 +59,8 @@ def weekly_summaries(as_of: str | None = None) -> dict[str, Any]:
 @shared_task(name="jobs.cleanup", acks_late=True)
 def cleanup(as_of: str | None = None) -> dict[str, Any]:
     return job_run("cleanup", as_of, scheduled.cleanup)
+
+
+@shared_task(name="jobs.expire_grants", acks_late=True)
+def expire_grants(as_of: str | None = None) -> dict[str, Any]:
+    return job_run("expire_grants", as_of, scheduled.expire_grants)

@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api import AccountApi
-from billing.authentication import request_account
+from billing.authentication import request_account, request_event_accounts
 from billing.services.periods import period_current
 from config.api_errors import ApiError, PayloadTooLarge
 from pricing.money import PRECISE
@@ -33,7 +33,8 @@ from usage.estimate import estimate_request, text_of
 from usage.models import Reservation
 from usage.selectors import Bucket, reservation_by_request, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
-from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
+from usage.services.customer_batches import EventRouting, event_customers, usage_record_routed
+from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult
 from usage.services.reservations import ReservationError, reservation_release
 from usage.throttling import PlanRateThrottle
 
@@ -81,6 +82,11 @@ class UsageEventInputSerializer(serializers.Serializer):
     conversation_id = serializers.CharField(required=False)
     occurred_at = serializers.DateTimeField(required=False)
     metadata = serializers.DictField(required=False)
+    customer = serializers.CharField(
+        required=False, max_length=128,
+        help_text="the customer's external id: with a server key any customer (default: the TokenLedger-Customer "
+        "header); with an account key only its own",
+    )  # fmt: skip
 
 
 class UsageBatchInputSerializer(serializers.Serializer):
@@ -139,9 +145,11 @@ class UsageRecordApi(AccountApi):
             raise PayloadTooLarge(
                 f"A batch holds at most {settings.USAGE_MAX_BATCH} events; this one has {len(events)}."
             )
-        batch = usage_record_batch(
-            account=request_account(request), raw_events=events, ip=_client_ip(request),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        # each event may name its `customer` (server keys: any customer; account keys: only their own)
+        default, customers, own_only = request_event_accounts(request, event_customers(events))
+        batch = usage_record_routed(
+            routing=EventRouting(default=default, customers=customers, own_only=own_only), raw_events=events,
+            ip=_client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )  # fmt: skip
         # written as UsageRecordOutputSerializer describes it, without a serializer field per value: a batch
         # answers 1,000 results, and each amount is already a Decimal with at most 12 places

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import api
+from usage import api, api_customers
 
 urlpatterns = [
     path("api/usage/events", api.UsageRecordApi.as_view(), name="usage-events"),
@@ -14,4 +14,8 @@ urlpatterns = [
     ),
     path("api/usage/reservations/<str:request_id>", api.ReservationDetailApi.as_view(), name="usage-reservation"),
     path("api/usage/export.csv", api.UsageExportApi.as_view(), name="usage-export"),
+]
+
+urlpatterns += [
+    path("api/customers/<str:external_id>/stats", api_customers.CustomerStatsApi.as_view(), name="customer-stats"),
 ]

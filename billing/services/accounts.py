@@ -31,10 +31,15 @@ def account_create(
     display_currency: str = "USD",
     actor: Actor = None,
     as_of: datetime | None = None,
+    external_id: str | None = None,
+    metadata: dict[str, object] | None = None,
+    issue_key: bool = True,
 ) -> tuple[Account, str]:
     """A new account on a plan, with its wallet, subscription, first API key, owner and opening credits.
 
-    Returns the account and the API key in clear (shown once). Nothing is written when any part is refused.
+    Returns the account and the API key in clear (shown once; "" with `issue_key=False`). Nothing is written when
+    any part is refused. `external_id` is the reseller's own id of a customer: unique, so a second create of the
+    same id fails on the insert (IntegrityError) and writes nothing.
     """
     as_of = as_of or timezone.now()
     if not name.strip():
@@ -51,8 +56,9 @@ def account_create(
     if display_currency not in MINOR_UNITS or display_currency == "CREDITS":
         raise InvalidAmount(f"unknown display currency {display_currency!r}")
     account = Account.objects.create(
-        name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32)
-    )
+        name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32),
+        external_id=external_id, metadata=metadata or {},
+    )  # fmt: skip
     Wallet.objects.create(account=account)
     subscription_start(account=account, plan=plan, as_of=as_of)
     if owner_email:
@@ -69,9 +75,11 @@ def account_create(
         wallet_grant(
             account=account, credits=opening, reason="opening credits", actor=actor, reference=f"opening:{account.pk}"
         )
-    _, raw_key = api_key_issue(account=account, name="default", actor=actor)
+    raw_key = ""
+    if issue_key:
+        _, raw_key = api_key_issue(account=account, name="default", actor=actor)
     audit_record(action="account_created", account=account, object_type="Account", object_key=str(account.pk),
-                 actor=actor, after={"name": account.name, "plan": plan.code})  # fmt: skip
+                 actor=actor, after={"name": account.name, "plan": plan.code, "external_id": external_id})  # fmt: skip
     return account, raw_key
 
 

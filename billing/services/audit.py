@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -9,6 +12,28 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from billing.models import Account, AuditEntry
 
 Actor = AbstractBaseUser | AnonymousUser | None
+
+# the credential a change is made with when it is not a signed-in user (a server key), for the audit trail
+_via: ContextVar[str] = ContextVar("audit_via", default="")
+
+
+def audit_via_begin(label: str) -> Token[str]:
+    """From now on in this context, audit entries name `label`; end with audit_via_end(token)."""
+    return _via.set(label[:200])
+
+
+def audit_via_end(token: Token[str]) -> None:
+    _via.reset(token)
+
+
+@contextmanager
+def audit_via(label: str) -> Iterator[None]:
+    """Every audit entry written inside this block names `label` (e.g. "server key tls_ab12 (backend)")."""
+    token = _via.set(label[:200])
+    try:
+        yield
+    finally:
+        _via.reset(token)
 
 
 def actor_or_none(actor: Actor) -> Any:
@@ -34,6 +59,7 @@ def audit_record(
 ) -> AuditEntry:
     return AuditEntry.objects.create(
         action=action,
+        via=_via.get(),
         account=account,
         object_type=object_type,
         object_key=object_key,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from usage.dashboard import views
+from usage.dashboard import portal, views
 
 urlpatterns = [
     path("", views.balance, name="dashboard-balance"),
@@ -22,4 +22,5 @@ urlpatterns = [
     path("alerts/", views.alerts, name="dashboard-alerts"),
     path("alerts/settings/", views.alert_settings, name="dashboard-alert-settings"),
     path("alerts/test/", views.alert_test, name="dashboard-alert-test"),
+    path("portal/<str:token>", portal.portal_enter, name="dashboard-portal"),
 ]
