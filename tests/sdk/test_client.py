@@ -93,10 +93,6 @@ def test_a_wrong_key_is_an_authentication_error(live_server: Any, catalog: None)
     assert error.value.status_code == 401
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AuthenticationError,
-    reason="an account key reads the catalog once wip/customers (issue 18) is merged; then remove this mark",
-)  # fmt: skip
 def test_catalog(ledger: TokenLedger) -> None:
     models = {m.model_id: m for m in ledger.catalog.models()}
     assert models["gpt-4o-mini"].input_price_per_million == Decimal("0.15")

@@ -256,8 +256,8 @@ class Customers:
     def reactivate(self, external_id: str) -> Customer:
         return self._send(_calls.customer_action(external_id, "reactivate"))
 
-    def change_plan(self, external_id: str, plan: str, *, when: str = "now") -> Customer:
-        """`when` is "now" or "next_period"."""
+    def change_plan(self, external_id: str, plan: str, *, when: str = "next_period") -> Customer:
+        """`when` is "now" (the open period takes the plan's terms) or "next_period" (the server's default)."""
         return self._send(_calls.customer_action(external_id, "plan", {"plan": plan, "when": when}))
 
     def grant(
@@ -457,7 +457,7 @@ class AsyncCustomers:
     async def reactivate(self, external_id: str) -> Customer:
         return await self._send(_calls.customer_action(external_id, "reactivate"))
 
-    async def change_plan(self, external_id: str, plan: str, *, when: str = "now") -> Customer:
+    async def change_plan(self, external_id: str, plan: str, *, when: str = "next_period") -> Customer:
         return await self._send(_calls.customer_action(external_id, "plan", {"plan": plan, "when": when}))
 
     async def grant(

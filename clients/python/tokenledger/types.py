@@ -201,8 +201,9 @@ class Customer:
     external_id: str = ""
     account_id: int | None = None
     name: str = ""
-    email: str = ""
+    email: str | None = None
     plan: str = ""
+    pending_plan: str | None = None  # the plan from the next period, after change_plan(..., when="next_period")
     status: str = ""
     display_currency: str = ""
     created_at: datetime | None = None
@@ -218,7 +219,11 @@ class CustomerPage:
 
 @dataclass(frozen=True)
 class Grant:
+    """A grant: the customer's credits just after it, and what it granted."""
+
     balance: Decimal | None = None
+    credits: Decimal | None = None
+    expires_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -230,6 +235,9 @@ class ApiKey:
     prefix: str = ""
     name: str = ""
     api_key: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
