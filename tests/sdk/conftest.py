@@ -67,7 +67,9 @@ def async_ledger_factory(live_server: Any, account: Any, sent: list[dict[str, An
         async def hook(request: httpx.Request) -> None:
             _spy(sent)(request)
 
-        client = httpx.AsyncClient(event_hooks={"request": [hook]})
+        # the client outlives its event loop, so it is never closed: ask the server to close each connection, or
+        # a keep-alive request thread of the live server would hold its database session past the test
+        client = httpx.AsyncClient(event_hooks={"request": [hook]}, headers={"Connection": "close"})
         return AsyncTokenLedger(account.api_key, live_server.url, http_client=client, **{**FAST, **options})
 
     return make

@@ -104,6 +104,9 @@ def test_estimate(ledger: TokenLedger) -> None:
     assert estimate.input_tokens > 0 and estimate.credits is not None
 
 
+CLOSE = {"Connection": "close"}  # the clients given to the SDK are not closed by it: no keep-alive left behind
+
+
 class LoseTheAnswer(httpx.BaseTransport):
     """Forwards every request to the live server, but answers the first `fail` of a path with a 503, as a proxy
     that lost the server's answer would: the server did the work, the client must retry."""
@@ -127,7 +130,9 @@ class LoseTheAnswer(httpx.BaseTransport):
 
 def test_a_retried_record_whose_first_answer_was_lost_charges_once(live_server: Any, account: Any) -> None:
     lossy = LoseTheAnswer("/api/usage/events", fail=2)
-    with TokenLedger(account.api_key, live_server.url, http_client=httpx.Client(transport=lossy), **FAST) as ledger:
+    with TokenLedger(
+        account.api_key, live_server.url, http_client=httpx.Client(transport=lossy, headers=CLOSE), **FAST
+    ) as ledger:
         result = ledger.record(model="qwen-3-32b", input_tokens=1000, output_tokens=500)
     assert len(lossy.attempts) == 3
     bodies = {a.content for a in lossy.attempts}
@@ -140,7 +145,9 @@ def test_a_retried_record_whose_first_answer_was_lost_charges_once(live_server: 
 
 def test_a_retried_authorize_holds_once(live_server: Any, account: Any) -> None:
     lossy = LoseTheAnswer("/api/usage/authorize", fail=1, status=502)
-    with TokenLedger(account.api_key, live_server.url, http_client=httpx.Client(transport=lossy), **FAST) as ledger:
+    with TokenLedger(
+        account.api_key, live_server.url, http_client=httpx.Client(transport=lossy, headers=CLOSE), **FAST
+    ) as ledger:
         authorization = ledger.authorize(model="qwen-3-32b", input_tokens=1000, max_output_tokens=500)
     assert len(lossy.attempts) == 2
     assert authorization.held_credits == Decimal("1.5")
@@ -149,7 +156,7 @@ def test_a_retried_authorize_holds_once(live_server: Any, account: Any) -> None:
 
 def test_retries_give_up_with_a_typed_error(live_server: Any, account: Any) -> None:
     lossy = LoseTheAnswer("/api/billing/balance", fail=10, before=True)
-    client = httpx.Client(transport=lossy)
+    client = httpx.Client(transport=lossy, headers=CLOSE)
     with (
         TokenLedger(account.api_key, live_server.url, http_client=client, max_retries=2, **FAST) as ledger,
         pytest.raises(ServerError) as error,

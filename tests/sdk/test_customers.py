@@ -12,7 +12,7 @@ from tokenledger import Denied, NotFoundError, PermissionDeniedError, TokenLedge
 
 from billing.services.server_keys import server_key_issue
 from tests.sdk.conftest import FAST
-from tests.sdk.test_client import LoseTheAnswer
+from tests.sdk.test_client import CLOSE, LoseTheAnswer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,7 +72,9 @@ def test_a_grant_whose_answer_was_lost_grants_once(live_server: Any, server: Tok
     server.customers.upsert("cus_g", name="Gamma", plan="jive")
     raw_key = server._settings.api_key
     lossy = LoseTheAnswer("/api/customers/cus_g/credits", fail=1)
-    with TokenLedger(raw_key, live_server.url, http_client=httpx.Client(transport=lossy), **FAST) as ledger:
+    with TokenLedger(
+        raw_key, live_server.url, http_client=httpx.Client(transport=lossy, headers=CLOSE), **FAST
+    ) as ledger:
         grant = ledger.customers.grant("cus_g", credits="250", reason="goodwill")  # no key given: one made per call
     assert len(lossy.attempts) == 2
     assert grant.balance == Decimal(250)
