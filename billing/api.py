@@ -8,19 +8,70 @@ from typing import Any
 
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.authentication import ApiKeyAuthentication, ServerKeyPrincipal, ServerKeyScope, request_account
+from billing.authentication import (
+    CUSTOMER_HEADER,
+    ApiKeyAuthentication,
+    ServerKeyPrincipal,
+    ServerKeyScope,
+    request_account,
+)
 from billing.models import Invoice
 from billing.selectors import account_invoices, period_usage_summary, wallet_balance_summary
 from billing.services.audit import audit_via_begin, audit_via_end
 from billing.services.periods import period_current
 from pricing.money import Money
+
+ErrorOutput = inline_serializer(
+    name="ApiError",
+    fields={
+        "error": serializers.CharField(help_text="a stable code: invalid, unknown_customer, idempotency_conflict, ..."),
+        "message": serializers.CharField(),
+        "fields": serializers.DictField(help_text="field name -> messages"),
+    },
+)
+ACCOUNT_ERRORS = {
+    "401": "no key, or an unknown or revoked key",
+    "403": "a server key without the scope this endpoint needs",
+}
+CUSTOMER_HEADER_ERRORS = {
+    "400": "invalid input; with a server key also `customer_required` (no TokenLedger-Customer header)",
+    "404": "with a server key: `unknown_customer` (no customer with that external id)",
+}
+CUSTOMER_HEADER_PARAMETER = OpenApiParameter(
+    CUSTOMER_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="with a server key (tls_...): the external id of the customer to act for; ignored for account keys",
+)  # fmt: skip
+
+
+class AccountAutoSchema(AutoSchema):
+    """Every account endpoint documents the customer header of server keys and the errors any key may meet."""
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if getattr(self.view, "takes_customer_header", True):
+            parameters.append(CUSTOMER_HEADER_PARAMETER)
+        return parameters
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        errors = dict(ACCOUNT_ERRORS)
+        if getattr(self.view, "takes_customer_header", True):
+            errors.update(CUSTOMER_HEADER_ERRORS)
+        for code, description in errors.items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ErrorOutput, description=description), code, direction=direction
+                )
+        return responses
 
 
 class AccountApi(APIView):
@@ -32,6 +83,8 @@ class AccountApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated, ServerKeyScope]
+    schema = AccountAutoSchema()
+    takes_customer_header = True
     server_key_scope: str | None = None
     server_key_write_scope = "usage"
     _audit_token: Token[str] | None = None

@@ -13,13 +13,13 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api import AccountApi, InvoiceListApi, UsageSummaryApi, WalletBalanceApi
+from billing.api import AccountApi, ErrorOutput, InvoiceListApi, UsageSummaryApi, WalletBalanceApi
 from billing.authentication import ServerKeyOnly, ServerKeyPrincipal, ServerKeyScope
 from billing.errors import InvalidCustomer
 from billing.models import Account, ApiKey
@@ -59,25 +59,17 @@ def _client_ip(request: Request) -> str | None:
 
 # --- what the API answers ------------------------------------------------------------------------------------------
 
-ErrorOutput = inline_serializer(
-    name="ApiError",
-    fields={
-        "error": serializers.CharField(help_text="a stable code: invalid, unknown_customer, idempotency_conflict, ..."),
-        "message": serializers.CharField(),
-        "fields": serializers.DictField(help_text="field name -> messages"),
-    },
-)
-
 
 def api_errors(*codes: int) -> dict[int, OpenApiResponse]:
     meaning = {
-        400: "invalid input; `fields` names what and why",
+        400: "invalid input (an external id that is not 1-128 printable characters too); `fields` names what and why",
         401: "no key, or an unknown or revoked key",
         403: "not a server key, or the key lacks the `customers` scope",
         404: "no customer with this external id (or no such key)",
         409: "idempotency_conflict: this Idempotency-Key was used with another body; portal_unavailable",
     }
-    return {code: OpenApiResponse(ErrorOutput, description=meaning[code]) for code in codes}
+    # every customer route has the external id in its path, which may be malformed: 400 is always possible
+    return {code: OpenApiResponse(ErrorOutput, description=meaning[code]) for code in sorted({400, *codes})}
 
 
 class CustomerBalanceOutput(serializers.Serializer):
@@ -174,6 +166,7 @@ class CustomersApi(AccountApi):
 
     permission_classes = [IsAuthenticated, ServerKeyOnly, ServerKeyScope]
     server_key_scope = "customers"
+    takes_customer_header = False  # the customer is in the path
     resolves_customer = True
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -548,8 +541,11 @@ class CustomerApiKeyRevokeApi(CustomersApi):
         responses={200: CustomerApiKeyOutput, **api_errors(401, 403, 404)},
         summary="Revoke one of the customer's keys (401 for it from now on); revoking twice answers the same",
     )
-    def delete(self, request: Request, external_id: str, key_id: int) -> Response:
-        key = customer_api_keys(account=self.customer(request)).filter(pk=key_id).first()
+    def delete(self, request: Request, external_id: str, key_id: str) -> Response:
+        # routed as text, so that any malformed id is this JSON 404 rather than the router's page
+        key = None
+        if key_id.isdigit() and len(key_id) <= 18:
+            key = customer_api_keys(account=self.customer(request)).filter(pk=int(key_id)).first()
         if key is None:
             raise ApiError("not_found", f"the customer has no API key {key_id}", status_code=404)
         return Response(api_key_out(api_key_revoke(key=key, ip=_client_ip(request))))

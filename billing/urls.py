@@ -31,7 +31,7 @@ urlpatterns = [
     ),
     path("api/customers/<str:external_id>/api-keys", api_customers.CustomerApiKeysApi.as_view(), name="customer-keys"),
     path(
-        "api/customers/<str:external_id>/api-keys/<int:key_id>",
+        "api/customers/<str:external_id>/api-keys/<str:key_id>",
         api_customers.CustomerApiKeyRevokeApi.as_view(),
         name="customer-key",
     ),

@@ -20,7 +20,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.errors import BillingError, IdempotencyConflict, InvalidCustomer
+from billing.errors import BillingError, IdempotencyConflict, InvalidAmount, InvalidCustomer
 from billing.models import Account, Membership
 from billing.selectors import customer_owner
 from billing.services.accounts import account_create, account_set_status, account_settings_update, member_add
@@ -136,7 +136,7 @@ def _owner_user(email: str) -> User:
 
 def _settings_apply(*, account: Account, values: dict[str, Any], actor: Actor, ip: str | None) -> Account:
     """Change through the account settings service (its URL checks apply) only what differs."""
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for name in SETTINGS_FIELDS:
         if name in values and values[name] != getattr(account, name):
             changes[name] = values[name]
@@ -175,11 +175,14 @@ def _customer_create(
 ) -> Account:
     if not values.get("name"):
         raise _refuse("name", "required to create a customer")
-    account, _ = account_create(
-        name=values["name"], plan_code=values.get("plan") or settings.CUSTOMERS_DEFAULT_PLAN,
-        owner_email=values.get("email"), display_currency=values.get("display_currency", "USD"), actor=actor,
-        as_of=as_of, external_id=external_id, metadata=values.get("metadata") or {}, issue_key=False,
-    )  # fmt: skip
+    try:
+        account, _ = account_create(
+            name=values["name"], plan_code=values.get("plan") or settings.CUSTOMERS_DEFAULT_PLAN,
+            owner_email=values.get("email"), display_currency=values.get("display_currency", "USD"), actor=actor,
+            as_of=as_of, external_id=external_id, metadata=values.get("metadata") or {}, issue_key=False,
+        )  # fmt: skip
+    except InvalidAmount as exc:  # the one account_create refusal a checked body can still meet
+        raise _refuse("display_currency", str(exc)) from None
     return _settings_apply(account=account, values=values, actor=actor, ip=ip)
 
 

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from billing.models import Account, AuditEntry, LedgerEntry, Membership, Subscription
 from billing.services.server_keys import server_key_issue, server_key_revoke
 from billing.services.wallet import grants_expire
+from config.tasks import expire_grants as expire_grants_job
 from tests.factories import AccountFactory, UserFactory
 
 pytestmark = pytest.mark.usefixtures("catalog")
@@ -31,8 +32,10 @@ def put(client: APIClient, external_id: str, body: dict) -> tuple[int, dict]:
 
 
 def grant(client: APIClient, external_id: str, body: dict, key: str | None = "g-1"):
-    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key is not None else {}
-    return client.post(f"/api/customers/{external_id}/credits", body, format="json", **headers)
+    path = f"/api/customers/{external_id}/credits"
+    if key is None:
+        return client.post(path, body, format="json")
+    return client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
 
 
 # --- create or update -------------------------------------------------------------------------------------------------
@@ -66,6 +69,27 @@ def test_put_creates_then_updates_and_the_same_body_twice_changes_nothing():
     assert AuditEntry.objects.filter(action="plan_changed", via__startswith="server key tls_").exists()
 
 
+def test_put_sets_the_alert_webhook_through_the_account_settings_service():
+    client = server_client()
+    status, body = put(client, "w1", {"name": "W", "alert_webhook_url": "https://hooks.example/tl"})
+    assert status == 201 and body["alert_webhook_url"] == "https://hooks.example/tl"
+    account = Account.objects.get(external_id="w1")
+    assert account.alert_webhook_secret  # alerts to it are signed
+    status, body = put(client, "w1", {"alert_webhook_url": ""})
+    assert status == 200 and body["alert_webhook_url"] == ""
+    assert AuditEntry.objects.filter(account=account, action="account_settings_changed").count() == 2
+
+
+def test_metadata_of_exactly_4_kb_is_kept_and_one_byte_more_is_refused():
+    client = server_client()
+    padding = 4096 - len('{"k":""}')
+    status, body = put(client, "m1", {"name": "M", "metadata": {"k": "x" * padding}})
+    assert status == 201 and len(body["metadata"]["k"]) == padding
+    status, body = put(client, "m1", {"metadata": {"k": "x" * (padding + 1)}})
+    assert status == 400 and "metadata" in body["fields"]
+    assert len(Account.objects.get(external_id="m1").metadata["k"]) == padding
+
+
 def test_put_email_makes_the_owner_who_signs_in_and_a_new_email_replaces_the_owner():
     client = server_client()
     put(client, "org_2", {"name": "Two", "email": "first@two.example"})
@@ -81,7 +105,7 @@ def test_put_refuses_bad_input_with_the_field_named():
     client = server_client()
     status, body = put(client, "org_3", {"email": "x@three.example"})
     assert status == 400 and body["error"] == "invalid" and "name" in body["fields"]
-    for bad, field in [
+    cases: list[tuple[dict, str | None]] = [
         ({"name": "N", "metadata": {"big": "x" * 5000}}, "metadata"),
         ({"name": "N", "metadata": ["not", "an", "object"]}, "metadata"),
         ({"name": "N", "metadata": {"k": "nul\x00"}}, "metadata"),
@@ -91,7 +115,9 @@ def test_put_refuses_bad_input_with_the_field_named():
         ({"name": "N", "alert_webhook_url": "ftp://example.com/x"}, "alert_webhook_url"),
         ({"name": "N", "colour": "red"}, "colour"),
         ({"name": "N\x00"}, "name"),
-    ]:
+        ({"name": "N", "display_currency": "XXX"}, "display_currency"),
+    ]
+    for bad, field in cases:
         status, body = put(client, "org_3", bad)
         assert status == 400, (bad, body)
         if field:
@@ -125,7 +151,7 @@ def test_unicode_external_id_round_trips():
 def test_account_keys_sessions_and_keys_without_the_scope_are_refused():
     account = AccountFactory.create()
     with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     assert with_account_key.get("/api/customers").status_code == 403
     assert APIClient().get("/api/customers").status_code == 401
     usage_only = server_client("usage")
@@ -274,7 +300,7 @@ def test_an_expiring_grant_leaves_the_unspent_part_at_its_expiry():
     assert grant(client, "g5", body, key="trial").json()["balance"] == "1000"
     grant(client, "g5", {"credits": "200", "reason": "bought"}, key="bought")
     assert grants_expire(as_of=expires - timedelta(seconds=1)) == 0
-    assert grants_expire(as_of=expires) == 1
+    assert expire_grants_job(expires.isoformat()) == {"expired": 1}  # the job beat runs every 5 minutes
     assert grants_expire(as_of=expires) == 0  # idempotent
     assert client.get("/api/customers/g5/balance").json()["credits"] == "200.000000000000"
     assert LedgerEntry.objects.filter(wallet__account__external_id="g5", kind="expiry").get().credits == -1000
@@ -382,7 +408,7 @@ def test_a_server_key_with_usage_scope_authorizes_for_the_customer():
 def test_catalog_reads_take_account_and_server_keys():
     account = AccountFactory.create()
     with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
     for path in ["/api/tokens/models", "/api/tokens/features", "/api/tokens/exchange"]:
         assert with_account_key.get(path).status_code == 200, path
         assert server_client("read").get(path).status_code == 200, path
