@@ -4,10 +4,13 @@ and every answer is one the OpenAPI schema documents."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 
@@ -22,7 +25,18 @@ EXAMPLES = 25
 SKIPPED_CHECKS = ("Schema-valid request rejected",)  # a rule the schema cannot say (a model that exists)
 
 
-def test_reservation_endpoints_answer_every_generated_request_as_documented(db: Any) -> None:
+@pytest.fixture
+def connection_kept() -> Iterator[None]:
+    """Requests called straight on the WSGI app would close the test's database connection when they end (on
+    PostgreSQL, the test's transaction with it); Django's test client keeps it open the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def test_reservation_endpoints_answer_every_generated_request_as_documented(db: Any, connection_kept: None) -> None:
     account: Any = AccountFactory.create(plan="jive", credits="100")
     # known request ids, so the handlers also run past the lookup: one held, one recorded
     reservation_create(account=account, request=AuthorizeRequest("held", "qwen-3-32b", 10, 10))
