@@ -20,7 +20,15 @@ $(STAMP): $(LOCK)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-install: $(STAMP)
+# The SDK (clients/python) goes into the same environment, editable and without dependencies (httpx, openai and
+# anthropic come from the lock), so its tests under tests/sdk run in `make test`.
+SDK_STAMP := $(VENV)/.sdk-installed
+
+$(SDK_STAMP): $(STAMP) clients/python/pyproject.toml
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e clients/python
+	@touch $@
+
+install: $(STAMP) $(SDK_STAMP)
 
 run: install
 	$(RUN_ENV) $(PY) manage.py migrate --noinput

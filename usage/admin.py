@@ -123,6 +123,7 @@ class UsageEventAdmin(ViewOnlyAdmin):
         OperationTypeFilter,
         "over_limit",
         "late",
+        "over_reservation",
         "reconciliation_status",
         ("occurred_at", admin.DateFieldListFilter),
     )

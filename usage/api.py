@@ -11,7 +11,13 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,10 +32,12 @@ from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.estimate import estimate_request, text_of
 from usage.events import EVENT_FEATURES, INT32_MAX, MAX_COUNT, EventRefused
-from usage.selectors import Bucket, usage_export_rows, usage_stats
+from usage.models import Reservation
+from usage.selectors import Bucket, reservation_by_request, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.customer_batches import EventRouting, event_customers, usage_record_routed
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult
+from usage.services.reservations import ReservationError, reservation_release
 from usage.throttling import PlanRateThrottle, usage_events_rate_take
 
 
@@ -56,6 +64,7 @@ class EventResultSerializer(serializers.Serializer):
     charge_usd = money_field(allow_null=True)
     credits = money_field(allow_null=True)
     error = serializers.DictField(child=serializers.CharField(), allow_null=True)
+    over_reservation = serializers.BooleanField(help_text="used more than its reservation was authorized for")
 
 
 class UsageEventInputSerializer(serializers.Serializer):
@@ -99,6 +108,7 @@ def _result_out(result: EventResult) -> dict[str, Any]:
         "charge_usd": _amount_out(result.charge_usd),
         "credits": _amount_out(result.credits),
         "error": result.error,
+        "over_reservation": result.over_reservation,
     }
 
 
@@ -241,21 +251,30 @@ class UsageAuthorizeApi(AccountApi):
         alternatives = serializers.ListField(child=serializers.DictField(), required=False)
 
     @extend_schema(
-        request=AuthorizeInputSerializer, responses={200: AuthorizeOutputSerializer},
+        request=AuthorizeInputSerializer,
+        responses={200: AuthorizeOutputSerializer, 400: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
         summary="May this call run now? If so, its worst-case cost is held until it is recorded",
+        description=(
+            "A request_id is used once. Asking again with the same parameters answers the first decision; with "
+            "other parameters (model, token counts, operation, features, images) answers 409 idempotency_conflict; "
+            "a request already recorded answers 409 already_recorded."
+        ),
     )  # fmt: skip
     def post(self, request: Request) -> Response:
         serializer = self.AuthorizeInputSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        decision = reservation_create(
-            account=request_account(request),
-            request=AuthorizeRequest(
-                request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
-                max_output_tokens=values["max_output_tokens"], operation_type=values["operation_type"],
-                features=tuple(values["features"]), images=values["images"],
-            ),
-        )  # fmt: skip
+        try:
+            decision = reservation_create(
+                account=request_account(request),
+                request=AuthorizeRequest(
+                    request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
+                    max_output_tokens=values["max_output_tokens"], operation_type=values["operation_type"],
+                    features=tuple(values["features"]), images=values["images"],
+                ),
+            )  # fmt: skip
+        except ReservationError as exc:
+            raise ApiError(exc.code, exc.message, status_code=exc.status_code) from None
         if not decision.allowed:
             body: dict[str, Any] = {"allowed": False, "reason": decision.reason, "message": decision.message}
             if decision.alternatives:
@@ -388,3 +407,74 @@ class UsageExportApi(AccountApi):
         response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="usage-{start}-{end}.csv"'
         return response
+
+
+class ReservationOutputSerializer(serializers.Serializer):
+    request_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=Reservation.Status.choices)
+    model_id = serializers.CharField()
+    held_credits = money_field()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReservationDetailApi(AccountApi):
+    @extend_schema(
+        responses={200: ReservationOutputSerializer, 404: OpenApiTypes.OBJECT},
+        summary="A reservation: active, settled (recorded), released or expired, with what it holds",
+        examples=[
+            OpenApiExample(
+                "An active hold",
+                response_only=True,
+                value={
+                    "request_id": "chat-42", "status": "active", "model_id": "qwen-3-32b", "held_credits": "1.5",
+                    "created_at": "2026-12-07T10:00:00Z", "expires_at": "2026-12-07T10:10:00Z", "closed_at": None,
+                },
+            )
+        ],
+    )  # fmt: skip
+    def get(self, request: Request, request_id: str) -> Response:
+        reservation = reservation_by_request(account=request_account(request), request_id=request_id)
+        if reservation is None:
+            raise ApiError("not_found", f"No reservation for request {request_id!r}.", status_code=404)
+        return Response(ReservationOutputSerializer(reservation).data)
+
+
+class ReservationReleaseApi(AccountApi):
+    class ReleaseOutputSerializer(serializers.Serializer):
+        request_id = serializers.CharField()
+        status = serializers.ChoiceField(choices=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED])
+        released_credits = money_field()
+
+    @extend_schema(
+        request=None,
+        responses={200: ReleaseOutputSerializer, 404: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        summary="The call failed or was cancelled: free its hold now",
+        description=(
+            "Idempotent: releasing again answers the same. A reservation that expired answers status expired "
+            "(its hold was freed by the expiry). A request already recorded answers 409 already_recorded; an "
+            "unknown request_id 404 not_found."
+        ),
+        examples=[
+            OpenApiExample(
+                "Released",
+                response_only=True,
+                value={"request_id": "chat-42", "status": "released", "released_credits": "1.5"},
+            )
+        ],
+    )
+    def post(self, request: Request, request_id: str) -> Response:
+        try:
+            reservation = reservation_release(account=request_account(request), request_id=request_id)
+        except ReservationError as exc:
+            raise ApiError(exc.code, exc.message, status_code=exc.status_code) from None
+        return Response(
+            self.ReleaseOutputSerializer(
+                {
+                    "request_id": reservation.request_id,
+                    "status": reservation.status,
+                    "released_credits": reservation.held_credits,
+                }
+            ).data
+        )

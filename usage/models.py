@@ -53,6 +53,9 @@ class UsageEvent(models.Model):
     late = models.BooleanField(
         default=False, help_text="its period had closed when it was recorded: billed as late usage on the next invoice"
     )
+    over_reservation = models.BooleanField(
+        default=False, help_text="rated above what its reservation was authorized for (the usage is still recorded)"
+    )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
     actual_cost_usd = PreciseDecimalField(null=True, blank=True)
@@ -106,15 +109,20 @@ class RejectedEvent(models.Model):
 
 
 class Reservation(models.Model):
-    """Credits held for a request between authorize and record; recording that request settles it."""
+    """Credits held for a request between authorize and record; recording that request settles it, releasing it
+    (the call failed) frees the hold at once, and what is neither is expired by a job."""
 
     class Status(models.TextChoices):
         ACTIVE = "active"
         SETTLED = "settled"
+        RELEASED = "released"
         EXPIRED = "expired"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reservations")
     request_id = models.CharField(max_length=128)
+    fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="hash of what was asked: a retried authorize must ask the same"
+    )
     model_id = models.CharField(max_length=200)
     operation_type = models.CharField(max_length=100, blank=True)
     held_credits = PreciseDecimalField(default=Decimal(0))

@@ -15,7 +15,12 @@ from django.db.models import Q, QuerySet, Sum
 
 from billing.models import Account
 from pricing.money import precise
-from usage.models import DailyUsage, UsageEvent
+from usage.models import DailyUsage, Reservation, UsageEvent
+
+
+def reservation_by_request(*, account: Account, request_id: str) -> Reservation | None:
+    """The account's reservation of this request id, if it authorized one."""
+    return Reservation.objects.filter(account=account, request_id=request_id).first()
 
 
 @dataclass

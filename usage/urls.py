@@ -7,6 +7,12 @@ urlpatterns = [
     path("api/usage/authorize", api.UsageAuthorizeApi.as_view(), name="usage-authorize"),
     path("api/usage/estimate", api.UsageEstimateApi.as_view(), name="usage-estimate"),
     path("api/usage/stats", api.UsageStatsApi.as_view(), name="usage-stats"),
+    path(
+        "api/usage/reservations/<str:request_id>/release",
+        api.ReservationReleaseApi.as_view(),
+        name="usage-reservation-release",
+    ),
+    path("api/usage/reservations/<str:request_id>", api.ReservationDetailApi.as_view(), name="usage-reservation"),
     path("api/usage/export.csv", api.UsageExportApi.as_view(), name="usage-export"),
 ]
 

@@ -199,8 +199,15 @@ def wallet_hold(*, account: Account, credits: Decimal) -> Wallet:
 
 @transaction.atomic
 def wallet_release(*, account: Account, credits: Decimal) -> Wallet:
-    Wallet.objects.filter(account_id=account.pk).update(held=F("held") - credits, updated_at=timezone.now())
-    return Wallet.objects.get(account_id=account.pk)
+    """Give back credits a reservation held (the call failed or was cancelled). The caller holds the wallet's lock
+    and releases a hold once; the held amount never goes below zero."""
+    if credits < 0:
+        raise InvalidAmount(f"a release frees credits >= 0, got {credits}")
+    wallet = wallet_lock(account=account)
+    if credits > wallet.held:
+        raise InvalidAmount(f"cannot release {credits} credits: the wallet holds {wallet.held}")
+    Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - credits, updated_at=timezone.now())
+    return Wallet.objects.get(pk=wallet.pk)
 
 
 @transaction.atomic

@@ -5,11 +5,15 @@ decided one after another against the same balance and quota: a credit can never
 order: account_suspended, account_past_due (after the grace period), model_not_allowed, message_limit_exceeded,
 daily_cost_limit, monthly_cost_limit, quota_exceeded, spend_cap_reached, insufficient_credits — against the worst
 case, the input estimate plus `max_output_tokens`. An allowed call holds that worst case until the event is
-recorded (the hold is released and the actual amount debited) or the reservation expires.
+recorded (the hold is released and the actual amount debited), released by the client, or the reservation expires.
+A request id is used once: authorizing it again with the same parameters answers the first decision, with other
+parameters is IdempotencyConflict, and after it was recorded is AlreadyRecorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,6 +32,7 @@ from pricing.rating import FeatureUse, UsageLine, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.models import DailyUsage, Reservation
 from usage.services.recording import debits_wallet, event_units, quota_allowed_units
+from usage.services.reservations import AlreadyRecorded, IdempotencyConflict, request_recorded
 
 
 @dataclass(frozen=True)
@@ -76,16 +81,37 @@ def reservation_create(*, account: Account, request: AuthorizeRequest, now: date
     """Decide whether the account may make this call now; if so, hold its worst-case cost."""
     now = now or timezone.now()
     locked_account = Account.objects.select_for_update().get(pk=account.pk)
+    fingerprint = authorize_fingerprint(request)
     existing = Reservation.objects.filter(account=account, request_id=request.request_id).first()
-    if existing is not None:  # a retried authorize answers what the first one decided
+    if existing is not None:  # a retried authorize answers what the first one decided, if it asks the same
+        if existing.status == Reservation.Status.SETTLED or (
+            existing.status != Reservation.Status.ACTIVE
+            and request_recorded(account=account, request_id=request.request_id)
+        ):
+            raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
+        if existing.fingerprint and existing.fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                f"Request {request.request_id!r} was authorized with other parameters; use a new request_id."
+            )
         return Decision(allowed=True, reservation=existing)
+    if request_recorded(account=account, request_id=request.request_id):
+        raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
     try:
-        return _decide(account=locked_account, request=request, now=now)
+        return _decide(account=locked_account, request=request, now=now, fingerprint=fingerprint)
     except _Denied as denied:
         return Decision(allowed=False, reason=denied.reason, message=denied.message)
 
 
-def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> Decision:
+def authorize_fingerprint(request: AuthorizeRequest) -> str:
+    """A hash of everything an authorize asks (not its request id): a retry must send the same to be answered."""
+    asked = [
+        request.model, request.input_tokens, request.max_output_tokens, request.operation_type, request.images,
+        sorted([feature.key, str(feature.quantity), feature.cepo] for feature in request.features),
+    ]  # fmt: skip
+    return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
+
+
+def _decide(*, account: Account, request: AuthorizeRequest, now: datetime, fingerprint: str) -> Decision:
     if account.status == Account.Status.SUSPENDED:
         raise _Denied("account_suspended", "This account is suspended.")
     # read after the account's lock, never joined to it: a joined row would be as it was before the lock's wait
@@ -178,7 +204,7 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
     try:
         with transaction.atomic():
             reservation = Reservation.objects.create(
-                account=account, request_id=request.request_id, model_id=rating.model_id,
+                account=account, request_id=request.request_id, fingerprint=fingerprint, model_id=rating.model_id,
                 operation_type=request.operation_type, held_credits=held, estimated_cost_usd=rating.charge_usd,
                 estimated_units=units, created_at=now,
                 expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),

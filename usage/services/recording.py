@@ -59,6 +59,7 @@ class EventResult:
     charge_usd: Decimal | None = None
     credits: Decimal | None = None
     error: dict[str, str] | None = None
+    over_reservation: bool = False
 
 
 @dataclass
@@ -264,9 +265,12 @@ def usage_record_batch(
         new_rows = [r for r in rows if stored[r.request_id]["batch_id"] == batch.batch_id]
         for row in new_rows:
             row.pk = stored[row.request_id]["id"]
+        over_reservation: set[str] = set()
         if new_rows:
             # the ledger and reservations move now, even when the events were received earlier (a replay)
-            _apply(account=account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now())
+            over_reservation = _apply(
+                account=account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now()
+            )
         answered: set[str] = set()
         for result in batch.results:
             if result.status != RECORDED:
@@ -280,6 +284,7 @@ def usage_record_batch(
                 first["charge_usd"],
                 first["credits"],
             )
+            result.over_reservation = result.request_id in over_reservation or bool(first.get("over_reservation"))
     return batch
 
 
@@ -319,6 +324,7 @@ class _Row:
     user_agent: str
     over_limit: bool = False
     late: bool = False
+    over_reservation: bool = False
     actual_cost_usd: Decimal | None = None
     reconciliation_status: str = UsageEvent.Reconciliation.PENDING
     reconciled_at: datetime | None = None
@@ -335,7 +341,7 @@ _JSON_ENCODE = {
     if f.get_internal_type() == "JSONField"
 }
 _row_values = operator.attrgetter(*_ATTNAMES)
-_STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits")
+_STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", "over_reservation")
 COPY_FROM_ROWS = 20  # on PostgreSQL, a batch this large goes through COPY; a smaller one in one INSERT
 
 
@@ -426,8 +432,9 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
     return stored
 
 
-def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime) -> None:
-    """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks."""
+def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime) -> set[str]:
+    """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks; answer
+    the request ids that used more than their reservation was authorized for (flagged `over_reservation`)."""
     low_balance_threshold = (
         Account.objects.select_for_update().filter(pk=account.pk).values_list("low_balance_threshold", flat=True).get()
     )
@@ -496,7 +503,10 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         )
     if over_limit:
         UsageEvent.objects.filter(pk__in=over_limit).update(over_limit=True)
-    released = _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
+    released, authorized = _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
+    over_reservation = [r for r in rows if r.request_id in authorized and r.units > authorized[r.request_id]]
+    if over_reservation:
+        UsageEvent.objects.filter(pk__in=[r.pk for r in over_reservation]).update(over_reservation=True)
     if wallet_credits > 0:
         posting = wallet_post(
             wallet=wallet,
@@ -525,6 +535,7 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         from usage.tasks import alerts_check_task
 
         transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
+    return {r.request_id for r in over_reservation}
 
 
 def _late_usage_record(
@@ -586,26 +597,33 @@ def quota_allowed_units(terms: PlanTermsVersion, included: Decimal) -> Decimal:
     return included * (1 + terms.max_overage_pct / 100)
 
 
-def _settle_reservations(*, account: Account, request_ids: list[str], at: datetime) -> Decimal:
-    """Settle the active reservations of these requests; answer the credits they held, for the caller to release."""
+def _settle_reservations(
+    *, account: Account, request_ids: list[str], at: datetime
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """Settle the active reservations of these requests; answer the credits they held, for the caller to release,
+    and the units each was authorized for (its worst case), by request id."""
     if connection.vendor == "postgresql":  # one statement: update and read what was held
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {Reservation._meta.db_table} SET status = %s, closed_at = %s "  # noqa: S608 - names from the model
-                "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) RETURNING held_credits",
+                "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
+                "RETURNING request_id, held_credits, estimated_units",
                 [Reservation.Status.SETTLED, at, account.pk, Reservation.Status.ACTIVE, request_ids],
             )
-            return sum((held for (held,) in cursor.fetchall()), Decimal(0))
-    held = list(
-        Reservation.objects.select_for_update()
-        .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
-        .values_list("pk", "held_credits")
-    )
-    if held:
-        Reservation.objects.filter(pk__in=[pk for pk, _ in held]).update(
-            status=Reservation.Status.SETTLED, closed_at=at
+            held = cursor.fetchall()
+    else:
+        settled = list(
+            Reservation.objects.select_for_update()
+            .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
+            .values_list("pk", "request_id", "held_credits", "estimated_units")
         )
-    return sum((credits for _, credits in held), Decimal(0))
+        if settled:
+            Reservation.objects.filter(pk__in=[row[0] for row in settled]).update(
+                status=Reservation.Status.SETTLED, closed_at=at
+            )
+        held = [row[1:] for row in settled]
+    released = sum((credits for _, credits, _ in held), Decimal(0))
+    return released, {request_id: units for request_id, _, units in held}
 
 
 def _rollup(rows: list[_Row]) -> None:
