@@ -60,26 +60,41 @@ DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("output_per_million", PER_MILLION, "output_tokens", None, _TOKEN_MODES),
     Dimension("reasoning_per_million", PER_MILLION, "reasoning_tokens", "output_per_million", (Mode.CHAT,)),
     Dimension(
-        "image_input_per_million", PER_MILLION, "image_input_tokens", "input_per_million",
+        "image_input_per_million",
+        PER_MILLION,
+        "image_input_tokens",
+        "input_per_million",
         (Mode.CHAT, Mode.IMAGE_GENERATION),
-    ),  # fmt: skip
+    ),
     Dimension(
-        "image_output_per_million", PER_MILLION, "image_output_tokens", "output_per_million",
+        "image_output_per_million",
+        PER_MILLION,
+        "image_output_tokens",
+        "output_per_million",
         (Mode.CHAT, Mode.IMAGE_GENERATION),
-    ),  # fmt: skip
+    ),
     Dimension(
-        "audio_input_per_million", PER_MILLION, "audio_input_tokens", "input_per_million",
+        "audio_input_per_million",
+        PER_MILLION,
+        "audio_input_tokens",
+        "input_per_million",
         (Mode.CHAT, Mode.AUDIO_TRANSCRIPTION),
-    ),  # fmt: skip
+    ),
     Dimension(
-        "audio_output_per_million", PER_MILLION, "audio_output_tokens", "output_per_million",
+        "audio_output_per_million",
+        PER_MILLION,
+        "audio_output_tokens",
+        "output_per_million",
         (Mode.CHAT, Mode.AUDIO_SPEECH),
-    ),  # fmt: skip
+    ),
     Dimension("image_price", "USD per image", "images", None, (Mode.CHAT, Mode.IMAGE_GENERATION)),
     Dimension(
-        "price_per_second", "USD per second", "seconds", None,
+        "price_per_second",
+        "USD per second",
+        "seconds",
+        None,
         (Mode.AUDIO_TRANSCRIPTION, Mode.AUDIO_SPEECH, Mode.VIDEO_GENERATION),
-    ),  # fmt: skip
+    ),
     Dimension("price_per_character", "USD per character", "characters", None, (Mode.AUDIO_SPEECH,)),
     Dimension(
         "price_per_request", "USD per request", "requests", None, (Mode.RERANK, Mode.SEARCH, Mode.CHAT, Mode.MODERATION)

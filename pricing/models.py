@@ -39,9 +39,14 @@ class AIModel(models.Model):
     # plan codes allowed to use this model; an empty list allows every plan
     allowed_tiers = models.JSONField(default=list, blank=True)
     mode = models.CharField(
-        max_length=30, choices=[(m, m) for m in MODES], default="chat", help_text="what the model does and is billed for"
+        max_length=30,
+        choices=[(m, m) for m in MODES],
+        default="chat",
+        help_text="what the model does and is billed for",
     )
-    max_input_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="the context window; empty: unknown")
+    max_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the context window; empty: unknown"
+    )
     max_output_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="authorize holds this many output tokens when a request names none"
     )

@@ -185,7 +185,9 @@ def model_update(
     """
     _raise(
         _model_limits(
-            mode=_UNSET if mode is None else mode, max_input_tokens=max_input_tokens, max_output_tokens=max_output_tokens
+            mode=_UNSET if mode is None else mode,
+            max_input_tokens=max_input_tokens,
+            max_output_tokens=max_output_tokens,
         )
     )
     described = ("display_name", "provider", "allowed_tiers", "mode", "max_input_tokens", "max_output_tokens")
