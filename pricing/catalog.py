@@ -110,6 +110,9 @@ class ModelEntry:
     is_active: bool
     allowed_tiers: frozenset[str]
     prices: tuple[ModelPriceVersion, ...]
+    mode: str = "chat"
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
 
     def allows(self, tier: str) -> bool:
         return not self.allowed_tiers or tier in self.allowed_tiers

@@ -21,7 +21,7 @@ Amounts keep full precision and are rounded once, to 12 decimal places, when the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -354,6 +354,33 @@ def rate_usage(
         long_context_tier=context_tier.above_input_tokens if context_tier is not None else None,
         service_tier=line.service_tier,
     )
+
+
+_OUTPUT_PARTS = (
+    ("reasoning_per_million", "reasoning_tokens"),
+    ("image_output_per_million", "image_output_tokens"),
+    ("audio_output_per_million", "audio_output_tokens"),
+)
+
+
+def usage_line_worst_case(line: UsageLine, snapshot: CatalogSnapshot) -> UsageLine:
+    """The line with every output token in the dearest output part the model prices (reasoning, image or audio
+    output at their own price, else plain output): what authorize holds for `max_output_tokens` it cannot split.
+    Input keeps its parts as sent; its total decides the long-context tier as it will when the call is recorded."""
+    price = snapshot.active_model(line.model).price_at(line.occurred_at)
+    prices, _ = effective_prices(
+        price, model_id=line.model, input_tokens=line.input_tokens, service_tier=line.service_tier, at=line.occurred_at
+    )
+    dearest, part = prices["output_per_million"] or ZERO, ""
+    for name, count_field in _OUTPUT_PARTS:
+        own = prices[name]
+        if own is not None and own > dearest:
+            dearest, part = own, count_field
+    if not part:
+        return line
+    counts = {count_field: 0 for _, count_field in _OUTPUT_PARTS}
+    counts[part] = line.output_tokens
+    return replace(line, **counts)
 
 
 def usd_to(amount_usd: Decimal, currency: str, snapshot: CatalogSnapshot, at: datetime) -> Money:
