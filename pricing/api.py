@@ -290,7 +290,9 @@ class ModelUpsertApi(CatalogAdminApi):
         prices.update(
             {name: given[name] for name in (*DIMENSION_PRICE_FIELDS, *STRUCTURED_PRICE_FIELDS) if name in given}
         )
-        limits = {name: given[name] for name in ("mode", "max_input_tokens", "max_output_tokens") if name in given}
+        limits: dict[str, Any] = {
+            name: given[name] for name in ("mode", "max_input_tokens", "max_output_tokens") if name in given
+        }
         try:
             result = model_upsert(
                 model_id=model_id,

@@ -114,7 +114,7 @@ class ModelPriceForm(VersionForm):
         for name, help_text in _JSON_HELP.items():
             self.fields[name] = forms.JSONField(required=False, help_text=help_text, widget=forms.Textarea(
                 attrs={"rows": 2, "cols": 80}))  # fmt: skip
-        self.mode = mode
+        self.price_mode = mode
         if mode is not None:
             for name in self.price_field_names(mode=None):
                 if name not in self.price_field_names(mode=mode):
@@ -134,7 +134,9 @@ class ModelPriceForm(VersionForm):
 
     def prices(self) -> dict[str, Any]:
         values = {
-            name: self.cleaned_data[name] for name in self.price_field_names(mode=self.mode) if name in self.fields
+            name: self.cleaned_data[name]
+            for name in self.price_field_names(mode=self.price_mode)
+            if name in self.fields
         }
         for name, empty in _JSON_EMPTY.items():
             if name in values and values[name] in (None, ""):

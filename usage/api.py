@@ -204,7 +204,12 @@ class PriceDimensionsSerializer(serializers.Serializer):
     image_size = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     image_quality = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     seconds = serializers.DecimalField(
-        max_digits=16, decimal_places=6, min_value=Decimal(0), max_value=Decimal(10**7), required=False, default=0
+        max_digits=16,
+        decimal_places=6,
+        min_value=Decimal(0),
+        max_value=Decimal(10**7),
+        required=False,
+        default=Decimal(0),
     )
     characters = serializers.IntegerField(min_value=0, max_value=10**10, required=False, default=0)
     requests = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
