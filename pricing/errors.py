@@ -12,6 +12,8 @@ class PricingError(Exception):
 class UnknownModel(PricingError):
     code = "unknown_model"
 
+    suggestions: tuple[str, ...] = ()  # close catalog names, set where the name was looked up
+
 
 class InactiveModel(PricingError):
     code = "model_inactive"
@@ -35,6 +37,12 @@ class NoPriceInForce(PricingError):
 
 class InvalidUsage(PricingError):
     code = "invalid_usage"
+
+
+class UnpricedDimension(PricingError):
+    """The event uses a dimension (1-hour cache writes, seconds, a service tier...) the model's price leaves empty."""
+
+    code = "unpriced_dimension"
 
 
 class CatalogValidationError(PricingError):

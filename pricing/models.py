@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from pricing.dimensions import MODES
 from pricing.fields import PreciseDecimalField
 
 
@@ -37,6 +38,18 @@ class AIModel(models.Model):
     is_active = models.BooleanField(default=True)
     # plan codes allowed to use this model; an empty list allows every plan
     allowed_tiers = models.JSONField(default=list, blank=True)
+    mode = models.CharField(
+        max_length=30,
+        choices=[(m, m) for m in MODES],
+        default="chat",
+        help_text="what the model does and is billed for",
+    )
+    max_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="the context window; empty: unknown"
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="authorize holds this many output tokens when a request names none"
+    )
 
     class Meta:
         ordering = ["model_id"]
@@ -60,14 +73,47 @@ class ModelAlias(models.Model):
         return f"{self.alias} -> {self.model.model_id}"
 
 
+def _price(help_text: str) -> PreciseDecimalField:
+    return PreciseDecimalField(null=True, blank=True, help_text=help_text)
+
+
 class ModelPrice(VersionFields):
-    """USD per 1M tokens (input, cached input, output) and USD per image, from `effective_from` on."""
+    """A model's prices from `effective_from` on, every dimension of docs/pricing-dimensions.md, all USD.
+
+    A null price means the dimension is not priced: rating falls back where documented (cached input to input,
+    reasoning to output, ...) and otherwise refuses an event that uses it; it never rates it at $0.
+    """
 
     model = models.ForeignKey(AIModel, on_delete=models.PROTECT, related_name="prices")
     input_per_million = PreciseDecimalField(default=Decimal(0))
     cached_input_per_million = PreciseDecimalField(null=True, blank=True, help_text="empty: the input price")
+    cache_write_per_million = _price("5-minute prompt-cache writes; empty: the input price")
+    cache_write_1h_per_million = _price("1-hour prompt-cache writes; empty: not priced (refused when used)")
     output_per_million = PreciseDecimalField(default=Decimal(0))
+    reasoning_per_million = _price("empty: the output price")
+    image_input_per_million = _price("image input tokens; empty: the input price")
+    image_output_per_million = _price("image output tokens; empty: the output price")
+    audio_input_per_million = _price("audio input tokens; empty: the input price")
+    audio_output_per_million = _price("audio output tokens; empty: the output price")
     image_price = PreciseDecimalField(default=Decimal(0), help_text="USD per image")
+    image_prices = models.JSONField(
+        default=dict, blank=True, help_text='USD per image by "<size>/<quality>", e.g. {"1024x1024/hd": "0.08"}'
+    )
+    price_per_second = _price("USD per second of audio or video")
+    price_per_character = _price("USD per character (text to speech)")
+    price_per_request = _price("USD per request (rerank, search query, per-call prices)")
+    tiers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='ascending [{"above_input_tokens": 200000, "<price field>": "price"}]: past the threshold the '
+        "whole request is priced at the tier",
+    )
+    service_tiers = models.JSONField(
+        default=dict, blank=True, help_text='{"batch"|"flex"|"priority": {"<price field>": "price"}}'
+    )
+    off_peak = models.JSONField(
+        default=list, blank=True, help_text='[{"start": "HH:MM", "end": "HH:MM", "<price field>": "price"}] in UTC'
+    )
 
     class Meta:
         ordering = ["model", "-effective_from"]
@@ -79,6 +125,19 @@ class ModelPrice(VersionFields):
                 & Q(image_price__gte=0)
                 & (Q(cached_input_per_million__isnull=True) | Q(cached_input_per_million__gte=0)),
                 name="model_price_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=(Q(cache_write_per_million__isnull=True) | Q(cache_write_per_million__gte=0))
+                & (Q(cache_write_1h_per_million__isnull=True) | Q(cache_write_1h_per_million__gte=0))
+                & (Q(reasoning_per_million__isnull=True) | Q(reasoning_per_million__gte=0))
+                & (Q(image_input_per_million__isnull=True) | Q(image_input_per_million__gte=0))
+                & (Q(image_output_per_million__isnull=True) | Q(image_output_per_million__gte=0))
+                & (Q(audio_input_per_million__isnull=True) | Q(audio_input_per_million__gte=0))
+                & (Q(audio_output_per_million__isnull=True) | Q(audio_output_per_million__gte=0))
+                & (Q(price_per_second__isnull=True) | Q(price_per_second__gte=0))
+                & (Q(price_per_character__isnull=True) | Q(price_per_character__gte=0))
+                & (Q(price_per_request__isnull=True) | Q(price_per_request__gte=0)),
+                name="model_price_dimensions_not_negative",
             ),
         ]
 

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,11 +23,14 @@ from pricing.catalog import (
     FeatureEntry,
     ModelEntry,
     ModelPriceVersion,
+    OffPeakWindow,
     OperationLimitEntry,
     PlanEntry,
     PlanTermsVersion,
     RateVersion,
+    TierPrices,
 )
+from pricing.dimensions import DIMENSIONS, OVERRIDABLE_PRICE_FIELDS
 from pricing.errors import NoPriceInForce
 from pricing.models import (
     AIModel,
@@ -48,22 +51,42 @@ GENERATION_KEY = "pricing:catalog:generation"
 SNAPSHOT_KEY = "pricing:catalog:snapshot:{generation}"
 
 
+def _prices(values: Any) -> dict[str, Decimal]:
+    return {key: Decimal(str(amount)) for key, amount in values.items() if key in OVERRIDABLE_PRICE_FIELDS}
+
+
+def _minute(clock: str) -> int:
+    return int(clock[:2]) * 60 + int(clock[3:5])
+
+
+def model_price_version(p: ModelPrice) -> ModelPriceVersion:
+    """A stored price version as the snapshot holds it: Decimals, tuples and read-only mappings."""
+    own = {name: getattr(p, name) for name in OVERRIDABLE_PRICE_FIELDS}
+    if own["cached_input_per_million"] is None:
+        own["cached_input_per_million"] = p.input_per_million
+    return ModelPriceVersion(
+        id=p.pk,
+        effective_from=p.effective_from,
+        **own,
+        cached_input_is_fallback=p.cached_input_per_million is None,
+        image_prices={key: Decimal(str(amount)) for key, amount in (p.image_prices or {}).items()},
+        tiers=tuple(
+            TierPrices(above_input_tokens=int(tier["above_input_tokens"]), prices=_prices(tier))
+            for tier in sorted(p.tiers or [], key=lambda tier: int(tier["above_input_tokens"]))
+        ),
+        service_tiers={name: _prices(values) for name, values in (p.service_tiers or {}).items()},
+        off_peak=tuple(
+            OffPeakWindow(start_minute=_minute(w["start"]), end_minute=_minute(w["end"]), prices=_prices(w))
+            for w in p.off_peak or []
+        ),
+    )
+
+
 def catalog_snapshot_build() -> CatalogSnapshot:
     """Build a snapshot of every catalog version from the database (a handful of queries)."""
     prices: dict[int, list[ModelPriceVersion]] = defaultdict(list)
     for p in ModelPrice.objects.order_by("effective_from", "id"):
-        prices[p.model_id].append(
-            ModelPriceVersion(
-                id=p.pk,
-                effective_from=p.effective_from,
-                input_per_million=p.input_per_million,
-                cached_input_per_million=(
-                    p.cached_input_per_million if p.cached_input_per_million is not None else p.input_per_million
-                ),
-                output_per_million=p.output_per_million,
-                image_price=p.image_price,
-            )
-        )
+        prices[p.model_id].append(model_price_version(p))
     models = {
         m.model_id: ModelEntry(
             model_id=m.model_id,
@@ -72,6 +95,9 @@ def catalog_snapshot_build() -> CatalogSnapshot:
             is_active=m.is_active,
             allowed_tiers=frozenset(m.allowed_tiers or ()),
             prices=tuple(prices[m.pk]),
+            mode=m.mode,
+            max_input_tokens=m.max_input_tokens,
+            max_output_tokens=m.max_output_tokens,
         )
         for m in AIModel.objects.all()
     }
@@ -295,6 +321,39 @@ class ModelPriceRow:
     cached_input_credits_per_million: Decimal | None
     output_credits_per_million: Decimal | None
     image_credits_per_unit: Decimal | None
+    mode: str = "chat"
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    prices: dict[str, Any] = field(default_factory=dict)
+
+
+def price_dimensions_shown(*, mode: str, price: ModelPriceVersion) -> dict[str, Any]:
+    """The priced dimensions of a version as the API shows them: each price the model's mode uses (or that is set
+    to more than 0), then image_prices, tiers, service_tiers and off_peak when set. Amounts stay Decimals."""
+    shown: dict[str, Any] = {}
+    for dimension in DIMENSIONS:
+        value = price.base[dimension.price_field]
+        if value is not None and (mode in dimension.modes or value != 0):
+            shown[dimension.price_field] = value
+    if price.image_prices:
+        shown["image_prices"] = {size: amount for size, amount in price.image_prices.items()}
+    if price.tiers:
+        shown["tiers"] = [
+            {"above_input_tokens": tier.above_input_tokens, **{k: v for k, v in tier.prices.items()}}
+            for tier in price.tiers
+        ]
+    if price.service_tiers:
+        shown["service_tiers"] = {
+            name: {k: v for k, v in prices.items()} for name, prices in price.service_tiers.items()
+        }
+    if price.off_peak:
+        shown["off_peak"] = [
+            {"start": f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
+             "end": f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
+             **{k: v for k, v in w.prices.items()}}
+            for w in price.off_peak
+        ]  # fmt: skip
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +421,10 @@ def model_price_list(*, at: datetime, tier: str | None = None) -> list[ModelPric
                 cached_input_credits_per_million=_in_credits(price.cached_input_per_million, credits_rate),
                 output_credits_per_million=_in_credits(price.output_per_million, credits_rate),
                 image_credits_per_unit=_in_credits(price.image_price, credits_rate),
+                mode=entry.mode,
+                max_input_tokens=entry.max_input_tokens,
+                max_output_tokens=entry.max_output_tokens,
+                prices=price_dimensions_shown(mode=entry.mode, price=price),
             )
         )
     return rows

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -19,7 +20,9 @@ from typing import Any, Protocol
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils.dateparse import parse_datetime
 
+from pricing.dimensions import SERVICE_TIERS
 from pricing.rating import FeatureUse, UsageLine
+from usage.event_dimensions import SERVICE_TIER_NAMES
 
 MAX_COUNT = 10**10  # no single provider call has more tokens or images than this
 INT32_MAX = 2**31 - 1  # models.IntegerField
@@ -142,11 +145,14 @@ class Choice:
     name: str
     choices: tuple[str, ...]
     default: str
+    aliases: Mapping[str, str] = field(default_factory=dict)  # other names a provider uses for a choice
 
     def read(self, raw: dict[str, Any], limits: Limits) -> str:
         value = raw.get(self.name)
-        if value is None:
+        if value is None or value == "":
             return self.default
+        if isinstance(value, str) and value in self.aliases:
+            return self.aliases[value]
         if not isinstance(value, str) or value not in self.choices:
             raise EventRefused(
                 "invalid_event", f"{self.name} must be one of {', '.join(self.choices)}, got {_echo(value)}"
@@ -362,13 +368,34 @@ EVENT_FIELDS: tuple[FieldSpec, ...] = (
     Time("occurred_at"),
     JsonObject("metadata"),
     EVENT_FEATURES,
+    # the price dimensions (docs/pricing-dimensions.md)
+    Count("cache_write_input_tokens", INT64_MAX),
+    Count("cache_write_1h_input_tokens", INT64_MAX),
+    Count("image_input_tokens", INT64_MAX),
+    Count("image_output_tokens", INT64_MAX),
+    Count("audio_input_tokens", INT64_MAX),
+    Count("audio_output_tokens", INT64_MAX),
+    Count("characters", INT64_MAX),
+    Count("requests", INT64_MAX),
+    DecimalNumber("seconds", minimum=Decimal(0), maximum=Decimal(10**7), default=Decimal(0)),
+    Text("image_size", 20),
+    Text("image_quality", 20),
+    Choice("service_tier", tuple(SERVICE_TIERS), default="default", aliases=SERVICE_TIER_NAMES),
+    Text("provider_request_id", 200, printable=True),
 )
 
 # parts that together cannot exceed their whole: ((part, ...), whole)
 SUBSETS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("cached_input_tokens",), "input_tokens"),
-    (("reasoning_tokens",), "output_tokens"),
-)
+    (
+        ("cached_input_tokens", "cache_write_input_tokens", "cache_write_1h_input_tokens", "image_input_tokens",
+         "audio_input_tokens"),
+        "input_tokens",
+    ),
+    (("reasoning_tokens", "image_output_tokens", "audio_output_tokens"), "output_tokens"),
+)  # fmt: skip
+DIMENSIONS = ("cache_write_input_tokens", "cache_write_1h_input_tokens", "image_input_tokens", "image_output_tokens",
+              "audio_input_tokens", "audio_output_tokens", "characters", "requests", "seconds", "image_size",
+              "image_quality", "service_tier")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -381,6 +408,7 @@ class ParsedEvent:
     metadata: dict[str, Any]
     features_raw: list[Any]
     values: dict[str, Any] = field(default_factory=dict)  # every declared field, read and checked
+    provider_request_id: str = ""
 
 
 def request_id_of(raw: Any) -> str:
@@ -400,7 +428,10 @@ def event_parse(
     values = {spec.name: spec.read(raw, limits) for spec in EVENT_FIELDS}
     for parts, whole in SUBSETS:
         if sum(values[part] for part in parts) > values[whole]:
-            raise EventRefused("subset_exceeds_total", f"{' + '.join(parts)} cannot exceed {whole}")
+            raise EventRefused(
+                "subset_exceeds_total",
+                f"{', '.join(parts)} are parts of {whole}: together they cannot exceed it",
+            )
     occurred_at = values["occurred_at"] or received_at
     if occurred_at < received_at - late_window:
         raise EventRefused("event_too_old", f"occurred_at is older than the {late_window.days}-day late-event window")
@@ -418,6 +449,7 @@ def event_parse(
             images=values["images"],
             features=values["features"],
             multiplier=values["multiplier"],
+            **{name: values[name] for name in DIMENSIONS},
         ),
         operation_type=values["operation_type"],
         user=values["user"],
@@ -425,4 +457,5 @@ def event_parse(
         metadata=values["metadata"],
         features_raw=list(raw.get("features") or []),
         values=values,
+        provider_request_id=values["provider_request_id"],
     )

@@ -184,10 +184,15 @@ def usage_events_rate_take(*, request: Request, events: int) -> None:
     principal = request.user
     if not limit or not isinstance(principal, AccountPrincipal):
         return
+    # a server key's batch may span customers (events name their own): it is counted against the key itself
+    server_key = getattr(principal, "server_key", None)
+    key = (
+        f"ratelimit:events:server:{server_key.pk}"
+        if server_key is not None
+        else f"ratelimit:events:{principal.account.pk}"
+    )
     try:
-        decision = rate_limit_take(
-            key=f"ratelimit:events:{principal.account.pk}", limit=limit, period_seconds=60, cost=max(1, events)
-        )
+        decision = rate_limit_take(key=key, limit=limit, period_seconds=60, cost=max(1, events))
     except RateLimitUnavailable:
         # this limit protects capacity, not money: usage that already happened is recorded rather than refused
         return

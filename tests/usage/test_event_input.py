@@ -291,6 +291,7 @@ def test_one_poisoned_event_does_not_take_999_good_ones_down(jive_account, api_c
     assert body["results"][500] == {
         "request_id": "poison", "status": "rejected", "cost_usd": None, "charge_usd": None, "credits": None,
         "error": {"code": "invalid_text", "message": body["results"][500]["error"]["message"]},
+        "over_reservation": False,
     }  # fmt: skip
     assert UsageEvent.objects.filter(account=jive_account).count() == 999
     assert BillingPeriod.objects.get(account=jive_account).messages == 999
