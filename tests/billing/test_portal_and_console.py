@@ -130,9 +130,9 @@ def test_portal_base_url_setting(api, settings):
 
 @pytest.fixture
 def admin_client(db) -> Client:
-    get_user_model().objects.create_superuser("root", "root@tokenledger.example", "pw")
+    user = get_user_model().objects.create_superuser("root", "root@tokenledger.example", "pw")
     client = Client()
-    client.login(username="root", password="pw")
+    client.force_login(user)
     return client
 
 
