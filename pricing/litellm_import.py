@@ -107,6 +107,20 @@ _CACHED_ORDER = ("cache_read_input_token_cost", "input_cost_per_token_cache_hit"
 INFO_FIELDS = frozenset({"mode", "litellm_provider", "max_tokens", "max_input_tokens", "max_output_tokens"})
 _PRICE_WORDS = ("cost", "price", "tiered_pricing", "uplift", "multiplier")
 
+# price fields the catalog deliberately does without, and why
+_KNOWN_UNUSED = {
+    "input_dbu_cost_per_token": ("not_usd", "Databricks DBUs per token; the USD price per token is used"),
+    "output_dbu_cost_per_token": ("not_usd", "Databricks DBUs per token; the USD price per token is used"),
+    "regional_processing_uplift_multiplier_eu": (
+        "regional_uplift",
+        "a regional processing uplift has no dimension here; the global price is used",
+    ),
+    "regional_processing_uplift_multiplier_us": (
+        "regional_uplift",
+        "a regional processing uplift has no dimension here; the global price is used",
+    ),
+}
+
 _THRESHOLD = re.compile(
     r"^(?P<base>.+?)_above_(?P<count>\d+(?:\.\d+)?)(?P<scale>[km]?)_tokens(?:_(?P<tier>batches|flex|priority))?$"
 )
@@ -148,8 +162,9 @@ class ImportedPrice:
     tiers: list[dict[str, Any]] = field(default_factory=list)
     service_tiers: dict[str, dict[str, Decimal]] = field(default_factory=dict)
     image_prices: dict[str, Decimal] = field(default_factory=dict)
-    aliases: list[str] = field(default_factory=list)
     unused: list[UnusedField] = field(default_factory=list)
+    # made from size variants whose model the map does not list on its own (`512-x-512/dall-e-2`)
+    from_sizes: bool = False
 
     def price(self, dimension: str) -> Decimal | None:
         return self.prices.get(dimension)
@@ -279,17 +294,20 @@ class _Entry:
         self.tiers: dict[int, dict[str, Decimal]] = {}
         self.service_tiers: dict[str, dict[str, Decimal]] = {}
         self.used: set[str] = set(INFO_FIELDS)
+        # long-context prices within a service tier: (field, threshold, dimension, service tier, price)
+        self.tiered_service: list[tuple[str, int, str, str, Decimal]] = []
 
     def unusable(self, name: str, code: str, reason: str) -> None:
         self.used.add(name)
         if not _is_zero(self.entry.get(name)):
             self.unused.append(UnusedField(name, code, reason))
 
-    def amount(self, name: str) -> Decimal | None:
+    def amount(self, name: str, *, base: str | None = None) -> Decimal | None:
+        """The field's price per 1M tokens (a per-token field, or one derived from `base`) or per unit."""
         value = self.entry.get(name)
         if value is None:
             return None
-        return _number(name, value, per=_scale(name))
+        return _number(name, value, per=_scale(base or name))
 
     def scalar(self, dimension: str, order: tuple[str, ...]) -> None:
         """The first non-zero field of `order` gives the dimension; another non-zero one that differs is reported."""
@@ -340,7 +358,7 @@ class _Entry:
             elif match := _THRESHOLD.match(name):
                 self.threshold(name, match)
             elif (match := _SERVICE_TIER.match(name)) and match["base"] in TOKEN_FIELDS:
-                amount = self.amount(name)
+                amount = self.amount(name, base=match["base"])
                 self.used.add(name)
                 if amount is not None:
                     tier = SERVICE_TIERS[match["tier"]]
@@ -355,8 +373,33 @@ class _Entry:
                     "web_search_tool",
                     "the web-search tool's price per query has no model dimension; price it as a feature",
                 )
+            elif name in _KNOWN_UNUSED:
+                self.unusable(name, *_KNOWN_UNUSED[name])
             elif _is_price_field(name):
                 self.unusable(name, "no_dimension", f"{name} has no dimension in the catalog")
+        self.tiered_service_check()
+
+    def tiered_service_check(self) -> None:
+        """Rating prices a service tier past a threshold at the tier's price times the service tier's ratio to the
+        base price; a map price that rule gives is kept, one it does not is reported."""
+        for name, count, dimension, tier, amount in self.tiered_service:
+            base = self.prices.get(dimension)
+            service = self.service_tiers.get(tier, {}).get(dimension)
+            long_context = self.tiers.get(count, {}).get(dimension)
+            if base and service is not None and long_context is not None:
+                with localcontext() as exact:
+                    exact.prec = 120
+                    if precise(long_context * service / base) == amount:
+                        continue
+            if amount != 0:
+                self.unused.append(
+                    UnusedField(
+                        name,
+                        "tier_within_service_tier",
+                        f"a long-context price within the {tier} service tier that is not the {tier} ratio of the "
+                        f"long-context price has no dimension here ({amount})",
+                    )
+                )
 
     def threshold(self, name: str, match: re.Match[str]) -> None:
         base, tier = match["base"], match["tier"]
@@ -367,13 +410,12 @@ class _Entry:
             )
             return
         if tier is not None:
-            self.unusable(
-                name,
-                "tier_within_service_tier",
-                f"a long-context price within the {SERVICE_TIERS[tier]} service tier has no dimension here",
-            )
+            self.used.add(name)
+            amount = self.amount(name, base=base)
+            if amount is not None:
+                self.tiered_service.append((name, int(count), TOKEN_FIELDS[base], SERVICE_TIERS[tier], amount))
             return
-        amount = self.amount(name)
+        amount = self.amount(name, base=base)
         self.used.add(name)
         if amount is not None:
             self.tiers.setdefault(int(count), {})[TOKEN_FIELDS[base]] = amount
@@ -609,6 +651,7 @@ def price_document_parse(document: dict[str, Any]) -> PriceMap:
                 provider=provider.strip() if isinstance(provider, str) and provider.strip() else "unknown",
                 mode="image_generation",
                 litellm_mode="image_generation",
+                from_sizes=True,
             )
             prices[variant.base] = model
         if model.mode != "image_generation":
