@@ -1,0 +1,169 @@
+"""`import_model_prices --bundled`: the shipped snapshot of list prices, loaded beside the seed catalog."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from pricing import litellm_import, services
+from pricing.litellm_import import bundled_snapshot_read
+from pricing.models import AIModel, CatalogAudit, ModelAlias, ModelPrice
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _bundled(*args: str) -> dict:
+    out = io.StringIO()
+    call_command("import_model_prices", "--bundled", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def _counts() -> tuple[int, int, int, int]:
+    return (AIModel.objects.count(), ModelPrice.objects.count(), ModelAlias.objects.count(),
+            CatalogAudit.objects.count())  # fmt: skip
+
+
+def test_the_snapshot_names_its_date_and_sources():
+    snapshot = bundled_snapshot_read()
+    assert snapshot.path.name == f"list-prices-{snapshot.as_of.isoformat()}.json"
+    assert any("openai.com" in s for s in snapshot.source) and any("anthropic.com" in s for s in snapshot.source)
+    assert any("ai.google.dev" in s for s in snapshot.source)
+    # every entry of our own snapshot is used whole: nothing refused, no field left out
+    assert snapshot.price_map.problems == []
+    assert [u for p in snapshot.price_map.prices for u in p.unused] == []
+    names = {p.name for p in snapshot.price_map.prices}
+    for model_id in ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "o1", "o3", "o3-mini",
+                     "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano", "claude-3-5-haiku", "claude-sonnet-4-5",
+                     "claude-opus-4-1", "claude-haiku-4-5", "gemini-2.0-flash", "gemini-2.5-flash", "gemini-2.5-pro",
+                     "deepseek-chat", "mistral-large-latest", "dashscope/qwen-plus", "groq/llama-3.3-70b-versatile",
+                     "text-embedding-3-small", "text-embedding-3-large", "dall-e-3", "gpt-image-1", "whisper-1",
+                     "tts-1", "gpt-4o-transcribe", "rerank-v3.5", "tavily/search"):  # fmt: skip
+        assert model_id in names
+
+
+def test_bundled_twice_changes_nothing_the_second_time(seeded_catalog):
+    first = _bundled()
+    assert first["as_of"] == bundled_snapshot_read().as_of.isoformat()
+    assert first["created"] > 60 and first["aliases_added"] > 15
+    assert (first["skipped"], first["problems"], first["unused_fields"]) == (0, [], [])
+    counts = _counts()
+    second = _bundled()
+    assert (second["created"], second["updated"], second["aliases_added"], second["skipped"]) == (0, 0, 0, 0)
+    assert second["unchanged"] == first["created"]
+    assert _counts() == counts
+
+
+def test_the_seed_catalog_keeps_its_prices(seeded_catalog):
+    before = {
+        m: list(ModelPrice.objects.filter(model__model_id=m).values_list("input_per_million", "output_per_million"))
+        for m in ("gpt-4o-mini", "claude-3-5-haiku", "qwen-3-32b")
+    }
+    summary = _bundled()
+    assert sorted(summary["kept_models"]) == ["claude-3-5-haiku", "gpt-4o-mini"]
+    after = {
+        m: list(ModelPrice.objects.filter(model__model_id=m).values_list("input_per_million", "output_per_million"))
+        for m in before
+    }
+    assert after == before
+    assert after["claude-3-5-haiku"] == [(Decimal("0.8"), Decimal(4))]
+    # an alias of a kept model is still added: it names the model, it does not price it
+    assert ModelAlias.objects.get(alias="claude-3-5-haiku-latest").model.model_id == "claude-3-5-haiku"
+
+
+def test_the_versions_start_at_the_snapshot_date_with_a_reason(db):
+    _bundled()
+    version = ModelPrice.objects.get(model__model_id="gpt-4.1")
+    as_of = bundled_snapshot_read().as_of
+    assert version.effective_from == min(datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC), version.created_at)
+    assert version.reason == f"bundled list prices as of {as_of.isoformat()} (list-prices-{as_of.isoformat()}.json)"
+    model = AIModel.objects.get(model_id="gpt-4.1")
+    assert (model.mode, model.max_input_tokens, model.max_output_tokens) == ("chat", 1047576, 32768)
+    assert AIModel.objects.get(model_id="whisper-1").mode == "audio_transcription"
+
+
+def test_a_newer_snapshot_updates_bundled_prices_but_never_an_operators(db, tmp_path, monkeypatch):
+    _bundled()
+    gpt41 = AIModel.objects.get(model_id="gpt-4.1")
+    services.model_price_set(model=gpt41, input_per_million="1.9", output_per_million="7.6", reason="our deal")
+    document = json.loads(bundled_snapshot_read().path.read_text())
+    document["as_of"] = "2099-01-01"
+    document["gpt-4.1"]["input_cost_per_token"] = 1.8e-06
+    document["gpt-4o"]["input_cost_per_token"] = 2.4e-06
+    (tmp_path / "list-prices-2099-01-01.json").write_text(json.dumps(document))
+    monkeypatch.setattr(litellm_import, "BUNDLED_DIR", tmp_path)
+
+    summary = _bundled()
+    assert summary["as_of"] == "2099-01-01"
+    assert summary["updated"] == 1 and "gpt-4.1" in summary["kept_models"]
+    assert ModelPrice.objects.filter(model=gpt41).latest("effective_from").input_per_million == Decimal("1.9")
+    gpt4o = ModelPrice.objects.filter(model__model_id="gpt-4o").latest("effective_from")
+    assert gpt4o.input_per_million == Decimal("2.4")
+    assert gpt4o.reason == "bundled list prices as of 2099-01-01 (list-prices-2099-01-01.json)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--reason", "x"], "--bundled sets its own"),
+        (["--effective-from", "2026-01-01T00:00:00Z"], "--bundled sets its own"),
+        (["some-file.json"], "either a FILE or --bundled"),
+    ],
+)
+def test_bundled_with_a_file_or_its_own_dates_is_an_error(db, args, message):
+    with pytest.raises(CommandError, match=message):
+        _bundled(*args)
+
+
+def test_no_file_and_no_bundled_is_an_error(db):
+    with pytest.raises(CommandError, match="either a FILE or --bundled"):
+        call_command("import_model_prices", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"source": ["x"], "gpt": {}}', "as_of must be a date"),
+        ('{"as_of": "2026-02-30", "source": ["x"]}', "as_of must be a date"),
+        ('{"as_of": "2026-01-01", "gpt": {}}', "source must name"),
+        ("[1]", "expected a JSON object"),
+    ],
+)
+def test_a_broken_snapshot_is_a_clear_error(db, tmp_path, monkeypatch, content, message):
+    (tmp_path / "list-prices-2026-01-01.json").write_text(content)
+    monkeypatch.setattr(litellm_import, "BUNDLED_DIR", tmp_path)
+    with pytest.raises(CommandError, match=message):
+        _bundled()
+    assert not AIModel.objects.exists()
+
+
+def test_seed_demo_loads_the_bundled_prices_beside_the_seed(db, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    call_command("seed_demo", stdout=io.StringIO())
+    assert ModelPrice.objects.get(model__model_id="claude-sonnet-4-5").input_per_million == Decimal(3)
+    assert list(
+        ModelPrice.objects.filter(model__model_id="gpt-4o-mini").values_list("input_per_million", flat=True)
+    ) == [Decimal("0.15")]
+    counts = _counts()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert _counts() == counts
+
+
+def test_the_command_prints_one_json_object(tmp_path):
+    env = {**os.environ, "SECRET_KEY": "x", "DEBUG": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
+    env.pop("REDIS_URL", None)
+    run = [sys.executable, "manage.py"]
+    subprocess.run([*run, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=600)
+    result = subprocess.run([*run, "import_model_prices", "--bundled", "--strict"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["as_of"] and summary["created"] > 60 and summary["skipped"] == 0
