@@ -12,6 +12,10 @@ class PricingError(Exception):
 class UnknownModel(PricingError):
     code = "unknown_model"
 
+    def __init__(self, message: str, *, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions or []
+
 
 class InactiveModel(PricingError):
     code = "model_inactive"
@@ -35,6 +39,12 @@ class NoPriceInForce(PricingError):
 
 class InvalidUsage(PricingError):
     code = "invalid_usage"
+
+
+class UnpricedDimension(PricingError):
+    """The event uses a dimension (1-hour cache writes, seconds, a service tier...) the model's price leaves empty."""
+
+    code = "unpriced_dimension"
 
 
 class CatalogValidationError(PricingError):

@@ -21,11 +21,14 @@ from pricing.catalog import (
     FeatureEntry,
     ModelEntry,
     ModelPriceVersion,
+    OffPeakWindow,
     OperationLimitEntry,
     PlanEntry,
     PlanTermsVersion,
     RateVersion,
+    TierPrices,
 )
+from pricing.dimensions import OVERRIDABLE_PRICE_FIELDS
 from pricing.errors import NoPriceInForce
 from pricing.models import (
     AIModel,
@@ -44,22 +47,42 @@ GENERATION_KEY = "pricing:catalog:generation"
 SNAPSHOT_KEY = "pricing:catalog:snapshot:{generation}"
 
 
+def _prices(values: Any) -> dict[str, Decimal]:
+    return {key: Decimal(str(amount)) for key, amount in values.items() if key in OVERRIDABLE_PRICE_FIELDS}
+
+
+def _minute(clock: str) -> int:
+    return int(clock[:2]) * 60 + int(clock[3:5])
+
+
+def model_price_version(p: ModelPrice) -> ModelPriceVersion:
+    """A stored price version as the snapshot holds it: Decimals, tuples and read-only mappings."""
+    own = {name: getattr(p, name) for name in OVERRIDABLE_PRICE_FIELDS}
+    if own["cached_input_per_million"] is None:
+        own["cached_input_per_million"] = p.input_per_million
+    return ModelPriceVersion(
+        id=p.pk,
+        effective_from=p.effective_from,
+        **own,
+        cached_input_is_fallback=p.cached_input_per_million is None,
+        image_prices={key: Decimal(str(amount)) for key, amount in (p.image_prices or {}).items()},
+        tiers=tuple(
+            TierPrices(above_input_tokens=int(tier["above_input_tokens"]), prices=_prices(tier))
+            for tier in sorted(p.tiers or [], key=lambda tier: int(tier["above_input_tokens"]))
+        ),
+        service_tiers={name: _prices(values) for name, values in (p.service_tiers or {}).items()},
+        off_peak=tuple(
+            OffPeakWindow(start_minute=_minute(w["start"]), end_minute=_minute(w["end"]), prices=_prices(w))
+            for w in p.off_peak or []
+        ),
+    )
+
+
 def catalog_snapshot_build() -> CatalogSnapshot:
     """Build a snapshot of every catalog version from the database (a handful of queries)."""
     prices: dict[int, list[ModelPriceVersion]] = defaultdict(list)
     for p in ModelPrice.objects.order_by("effective_from", "id"):
-        prices[p.model_id].append(
-            ModelPriceVersion(
-                id=p.pk,
-                effective_from=p.effective_from,
-                input_per_million=p.input_per_million,
-                cached_input_per_million=(
-                    p.cached_input_per_million if p.cached_input_per_million is not None else p.input_per_million
-                ),
-                output_per_million=p.output_per_million,
-                image_price=p.image_price,
-            )
-        )
+        prices[p.model_id].append(model_price_version(p))
     models = {
         m.model_id: ModelEntry(
             model_id=m.model_id,
