@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from pricing import litellm_import, services
 from pricing.litellm_import import bundled_snapshot_read
 from pricing.models import AIModel, CatalogAudit, ModelAlias, ModelPrice
+from pricing.rating import UsageLine, rate_usage
+from pricing.selectors import catalog_snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -167,3 +170,49 @@ def test_the_command_prints_one_json_object(tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["as_of"] and summary["created"] > 60 and summary["skipped"] == 0
+
+
+# (model, usage counts, the provider's list price for them, computed by hand from the published prices per 1M
+# tokens or per unit)
+_LIST_PRICED = [
+    # gpt-4.1: $2 in, $0.50 cached in, $8 out: 8k x 2 + 2k x 0.5 + 1k x 8
+    ("gpt-4.1", {"input_tokens": 10_000, "cached_input_tokens": 2_000, "output_tokens": 1_000}, "0.025"),
+    # OpenAI's dated snapshot name resolves to the model
+    ("gpt-4.1-2025-04-14", {"input_tokens": 1_000_000}, "2"),
+    # gpt-4.1 batch: half price, $1 in and $4 out
+    ("gpt-4.1", {"input_tokens": 1_000_000, "output_tokens": 1_000_000, "service_tier": "batch"}, "5"),
+    # Claude Sonnet 4.5 past 200k input: the whole request at $6 in and $22.50 out (issue 17's example)
+    ("claude-sonnet-4-5", {"input_tokens": 250_000, "output_tokens": 1_000}, "1.5225"),
+    # ... with cache reads ($0.60) and 5-minute writes ($7.50) at the tier: 190k x 6 + 50k x 0.6 + 10k x 7.5 + 2k x 22.5
+    ("claude-sonnet-4-5", {"input_tokens": 250_000, "cached_input_tokens": 50_000, "cache_write_input_tokens": 10_000,
+                           "output_tokens": 2_000}, "1.29"),
+    # below 200k: $3 in, $15 out, 5-minute writes $3.75, 1-hour writes $6: 80k x 3 + 10k x 3.75 + 10k x 6 + 1k x 15
+    ("claude-sonnet-4-5-20250929", {"input_tokens": 100_000, "cache_write_input_tokens": 10_000,
+                                    "cache_write_1h_input_tokens": 10_000, "output_tokens": 1_000}, "0.3525"),
+    # Gemini 2.5 Pro: $1.25 / $10 up to 200k, $2.50 / $15 past it
+    ("gemini-2.5-pro", {"input_tokens": 100_000, "output_tokens": 10_000}, "0.225"),
+    ("gemini-2.5-pro", {"input_tokens": 300_000, "output_tokens": 10_000}, "0.9"),
+    ("text-embedding-3-small", {"input_tokens": 1_000_000}, "0.02"),  # $0.02 per 1M
+    ("text-embedding-3-small", {"input_tokens": 250_000}, "0.005"),
+    ("dall-e-3", {"images": 1, "image_size": "1024x1024", "image_quality": "hd"}, "0.08"),
+    ("dall-e-3", {"images": 2, "image_size": "1792x1024", "image_quality": "hd"}, "0.24"),
+    ("dall-e-3", {"images": 1, "image_size": "1024x1024", "image_quality": "standard"}, "0.04"),
+    ("whisper-1", {"seconds": Decimal(60)}, "0.006"),  # $0.006 per minute
+    ("tts-1", {"characters": 1_000_000}, "15"),  # $15 per 1M characters
+    ("gpt-image-1", {"input_tokens": 100, "output_tokens": 4_160, "image_output_tokens": 4_160}, "0.1669"),
+]  # fmt: skip
+
+
+def test_a_fresh_install_rates_todays_models_at_their_list_prices(
+    db, tmp_path, settings, django_capture_on_commit_callbacks
+):
+    settings.VAR_DIR = tmp_path
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=io.StringIO())  # what `make run` does
+    snapshot = catalog_snapshot()
+    at = timezone.now()
+    costs = [
+        (model, rate_usage(UsageLine(model=model, occurred_at=at, **counts), snapshot, tier="jive").cost_usd)
+        for model, counts, _ in _LIST_PRICED
+    ]
+    assert costs == [(model, Decimal(expected)) for model, _, expected in _LIST_PRICED]

@@ -519,3 +519,67 @@ def test_the_command_exits_non_zero_with_one_line(tmp_path, content, message):
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+# --- what the imported prices rate at -------------------------------------------------------------------------------
+
+_AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
+# (model, usage counts, cost in USD computed by hand from the fixture's prices, per 1M tokens or per unit)
+_SAMPLE = [
+    # Anthropic-style long-context tier: 250k input passes 200k, so every part is at the tier's prices:
+    # 120k uncached x 6 + 100k cache reads x 0.6 + 20k 5-minute writes x 7.5 + 10k 1-hour writes x 12 + 1k out x 22.5
+    ("claude-test-sonnet", {"input_tokens": 250_000, "cached_input_tokens": 100_000, "cache_write_input_tokens": 20_000,
+                            "cache_write_1h_input_tokens": 10_000, "output_tokens": 1_000}, "1.0725"),
+    # below the tier: 6k x 3 + 2k x 0.3 + 1k x 3.75 + 1k x 6 + 500 x 15
+    ("claude-test-sonnet", {"input_tokens": 10_000, "cached_input_tokens": 2_000, "cache_write_input_tokens": 1_000,
+                            "cache_write_1h_input_tokens": 1_000, "output_tokens": 500}, "0.03585"),
+    # reasoning at its own price: 1k in x 1.25 + 500 plain out x 10 + 1.5k reasoning x 12
+    ("gpt-test-5", {"input_tokens": 1_000, "output_tokens": 2_000, "reasoning_tokens": 1_500}, "0.02425"),
+    # the same through a provider-prefixed alias
+    ("openai/gpt-test-5", {"input_tokens": 1_000, "output_tokens": 2_000, "reasoning_tokens": 1_500}, "0.02425"),
+    # batch: 200k in x 0.625 + 100k out x 5
+    ("gpt-test-5", {"input_tokens": 200_000, "output_tokens": 100_000, "service_tier": "batch"}, "0.625"),
+    # batch past 272k: the tier's 2.5 and 15 at batch's ratio (1/2): 1M in x 1.25 + 100k out x 7.5
+    ("gpt-test-5", {"input_tokens": 1_000_000, "output_tokens": 100_000, "service_tier": "batch"}, "2"),
+    # flex with cache reads: 2k x 0.625 + 8k x 0.0625 + 1k x 5
+    ("gpt-test-5", {"input_tokens": 10_000, "cached_input_tokens": 8_000, "output_tokens": 1_000,
+                    "service_tier": "flex"}, "0.00675"),
+    # priority past 272k: the tier's 2.5 and 15 times priority's ratio (2.5/1.25 = 2, 20/10 = 2): 300k x 5 + 1k x 30
+    ("gpt-test-5", {"input_tokens": 300_000, "output_tokens": 1_000, "service_tier": "priority"}, "1.53"),
+    # image tokens: 200 text in x 5 + 800 image in x 10 + 4k image out x 40
+    ("gpt-test-image", {"input_tokens": 1_000, "image_input_tokens": 800, "output_tokens": 4_000,
+                        "image_output_tokens": 4_000}, "0.169"),
+    # per image by size and quality, and the model's own per-image price without a size
+    ("test-dalle", {"images": 2, "image_size": "1024x1024", "image_quality": "hd"}, "0.16"),
+    ("test-dalle", {"images": 1, "image_size": "1024x1792", "image_quality": "standard"}, "0.08"),
+    ("test-dalle", {"images": 3}, "0.12"),
+    ("test-dalle-two", {"images": 5, "image_size": "512x512"}, "0.09"),
+    # audio tokens: 6k text in x 2.5 + 4k audio in x 40 + 1k text out x 10 + 1k audio out x 80
+    ("gpt-test-audio", {"input_tokens": 10_000, "audio_input_tokens": 4_000, "output_tokens": 2_000,
+                        "audio_output_tokens": 1_000}, "0.265"),
+    ("test-whisper", {"seconds": Decimal(90)}, "0.009"),  # 90 s x 0.0001
+    ("test-tts", {"characters": 1_000}, "0.015"),  # 1,000 characters x 0.000015
+    ("test-embed", {"input_tokens": 1_000_000}, "0.02"),
+    ("test-embed", {"input_tokens": 1_000_000, "service_tier": "batch"}, "0.01"),
+    ("test-rerank", {"requests": 3}, "0.006"),
+    ("test-search", {"requests": 2}, "0.01"),
+    ("test-video", {"seconds": Decimal(8)}, "3.2"),  # 8 s x 0.40
+    ("test-sonar", {"input_tokens": 1_000, "output_tokens": 1_000, "requests": 1}, "0.007"),
+    # LiteLLM's tiered_pricing ranges: past 256k the whole request at 0.25 and 2
+    ("test-qwen-tiered", {"input_tokens": 300_000, "output_tokens": 1_000}, "0.077"),
+    ("test-qwen-tiered", {"input_tokens": 100_000, "output_tokens": 1_000}, "0.0054"),
+    # DeepSeek's cache-hit price: 1k x 0.28 + 9k x 0.028 + 100 x 0.42
+    ("test-deepseek", {"input_tokens": 10_000, "cached_input_tokens": 9_000, "output_tokens": 100}, "0.000574"),
+    ("test-moderation", {"input_tokens": 1_000}, "0"),
+]  # fmt: skip
+
+
+def test_imported_prices_rate_as_computed_by_hand(seeded_catalog, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _import(EVERY_FIELD, "--effective-from", "2026-01-01T00:00:00Z", "--reason", "test")
+    snapshot = catalog_snapshot()
+    costs = [
+        (model, rate_usage(UsageLine(model=model, occurred_at=_AT, **counts), snapshot, tier="jive").cost_usd)
+        for model, counts, _ in _SAMPLE
+    ]
+    assert costs == [(model, Decimal(expected)) for model, _, expected in _SAMPLE]
