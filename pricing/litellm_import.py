@@ -666,8 +666,8 @@ def price_document_parse(document: dict[str, Any]) -> PriceMap:
         result.folded[name] = variant.base
 
     # an image model needs a price once its sizes are in
-    for name, price in list(prices.items()):
-        reason = _required(price.mode, price.prices, bool(price.image_prices))
+    for name, imported in list(prices.items()):
+        reason = _required(imported.mode, imported.prices, bool(imported.image_prices))
         if reason is not None:
             del prices[name]
             result.problems.append(ImportProblem(key=name, reason=reason, code="no_price"))

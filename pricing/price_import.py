@@ -334,13 +334,15 @@ def litellm_prices_import(
 
 def _limits_fill(*, model: AIModel, price: ImportedPrice, actor: Actor) -> None:
     """Limits the catalog does not know yet are taken from the map; one it knows is someone's choice and stays."""
-    changes: dict[str, int] = {}
-    if model.max_input_tokens is None and price.max_input_tokens is not None:
-        changes["max_input_tokens"] = price.max_input_tokens
-    if model.max_output_tokens is None and price.max_output_tokens is not None:
-        changes["max_output_tokens"] = price.max_output_tokens
-    if changes:
-        services.model_update(model=model, actor=actor, **changes)
+    max_input = model.max_input_tokens if model.max_input_tokens is not None else price.max_input_tokens
+    max_output = model.max_output_tokens if model.max_output_tokens is not None else price.max_output_tokens
+    if (max_input, max_output) != (model.max_input_tokens, model.max_output_tokens):
+        services.model_update(model=model, max_input_tokens=max_input, max_output_tokens=max_output, actor=actor)
+
+
+def _set_by(actor: Actor) -> Any:
+    """The user a version and its audit row name: an authenticated one, else nobody (a command, a job)."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 def _models_bulk_create(
@@ -350,7 +352,7 @@ def _models_bulk_create(
     model_price_set write, for prices the parser has already checked (finite, >= 0, at the stored precision)."""
     if not fresh:
         return {}
-    set_by = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    set_by = _set_by(actor)
     backdated = start < now - BACKDATE_TOLERANCE
     rows = [
         AIModel(
@@ -407,7 +409,7 @@ def _aliases_add(
     reported. An alias the model already has is left as it is."""
     rows: list[ModelAlias] = []
     audits: list[CatalogAudit] = []
-    set_by = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    set_by = _set_by(actor)
     for alias, target_name, why in new_aliases:
         target = target_name if target_name in models else aliases.get(target_name)
         if target is None or target not in models:

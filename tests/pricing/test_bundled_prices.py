@@ -10,6 +10,7 @@ import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -174,7 +175,7 @@ def test_the_command_prints_one_json_object(tmp_path):
 
 # (model, usage counts, the provider's list price for them, computed by hand from the published prices per 1M
 # tokens or per unit)
-_LIST_PRICED = [
+_LIST_PRICED: list[tuple[str, dict[str, Any], str]] = [
     # gpt-4.1: $2 in, $0.50 cached in, $8 out: 8k x 2 + 2k x 0.5 + 1k x 8
     ("gpt-4.1", {"input_tokens": 10_000, "cached_input_tokens": 2_000, "output_tokens": 1_000}, "0.025"),
     # OpenAI's dated snapshot name resolves to the model

@@ -11,6 +11,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -525,7 +526,7 @@ def test_the_command_exits_non_zero_with_one_line(tmp_path, content, message):
 
 _AT = datetime(2026, 6, 1, 12, tzinfo=UTC)
 # (model, usage counts, cost in USD computed by hand from the fixture's prices, per 1M tokens or per unit)
-_SAMPLE = [
+_SAMPLE: list[tuple[str, dict[str, Any], str]] = [
     # Anthropic-style long-context tier: 250k input passes 200k, so every part is at the tier's prices:
     # 120k uncached x 6 + 100k cache reads x 0.6 + 20k 5-minute writes x 7.5 + 10k 1-hour writes x 12 + 1k out x 22.5
     ("claude-test-sonnet", {"input_tokens": 250_000, "cached_input_tokens": 100_000, "cache_write_input_tokens": 20_000,
