@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pricing import services
@@ -222,13 +222,23 @@ def _audit_json(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Decimal | datetime) else v) for k, v in values.items()}
 
 
-@transaction.atomic
+class PriceImportRolledBack(Exception):
+    """A dry run, or a strict import with something to report: `result` says what it found; nothing was written."""
+
+    def __init__(self, result: PriceImportResult, *, strict_failed: bool) -> None:
+        super().__init__("price import rolled back")
+        self.result = result
+        self.strict_failed = strict_failed
+
+
 def litellm_prices_import(
     *,
     price_map: PriceMap,
     effective_from: datetime | None = None,
     reason: str,
     keep_catalog_prices: bool = False,
+    strict: bool = False,
+    dry_run: bool = False,
     actor: Actor = None,
     now: datetime | None = None,
 ) -> PriceImportResult:
@@ -238,8 +248,40 @@ def litellm_prices_import(
     Entries match catalog models by model_id or alias; when several name one model, the one named by its model_id
     (else the first) is used and the others are reported. An entry the catalog refuses is reported, not fatal.
     With `keep_catalog_prices` (the bundled snapshot) a model whose price in force was set by anyone but a bundled
-    import keeps it: the seed's and operators' prices are never overwritten.
+    import keeps it: the seed's and operators' prices are never overwritten. `strict` writes nothing if any entry
+    or field is reported, `dry_run` writes nothing at all: both raise PriceImportRolledBack with the report.
+
+    The unique model ids, aliases and (model, effective_from) versions are the idempotency guard: an import that
+    loses a race with another writing the same rows starts over once, and then finds them in place.
     """
+    for attempt in (1, 2):
+        try:
+            return _import(
+                price_map=price_map, effective_from=effective_from, reason=reason,
+                keep_catalog_prices=keep_catalog_prices, strict=strict, dry_run=dry_run, actor=actor, now=now,
+            )  # fmt: skip
+        except IntegrityError:
+            if attempt == 2:
+                raise CatalogValidationError(
+                    "the catalog changed under the import twice (another import running?); nothing was written, "
+                    "run it again",
+                    fields={},
+                ) from None
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _import(
+    *,
+    price_map: PriceMap,
+    effective_from: datetime | None,
+    reason: str,
+    keep_catalog_prices: bool,
+    strict: bool,
+    dry_run: bool,
+    actor: Actor,
+    now: datetime | None,
+) -> PriceImportResult:
     now = now or timezone.now()
     start = effective_from or now
     if timezone.is_naive(start):
@@ -329,6 +371,9 @@ def litellm_prices_import(
         new_aliases=new_aliases, models=models, aliases=aliases, result=result, actor=actor
     )
     result.imported_by_mode = dict(sorted(modes.items()))
+    strict_failed = strict and bool(result.problems or result.unused)
+    if strict_failed or dry_run:
+        raise PriceImportRolledBack(result, strict_failed=strict_failed)  # leaving the atomic block undoes it all
     return result
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from pricing import litellm_import, services
@@ -217,3 +219,33 @@ def test_a_fresh_install_rates_todays_models_at_their_list_prices(
         for model, counts, _ in _LIST_PRICED
     ]
     assert costs == [(model, Decimal(expected)) for model, _, expected in _LIST_PRICED]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_bundled_imports_at_once_price_each_model_once():
+    """Two `make run`s starting together: the one that loses the race starts over and finds every row in place."""
+    start = threading.Barrier(2)
+    summaries: list[dict] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            start.wait(timeout=30)
+            summaries.append(_bundled())
+        except BaseException as exc:  # reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert failures == []
+    models = len(bundled_snapshot_read().price_map.prices)
+    assert sorted(s["created"] for s in summaries) == [0, models]
+    assert sorted(s["unchanged"] for s in summaries) == [0, models]
+    assert ModelPrice.objects.count() == AIModel.objects.count() == models
+    assert ModelAlias.objects.count() == len(bundled_snapshot_read().price_map.aliases)

@@ -4,17 +4,11 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
 from pricing.errors import CatalogValidationError
 from pricing.litellm_import import PriceMap, PriceMapError, bundled_snapshot_read, price_map_parse
-from pricing.price_import import PriceImportResult, litellm_prices_import
-
-
-class _Rollback(Exception):
-    def __init__(self, result: PriceImportResult) -> None:
-        self.result = result
+from pricing.price_import import PriceImportResult, PriceImportRolledBack, litellm_prices_import
 
 
 class Command(BaseCommand):
@@ -62,20 +56,20 @@ class Command(BaseCommand):
             keep = False
 
         try:
-            with transaction.atomic():
-                result = litellm_prices_import(
-                    price_map=price_map, effective_from=effective_from, reason=reason, keep_catalog_prices=keep
-                )
-                if options["strict"] and (result.problems or result.unused):
-                    raise _Rollback(result)
-                if options["dry_run"]:
-                    raise _Rollback(result)
+            result = litellm_prices_import(
+                price_map=price_map,
+                effective_from=effective_from,
+                reason=reason,
+                keep_catalog_prices=keep,
+                strict=options["strict"],
+                dry_run=options["dry_run"],
+            )
         except CatalogValidationError as exc:
             raise CommandError(exc.message) from None
-        except _Rollback as rollback:
-            result = rollback.result
-            if options["strict"] and (result.problems or result.unused):
-                raise CommandError(_strict_message(result)) from None
+        except PriceImportRolledBack as rolled_back:
+            if rolled_back.strict_failed:
+                raise CommandError(_strict_message(rolled_back.result)) from None
+            result = rolled_back.result
         summary = result.summary()
         if as_of is not None:
             summary = {"as_of": as_of.isoformat(), **summary}
