@@ -53,8 +53,14 @@ def _lines(mix: str, count: int, at: datetime) -> list[Any]:
         UsageLine(model="gpt-4o-mini", occurred_at=at, input_tokens=1200, output_tokens=300),
         UsageLine(model="gpt-4o-mini", occurred_at=at, input_tokens=5000, cached_input_tokens=4000, output_tokens=80),
         UsageLine(model="claude-3-5-haiku", occurred_at=at, input_tokens=900, output_tokens=700, reasoning_tokens=200),
-        UsageLine(model="qwen-3-32b", occurred_at=at, input_tokens=50, output_tokens=20,
-                  features=(FeatureUse("optillm_cot"),), multiplier=Decimal(3)),  # fmt: skip
+        UsageLine(
+            model="qwen-3-32b",
+            occurred_at=at,
+            input_tokens=50,
+            output_tokens=20,
+            features=(FeatureUse("optillm_cot"),),
+            multiplier=Decimal(3),
+        ),
         UsageLine(model="flux-1.1-pro", occurred_at=at, images=2, features=(FeatureUse("image_gen"),)),
     ]
     lines = base
@@ -71,8 +77,14 @@ def _dimension_lines(at: datetime) -> list[Any]:
     if "cache_write_input_tokens" not in fields:
         return []
     return [
-        UsageLine(model="claude-3-5-haiku", occurred_at=at, input_tokens=250_000, cached_input_tokens=100_000,
-                  cache_write_input_tokens=20_000, output_tokens=1_000),  # fmt: skip
+        UsageLine(
+            model="claude-3-5-haiku",
+            occurred_at=at,
+            input_tokens=250_000,
+            cached_input_tokens=100_000,
+            cache_write_input_tokens=20_000,
+            output_tokens=1_000,
+        ),
         UsageLine(model="gpt-4o-mini", occurred_at=at, input_tokens=3000, output_tokens=900, service_tier="batch"),
         UsageLine(model="openai/gpt-4o-mini-2024-07-18", occurred_at=at, input_tokens=100, output_tokens=10),
     ]

@@ -24,8 +24,14 @@ V = TypeVar("V", bound="_Versioned")
 
 def _version_at(versions: tuple[V, ...], at: datetime) -> V | None:
     """The version in force at `at`: the latest whose effective_from <= at. Versions are sorted ascending."""
-    index = bisect.bisect_right([v.effective_from for v in versions], at)
+    if len(versions) == 1:
+        return versions[0] if versions[0].effective_from <= at else None
+    index = bisect.bisect_right(versions, at, key=_effective_from)
     return versions[index - 1] if index else None
+
+
+def _effective_from(version: _Versioned) -> datetime:
+    return version.effective_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +110,9 @@ class ModelEntry:
     is_active: bool
     allowed_tiers: frozenset[str]
     prices: tuple[ModelPriceVersion, ...]
+    mode: str = "chat"
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
 
     def allows(self, tier: str) -> bool:
         return not self.allowed_tiers or tier in self.allowed_tiers

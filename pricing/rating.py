@@ -21,7 +21,7 @@ Amounts keep full precision and are rounded once, to 12 decimal places, when the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -113,11 +113,19 @@ _COUNTS = (
 )
 
 
+_INTS = {int}
+
+
 def _validate(line: UsageLine) -> None:
-    for name in _COUNTS:
-        value = getattr(line, name)
-        if value.__class__ is not int and (not isinstance(value, int) or isinstance(value, bool)) or value < 0:
-            raise InvalidUsage(f"{name} must be a whole number >= 0, got {value!r}")
+    counts = (
+        line.input_tokens, line.output_tokens, line.cached_input_tokens, line.reasoning_tokens, line.images,
+        line.cache_write_input_tokens, line.cache_write_1h_input_tokens, line.image_input_tokens,
+        line.image_output_tokens, line.audio_input_tokens, line.audio_output_tokens, line.characters, line.requests,
+    )  # fmt: skip
+    if set(map(type, counts)) != _INTS or min(counts) < 0:
+        for name, value in zip(_COUNTS, counts, strict=True):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InvalidUsage(f"{name} must be a whole number >= 0, got {value!r}")
     if line.cached_input_tokens > line.input_tokens:
         raise InvalidUsage("cached_input_tokens cannot exceed input_tokens (cached tokens are part of the input)")
     if line.reasoning_tokens > line.output_tokens:
@@ -143,7 +151,7 @@ def _validate(line: UsageLine) -> None:
     try:
         multiplier = to_decimal(line.multiplier)
         quantities = [(use.key, to_decimal(use.quantity)) for use in line.features]
-        seconds = to_decimal(line.seconds)
+        seconds = line.seconds if line.seconds is ZERO else to_decimal(line.seconds)
     except MoneyError as exc:
         raise InvalidUsage(f"multiplier, seconds and feature quantities must be Decimals: {exc}") from None
     if multiplier < ONE:
@@ -236,49 +244,60 @@ def rate_usage(
     if not model.allows(tier):
         raise ModelNotAllowed(f"model {model.model_id!r} is not available on the {tier!r} plan")
     price = model.price_at(at)
-    prices, context_tier = effective_prices(
-        price, model_id=model.model_id, input_tokens=line.input_tokens, service_tier=line.service_tier, at=at
-    )
+    if price.structured or line.service_tier != DEFAULT_SERVICE_TIER:
+        prices, context_tier = effective_prices(
+            price, model_id=model.model_id, input_tokens=line.input_tokens, service_tier=line.service_tier, at=at
+        )
+    else:
+        prices, context_tier = price.base, None
 
     # each part of the input and output at its own price, or under its fallback's key at the fallback's price
     input_price = prices["input_per_million"] or ZERO
     output_price = prices["output_per_million"] or ZERO
     cached_price = prices["cached_input_per_million"]
-    tokens: dict[str, Decimal] = {
+    breakdown: dict[str, Decimal] = {
         "input": ZERO,
         "cached_input": line.cached_input_tokens * (input_price if cached_price is None else cached_price),
         "output": ZERO,
     }
     uncached = line.input_tokens - line.cached_input_tokens
     plain_output = line.output_tokens
-    if line.cache_write_1h_input_tokens and prices["cache_write_1h_per_million"] is None:
-        raise UnpricedDimension(
-            f"model {model.model_id!r} has no price for 1-hour cache writes (cache_write_1h_per_million), and the "
-            f"event has {line.cache_write_1h_input_tokens}"
-        )
-    for count, name, key, is_input in (
-        (line.cache_write_input_tokens, "cache_write_per_million", "cache_write", True),
-        (line.cache_write_1h_input_tokens, "cache_write_1h_per_million", "cache_write_1h", True),
-        (line.image_input_tokens, "image_input_per_million", "image_input", True),
-        (line.audio_input_tokens, "audio_input_per_million", "audio_input", True),
-        (line.reasoning_tokens, "reasoning_per_million", "reasoning", False),
-        (line.image_output_tokens, "image_output_per_million", "image_output", False),
-        (line.audio_output_tokens, "audio_output_per_million", "audio_output", False),
-    ):
-        if not count:
-            continue
-        own = prices[name]
-        if own is None:
-            continue  # stays in the uncached input or plain output, at that price
-        tokens[key] = tokens.get(key, ZERO) + count * own
-        if is_input:
-            uncached -= count
-        else:
-            plain_output -= count
-    tokens["input"] = uncached * input_price
-    tokens["output"] = plain_output * output_price
-    multiplier = to_decimal(line.multiplier)
-    breakdown = {key: amount / MILLION * multiplier for key, amount in tokens.items()}
+    if (
+        line.reasoning_tokens or line.cache_write_input_tokens or line.cache_write_1h_input_tokens
+        or line.image_input_tokens or line.audio_input_tokens or line.image_output_tokens or line.audio_output_tokens
+    ):  # fmt: skip
+        if line.cache_write_1h_input_tokens and prices["cache_write_1h_per_million"] is None:
+            raise UnpricedDimension(
+                f"model {model.model_id!r} has no price for 1-hour cache writes (cache_write_1h_per_million), and "
+                f"the event has {line.cache_write_1h_input_tokens}"
+            )
+        for count, name, key, is_input in (
+            (line.cache_write_input_tokens, "cache_write_per_million", "cache_write", True),
+            (line.cache_write_1h_input_tokens, "cache_write_1h_per_million", "cache_write_1h", True),
+            (line.image_input_tokens, "image_input_per_million", "image_input", True),
+            (line.audio_input_tokens, "audio_input_per_million", "audio_input", True),
+            (line.reasoning_tokens, "reasoning_per_million", "reasoning", False),
+            (line.image_output_tokens, "image_output_per_million", "image_output", False),
+            (line.audio_output_tokens, "audio_output_per_million", "audio_output", False),
+        ):
+            own = prices[name] if count else None
+            if own is None:
+                continue  # stays in the uncached input or plain output, at that price
+            breakdown[key] = count * own
+            if is_input:
+                uncached -= count
+            else:
+                plain_output -= count
+    breakdown["input"] = uncached * input_price
+    breakdown["output"] = plain_output * output_price
+    multiplier = line.multiplier
+    if multiplier is ONE or multiplier == 1:
+        for key, amount in breakdown.items():
+            breakdown[key] = amount / MILLION
+    else:
+        multiplier = to_decimal(multiplier)
+        for key, amount in breakdown.items():
+            breakdown[key] = amount / MILLION * multiplier
     token_cost = sum(breakdown.values(), ZERO)
 
     breakdown["images"] = line.images * _image_unit_price(price, prices, line, model.model_id) if line.images else ZERO
@@ -335,6 +354,33 @@ def rate_usage(
         long_context_tier=context_tier.above_input_tokens if context_tier is not None else None,
         service_tier=line.service_tier,
     )
+
+
+_OUTPUT_PARTS = (
+    ("reasoning_per_million", "reasoning_tokens"),
+    ("image_output_per_million", "image_output_tokens"),
+    ("audio_output_per_million", "audio_output_tokens"),
+)
+
+
+def usage_line_worst_case(line: UsageLine, snapshot: CatalogSnapshot) -> UsageLine:
+    """The line with every output token in the dearest output part the model prices (reasoning, image or audio
+    output at their own price, else plain output): what authorize holds for `max_output_tokens` it cannot split.
+    Input keeps its parts as sent; its total decides the long-context tier as it will when the call is recorded."""
+    price = snapshot.active_model(line.model).price_at(line.occurred_at)
+    prices, _ = effective_prices(
+        price, model_id=line.model, input_tokens=line.input_tokens, service_tier=line.service_tier, at=line.occurred_at
+    )
+    dearest, part = prices["output_per_million"] or ZERO, ""
+    for name, count_field in _OUTPUT_PARTS:
+        own = prices[name]
+        if own is not None and own > dearest:
+            dearest, part = own, count_field
+    if not part:
+        return line
+    counts = {count_field: 0 for _, count_field in _OUTPUT_PARTS}
+    counts[part] = line.output_tokens
+    return replace(line, **counts)
 
 
 def usd_to(amount_usd: Decimal, currency: str, snapshot: CatalogSnapshot, at: datetime) -> Money:

@@ -91,6 +91,9 @@ def catalog_snapshot_build() -> CatalogSnapshot:
             is_active=m.is_active,
             allowed_tiers=frozenset(m.allowed_tiers or ()),
             prices=tuple(prices[m.pk]),
+            mode=m.mode,
+            max_input_tokens=m.max_input_tokens,
+            max_output_tokens=m.max_output_tokens,
         )
         for m in AIModel.objects.all()
     }

@@ -23,7 +23,8 @@ from config.api_errors import ApiError, PayloadTooLarge
 from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version
-from usage.estimate import estimate_request, text_of
+from usage.estimate import estimate_request, max_output_tokens_for, text_of
+from usage.event_dimensions import SERVICE_TIER_NAMES
 from usage.selectors import Bucket, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult, usage_record_batch
@@ -65,6 +66,19 @@ class UsageEventInputSerializer(serializers.Serializer):
     cached_input_tokens = serializers.IntegerField(min_value=0, required=False)
     reasoning_tokens = serializers.IntegerField(min_value=0, required=False)
     images = serializers.IntegerField(min_value=0, required=False)
+    cache_write_input_tokens = serializers.IntegerField(min_value=0, required=False, help_text="5-minute writes")
+    cache_write_1h_input_tokens = serializers.IntegerField(min_value=0, required=False, help_text="1-hour writes")
+    image_input_tokens = serializers.IntegerField(min_value=0, required=False)
+    image_output_tokens = serializers.IntegerField(min_value=0, required=False)
+    audio_input_tokens = serializers.IntegerField(min_value=0, required=False)
+    audio_output_tokens = serializers.IntegerField(min_value=0, required=False)
+    image_size = serializers.CharField(max_length=20, required=False, help_text="e.g. 1024x1024")
+    image_quality = serializers.CharField(max_length=20, required=False, help_text="e.g. standard, hd, high")
+    seconds = serializers.DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0), required=False)
+    characters = serializers.IntegerField(min_value=0, required=False)
+    requests = serializers.IntegerField(min_value=0, required=False)
+    service_tier = serializers.ChoiceField(choices=["default", "batch", "flex", "priority"], required=False)
+    provider_request_id = serializers.CharField(max_length=200, required=False)
     features = serializers.ListField(child=serializers.JSONField(), required=False)
     multiplier = money_field(required=False, min_value=1)
     operation_type = serializers.CharField(required=False)
@@ -172,14 +186,64 @@ class FeatureUseField(serializers.Field):
         raise serializers.ValidationError("a feature key, or {key, quantity}")
 
 
+class PriceDimensionsSerializer(serializers.Serializer):
+    """The price dimensions a client may know before a call (docs/pricing-dimensions.md): parts of `input_tokens`,
+    the service tier and the units of other modes. `dimensions()` gives them as UsageLine fields."""
+
+    cached_input_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+    cache_write_input_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+    cache_write_1h_input_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+    image_input_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+    audio_input_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+    service_tier = serializers.ChoiceField(
+        choices=sorted(SERVICE_TIER_NAMES),
+        required=False,
+        default="default",
+        help_text="default, batch, flex, priority",
+    )
+    image_size = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    image_quality = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
+    seconds = serializers.DecimalField(
+        max_digits=16, decimal_places=6, min_value=Decimal(0), max_value=Decimal(10**7), required=False, default=0
+    )
+    characters = serializers.IntegerField(min_value=0, max_value=10**10, required=False, default=0)
+    requests = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+
+    DIMENSIONS = (
+        "cached_input_tokens", "cache_write_input_tokens", "cache_write_1h_input_tokens", "image_input_tokens",
+        "audio_input_tokens", "image_size", "image_quality", "characters", "requests",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        parts = sum(attrs.get(name, 0) for name in self.DIMENSIONS if name.endswith("_tokens"))
+        total = attrs.get("input_tokens")
+        if total is not None and parts > total:
+            raise serializers.ValidationError(
+                {"input_tokens": "the cached, cache-write, image and audio input tokens are parts of input_tokens"}
+            )
+        return attrs
+
+    @classmethod
+    def dimensions(cls, values: dict[str, Any]) -> dict[str, Any]:
+        out = {name: values.get(name) or (0 if name not in ("image_size", "image_quality") else "")
+               for name in cls.DIMENSIONS}  # fmt: skip
+        out["service_tier"] = SERVICE_TIER_NAMES[values.get("service_tier") or "default"]
+        out["seconds"] = Decimal(values.get("seconds") or 0)
+        return out
+
+
 class UsageAuthorizeApi(AccountApi):
     throttle_classes = [PlanRateThrottle]
 
-    class AuthorizeInputSerializer(serializers.Serializer):
+    class AuthorizeInputSerializer(PriceDimensionsSerializer):
         request_id = serializers.CharField(min_length=1, max_length=128, trim_whitespace=False)
         model = serializers.CharField(max_length=200)
         input_tokens = serializers.IntegerField(min_value=0, max_value=10**9)
-        max_output_tokens = serializers.IntegerField(min_value=0, max_value=10**9)
+        max_output_tokens = serializers.IntegerField(
+            min_value=0, max_value=10**9, required=False, allow_null=True, default=None,
+            help_text="the most output the call may produce; left out, the model's max_output_tokens",
+        )  # fmt: skip
         operation_type = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
         images = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
         features = serializers.ListField(child=FeatureUseField(), required=False, default=list, max_length=50)
@@ -216,8 +280,11 @@ class UsageAuthorizeApi(AccountApi):
             account=request_account(request),
             request=AuthorizeRequest(
                 request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
-                max_output_tokens=values["max_output_tokens"], operation_type=values["operation_type"],
-                features=tuple(values["features"]), images=values["images"],
+                max_output_tokens=max_output_tokens_for(
+                    model=values["model"], asked=values["max_output_tokens"], snapshot=catalog_snapshot()
+                ),
+                operation_type=values["operation_type"], features=tuple(values["features"]), images=values["images"],
+                dimensions=PriceDimensionsSerializer.dimensions(values),
             ),
         )  # fmt: skip
         if not decision.allowed:
@@ -246,16 +313,20 @@ class UsageAuthorizeApi(AccountApi):
 class UsageEstimateApi(AccountApi):
     throttle_classes = [PlanRateThrottle]
 
-    class EstimateInputSerializer(serializers.Serializer):
+    class EstimateInputSerializer(PriceDimensionsSerializer):
         model = serializers.CharField(max_length=200)
         text = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=2_000_000)
         messages = serializers.ListField(child=serializers.JSONField(), required=False, max_length=10_000)
+        input_tokens = serializers.IntegerField(
+            min_value=0, max_value=10**9, required=False, help_text="instead of text: the input tokens, counted"
+        )
         max_output_tokens = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)
+        images = serializers.IntegerField(min_value=0, max_value=10_000, required=False, default=0)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            if "text" not in attrs and "messages" not in attrs:
-                raise serializers.ValidationError({"text": "send text or messages"})
-            return attrs
+            if "text" not in attrs and "messages" not in attrs and "input_tokens" not in attrs:
+                raise serializers.ValidationError({"text": "send text, messages or input_tokens"})
+            return super().validate(attrs)
 
     class EstimateOutputSerializer(serializers.Serializer):
         model_id = serializers.CharField()
@@ -277,7 +348,8 @@ class UsageEstimateApi(AccountApi):
         estimate = estimate_request(
             model=values["model"], text=text_of(text=values.get("text"), messages=values.get("messages")),
             max_output_tokens=values["max_output_tokens"], snapshot=catalog_snapshot(), tier=period.plan.code,
-            terms=plan_terms_version(period.terms), at=now,
+            terms=plan_terms_version(period.terms), at=now, input_tokens=values.get("input_tokens"),
+            images=values["images"], dimensions=PriceDimensionsSerializer.dimensions(values),
         )  # fmt: skip
         return Response(self.EstimateOutputSerializer(vars(estimate)).data)
 

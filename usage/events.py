@@ -11,6 +11,7 @@ from typing import Any
 from django.utils.dateparse import parse_datetime
 
 from pricing.rating import FeatureUse, UsageLine
+from usage.event_dimensions import DimensionRefused, event_dimensions_read, event_provider_request_id
 
 MAX_COUNT = 10**10  # no single provider call has more tokens or images than this
 MAX_TEXT = {"operation_type": 100, "user": 200, "conversation_id": 200}
@@ -34,6 +35,7 @@ class ParsedEvent:
     conversation_id: str
     metadata: dict[str, Any]
     features_raw: list[Any]
+    provider_request_id: str = ""
 
 
 def request_id_of(raw: Any) -> str:
@@ -133,6 +135,11 @@ def event_parse(
         raise EventRefused("invalid_event", "metadata must be an object")
     if len(json.dumps(metadata, default=str)) > metadata_max_bytes:
         raise EventRefused("invalid_event", f"metadata must be at most {metadata_max_bytes} bytes")
+    try:  # the price dimensions (docs/pricing-dimensions.md)
+        dimensions = event_dimensions_read(raw, input_tokens=input_tokens, output_tokens=output_tokens)
+        provider_request_id = event_provider_request_id(raw)
+    except DimensionRefused as refused:
+        raise EventRefused(refused.code, refused.message) from None
     return ParsedEvent(
         request_id=request_id,
         line=UsageLine(
@@ -145,10 +152,12 @@ def event_parse(
             images=images,
             features=_features(raw),
             multiplier=multiplier,
+            **dimensions,
         ),
         operation_type=_text(raw, "operation_type"),
         user=_text(raw, "user"),
         conversation_id=_text(raw, "conversation_id"),
         metadata=metadata,
         features_raw=list(raw.get("features") or []),
+        provider_request_id=provider_request_id,
     )

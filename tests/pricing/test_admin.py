@@ -759,7 +759,6 @@ def test_removing_an_alias_refuses_events_that_name_it_and_is_audited(
 ):
     from pricing.errors import UnknownModel
     from pricing.rating import UsageLine, rate_usage
-
     from pricing.services import model_alias_add
 
     gpt = model("gpt-4o-mini")

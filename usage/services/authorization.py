@@ -10,9 +10,11 @@ recorded (the hold is released and the actual amount debited) or the reservation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,7 +26,7 @@ from billing.services.periods import period_current
 from billing.services.wallet import wallet_lock
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
-from pricing.rating import FeatureUse, UsageLine, plan_charge, rate_usage
+from pricing.rating import FeatureUse, UsageLine, plan_charge, rate_usage, usage_line_worst_case
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.models import DailyUsage, Reservation
 from usage.services.recording import debits_wallet, event_units, quota_allowed_units
@@ -39,6 +41,8 @@ class AuthorizeRequest:
     operation_type: str = ""
     features: tuple[FeatureUse, ...] = ()
     images: int = 0
+    # the price dimensions the client knows before the call (docs/pricing-dimensions.md); input_tokens is the total
+    dimensions: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,11 +68,14 @@ class _Denied(Exception):
         self.reason, self.message, self.cost_related = reason, message, cost_related
 
 
-def _line(request: AuthorizeRequest, model: str, at: datetime) -> UsageLine:
-    return UsageLine(
+def _line(request: AuthorizeRequest, model: str, at: datetime, snapshot: CatalogSnapshot) -> UsageLine:
+    """The worst case of the call: its input as sent (its total decides the long-context tier) and every one of
+    `max_output_tokens` at the dearest output price the model has (usage_line_worst_case)."""
+    line = UsageLine(
         model=model, occurred_at=at, input_tokens=request.input_tokens, output_tokens=request.max_output_tokens,
-        images=request.images, features=request.features,
+        images=request.images, features=request.features, **request.dimensions,
     )  # fmt: skip
+    return usage_line_worst_case(line, snapshot)
 
 
 @transaction.atomic
@@ -108,7 +115,7 @@ def _decide(*, account: Account, request: AuthorizeRequest, now: datetime) -> De
     terms = plan_terms_by_id(terms_id=period.terms_id, snapshot=snapshot)
     tier = terms.plan_code
     try:
-        rating = rate_usage(_line(request, request.model, now), snapshot, tier=tier, terms=terms)
+        rating = rate_usage(_line(request, request.model, now, snapshot), snapshot, tier=tier, terms=terms)
     except ModelNotAllowed as exc:
         raise _Denied("model_not_allowed", str(exc)) from None
 
@@ -214,7 +221,7 @@ def _deny_for_cost(
         if not entry.is_active or not entry.allows(tier) or entry.model_id == request.model:
             continue
         try:
-            rating = rate_usage(_line(request, entry.model_id, now), snapshot, tier=tier, terms=terms)
+            rating = rate_usage(_line(request, entry.model_id, now, snapshot), snapshot, tier=tier, terms=terms)
         except Exception:  # noqa: S112 - a model without a price now is simply not an alternative
             continue
         if budget_usd is not None and rating.charge_usd > budget_usd:

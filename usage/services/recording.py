@@ -33,6 +33,7 @@ from pricing.errors import PricingError
 from pricing.models import PlanUnit
 from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
+from usage.event_dimensions import event_dimension_columns
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
@@ -204,6 +205,7 @@ def usage_record_batch(
                 plan_code=terms.plan_code,
                 ip=ip or None,  # as Django stores a blank address: the column is inet
                 user_agent=user_agent[:300],
+                **event_dimension_columns(line, provider_request_id=parsed.provider_request_id),
             )
         )
     if rejected:
@@ -270,6 +272,20 @@ class _Row:
     actual_cost_usd: Decimal | None = None
     reconciliation_status: str = UsageEvent.Reconciliation.PENDING
     reconciled_at: datetime | None = None
+    # the price dimensions (usage.event_dimensions.event_dimension_columns)
+    cache_write_input_tokens: int = 0
+    cache_write_1h_input_tokens: int = 0
+    image_input_tokens: int = 0
+    image_output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+    image_size: str = ""
+    image_quality: str = ""
+    seconds: Decimal = Decimal(0)
+    characters: int = 0
+    requests: int = 0
+    service_tier: str = "default"
+    provider_request_id: str = ""
     pk: int = 0  # the id, once inserted
 
 
