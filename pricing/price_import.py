@@ -339,6 +339,11 @@ def _import(
         current = in_force.get(model.pk)
         values = _version_values(price, off_peak=list(current.off_peak) if current is not None else [])
         result.unused.extend(UnusedReport(price.name, u.field, u.code, u.reason) for u in price.unused)
+        if model.mode != price.mode:
+            result.unused.append(
+                UnusedReport(price.name, "mode", "mode_differs",
+                             f"the map says {price.mode}; the catalog's {model.mode} is kept")
+            )  # fmt: skip
         if current is not None and _same_version(current, values):
             result.unchanged += 1
             modes[price.mode] += 1
@@ -346,11 +351,6 @@ def _import(
         if keep_catalog_prices and current is not None and not current.reason.startswith(BUNDLED_REASON_PREFIX):
             result.kept.append(target)
             continue
-        if model.mode != price.mode:
-            result.unused.append(
-                UnusedReport(price.name, "mode", "mode_differs",
-                             f"the map says {price.mode}; the catalog's {model.mode} is kept")
-            )  # fmt: skip
         try:
             with transaction.atomic():  # a refused entry rolls back alone
                 services.model_price_set(model=model, **values, effective_from=start, reason=reason, actor=actor,

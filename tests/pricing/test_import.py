@@ -420,6 +420,7 @@ def test_a_map_the_catalog_sets_a_different_mode_for_is_reported(seeded_catalog,
     assert summary["updated"] == 1
     assert [(u["model"], u["code"]) for u in summary["unused_fields"]] == [("gpt-4o-mini", "mode_differs")]
     assert AIModel.objects.get(model_id="gpt-4o-mini").mode == "chat"
+    assert _import(path)["unused_fields"] == summary["unused_fields"]  # reported again, not only when it changed
 
 
 def test_an_entry_named_by_model_id_wins_over_its_alias(seeded_catalog, tmp_path):
