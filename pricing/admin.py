@@ -258,7 +258,8 @@ class AIModelAdmin(CatalogAdmin):
             model = services.model_create(
                 model_id=data["model_id"], display_name=data["display_name"], provider=data["provider"],
                 allowed_tiers=data["allowed_tiers"], aliases=form.alias_list(), is_active=data["is_active"],
-                actor=request.user,
+                mode=data["mode"], max_input_tokens=data["max_input_tokens"],
+                max_output_tokens=data["max_output_tokens"], actor=request.user,
             )  # fmt: skip
             services.model_price_set(
                 model=model, **form.prices(), effective_from=data["effective_from"], reason=data["reason"],
@@ -270,8 +271,26 @@ class AIModelAdmin(CatalogAdmin):
         if model is not None:
             return self._saved(request, model, f"Model {model.model_id} added with its first price.", added=True)
         fieldsets: Fieldsets = [
-            (None, {"fields": ["model_id", "display_name", "provider", "is_active", "allowed_tiers", "aliases"]}),
-            ("First price (USD)", {"fields": list(ModelPriceForm.PRICE_FIELDS)}),
+            (
+                None,
+                {
+                    "fields": [
+                        "model_id",
+                        "display_name",
+                        "provider",
+                        "mode",
+                        "max_input_tokens",
+                        "max_output_tokens",
+                        "is_active",
+                        "allowed_tiers",
+                        "aliases",
+                    ]
+                },
+            ),
+            (
+                "First price (USD): fill in the dimensions the model is billed for; leave the others empty",
+                {"fields": ModelPriceForm.price_field_names(mode=None)},
+            ),
             VERSION_FIELDSET,
         ]
         return self._page(request, form=form, obj=None, title="Add model", fieldsets=fieldsets)
@@ -280,7 +299,8 @@ class AIModelAdmin(CatalogAdmin):
         can_change = self.has_change_permission(request, model)
         if request.method == "POST":
             self._require_change(request, model)
-        initial = {"display_name": model.display_name, "provider": model.provider,
+        initial = {"display_name": model.display_name, "provider": model.provider, "mode": model.mode,
+                   "max_input_tokens": model.max_input_tokens, "max_output_tokens": model.max_output_tokens,
                    "allowed_tiers": model.allowed_tiers, "is_active": model.is_active}  # fmt: skip
         aliases = list(model.aliases.order_by("alias").values_list("alias", flat=True))
         form = ModelUpdateForm(
@@ -290,7 +310,9 @@ class AIModelAdmin(CatalogAdmin):
         def write() -> AIModel:
             data = form.cleaned_data
             services.model_update(model=model, display_name=data["display_name"], provider=data["provider"],
-                                  allowed_tiers=data["allowed_tiers"], actor=request.user)  # fmt: skip
+                                  allowed_tiers=data["allowed_tiers"], mode=data["mode"],
+                                  max_input_tokens=data["max_input_tokens"],
+                                  max_output_tokens=data["max_output_tokens"], actor=request.user)  # fmt: skip
             services.model_set_active(model=model, is_active=data["is_active"], actor=request.user)
             for alias in data["remove_aliases"]:
                 services.model_alias_remove(model=model, alias=alias, actor=request.user)
@@ -302,7 +324,16 @@ class AIModelAdmin(CatalogAdmin):
             return self._saved(request, model, f"Model {model.model_id} saved.")
         now = timezone.now()
         keys = [model.model_id, *aliases]
-        fields = ["display_name", "provider", "is_active", "allowed_tiers", "alias"]
+        fields = [
+            "display_name",
+            "provider",
+            "mode",
+            "max_input_tokens",
+            "max_output_tokens",
+            "is_active",
+            "allowed_tiers",
+            "alias",
+        ]
         return self._page(
             request,
             form=form,
@@ -325,12 +356,16 @@ class AIModelAdmin(CatalogAdmin):
         model = self._object(request, object_id)
         self._require_change(request, model)
         current = console.first_or_none(getattr(model, "prices_in_force", None))
-        initial = _initial({name: getattr(current, name) for name in ModelPriceForm.PRICE_FIELDS} if current else {})
-        form = ModelPriceForm(_data(request), initial=initial)
+        every = ModelPriceForm.price_field_names(mode=None)
+        in_force = {name: getattr(current, name) for name in every} if current else {}
+        initial = _initial({k: v for k, v in in_force.items() if v not in ({}, [])})
+        form = ModelPriceForm(_data(request), initial=initial, mode=model.mode)
 
         def write() -> Any:
             data = form.cleaned_data
-            return services.model_price_set(model=model, **form.prices(), effective_from=data["effective_from"],
+            # the dimensions the model's mode does not use keep their value in force
+            prices = {**{k: v for k, v in in_force.items() if v is not None}, **form.prices()}
+            return services.model_price_set(model=model, **prices, effective_from=data["effective_from"],
                                             reason=data["reason"], actor=request.user)  # fmt: skip
 
         version = self._save(request, form, write)
@@ -338,7 +373,8 @@ class AIModelAdmin(CatalogAdmin):
             return self._version_saved(request, model, version, "price version")
         return self._version_page(
             request, model, form, "New price version",
-            fieldsets=[("Prices (USD)", {"fields": list(ModelPriceForm.PRICE_FIELDS)}), VERSION_FIELDSET],
+            fieldsets=[(f"Prices (USD) of a {model.mode} model",
+                        {"fields": ModelPriceForm.price_field_names(mode=model.mode)}), VERSION_FIELDSET],
             tables=(console.model_price_table(model, at=timezone.now()),),
             intro="The current price is filled in; change what changes. The version in force stays as it is.",
         )  # fmt: skip

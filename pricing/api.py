@@ -30,6 +30,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pricing import services
+from pricing.dimensions import STRUCTURED_PRICE_FIELDS
 from pricing.errors import CatalogValidationError, UnknownPlan
 from pricing.models import AIModel, ModelPrice
 from pricing.price_import import model_upsert
@@ -46,6 +47,7 @@ from pricing.selectors import (
     plan_terms_values_at,
 )
 from pricing.serializers import (
+    DIMENSION_PRICE_FIELDS,
     AliasInput,
     ExchangeRateInput,
     ExchangeRateOutput,
@@ -253,6 +255,9 @@ def _model_detail(model: AIModel, *, created: bool = False, price_version: Model
             "provider": model.provider,
             "is_active": model.is_active,
             "allowed_tiers": model.allowed_tiers,
+            "mode": model.mode,
+            "max_input_tokens": model.max_input_tokens,
+            "max_output_tokens": model.max_output_tokens,
             "aliases": model_aliases(model=model),
             "created": created,
             "price_version": price_version,
@@ -282,12 +287,19 @@ class ModelUpsertApi(CatalogAdminApi):
     def put(self, request: Request, model_id: str) -> Response:
         given = _parsed(ModelPutInput, request.data)
         prices = {service: given[api] for api, service in MODEL_PRICE_INPUTS.items() if api in given}
+        prices.update(
+            {name: given[name] for name in (*DIMENSION_PRICE_FIELDS, *STRUCTURED_PRICE_FIELDS) if name in given}
+        )
+        limits: dict[str, Any] = {
+            name: given[name] for name in ("mode", "max_input_tokens", "max_output_tokens") if name in given
+        }
         try:
             result = model_upsert(
                 model_id=model_id,
                 display_name=given.get("display_name"),
                 provider=given.get("provider"),
                 allowed_tiers=given.get("allowed_tiers"),
+                limits=limits,
                 prices=prices,
                 effective_from=given.get("effective_from"),
                 reason=given["reason"],

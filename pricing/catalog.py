@@ -249,7 +249,9 @@ class CatalogSnapshot:
         if model_id is None:
             suggestions = self.model_suggestions(name)
             hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-            raise UnknownModel(f"unknown model {name!r}{hint}", suggestions=suggestions)
+            refused = UnknownModel(f"unknown model {name!r}{hint}")
+            refused.suggestions = tuple(suggestions)
+            raise refused
         return self.models[model_id]
 
     def model_suggestions(self, name: str) -> list[str]:

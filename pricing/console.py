@@ -18,6 +18,7 @@ from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
 from pricing.catalog import CatalogSnapshot, RateVersion
+from pricing.dimensions import OVERRIDABLE_PRICE_FIELDS
 from pricing.errors import NoPriceInForce, PricingError
 from pricing.models import (
     AIModel,
@@ -185,22 +186,44 @@ def _version_row(version: ModelPrice | FeatureCost | ExchangeRate | PlanTerms, s
 
 
 def model_price_table(model: AIModel, *, at: datetime) -> Table:
+    rows = []
+    for p, status in versions_with_status(model.prices.select_related("set_by"), at):
+        row = _version_row(
+            p,
+            status,
+            decimal_text(p.input_per_million),
+            decimal_text(p.cached_input_per_million) or "= input",
+            decimal_text(p.output_per_million),
+            decimal_text(p.image_price),
+        )
+        rows.append(Row((*row.cells, price_dimensions_text(p)), row.status))
     return Table(
         "Price versions (USD)",
-        ("Input per 1M", "Cached input per 1M", "Output per 1M", "Per image", *VERSION_HEADERS),
-        tuple(
-            _version_row(
-                p,
-                status,
-                decimal_text(p.input_per_million),
-                decimal_text(p.cached_input_per_million) or "= input",
-                decimal_text(p.output_per_million),
-                decimal_text(p.image_price),
-            )
-            for p, status in versions_with_status(model.prices.select_related("set_by"), at)
-        ),
+        ("Input per 1M", "Cached input per 1M", "Output per 1M", "Per image", *VERSION_HEADERS, "Other dimensions"),
+        tuple(rows),
         empty="No price yet: this model cannot be rated until it has one.",
     )
+
+
+def price_dimensions_text(price: ModelPrice) -> str:
+    """The dimensions of a version beyond the four classic prices, one `name: value` per dimension."""
+    parts = [
+        f"{name}: {decimal_text(getattr(price, name))}"
+        for name in OVERRIDABLE_PRICE_FIELDS
+        if name not in ("input_per_million", "cached_input_per_million", "output_per_million", "image_price")
+        and getattr(price, name) is not None
+    ]
+    if price.image_prices:
+        parts.append("image_prices: " + ", ".join(f"{k} {v}" for k, v in price.image_prices.items()))
+    for tier in price.tiers or []:
+        prices = ", ".join(f"{k} {v}" for k, v in tier.items() if k != "above_input_tokens")
+        parts.append(f"above {tier['above_input_tokens']:,} input tokens: {prices}")
+    for name, prices in (price.service_tiers or {}).items():
+        parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in prices.items()))
+    for window in price.off_peak or []:
+        prices = ", ".join(f"{k} {v}" for k, v in window.items() if k not in ("start", "end"))
+        parts.append(f"off-peak {window['start']}-{window['end']} UTC: {prices}")
+    return "; ".join(parts) or "none"
 
 
 def model_alias_table(model: AIModel) -> Table:

@@ -12,9 +12,7 @@ class PricingError(Exception):
 class UnknownModel(PricingError):
     code = "unknown_model"
 
-    def __init__(self, message: str, *, suggestions: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.suggestions = suggestions or []
+    suggestions: tuple[str, ...] = ()  # close catalog names, set where the name was looked up
 
 
 class InactiveModel(PricingError):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from django import forms
 from django.contrib.admin import widgets
 
+from pricing.dimensions import DIMENSIONS, DIMENSIONS_BY_FIELD, MODES
 from pricing.errors import CatalogValidationError
 from pricing.models import BillingInterval, CostType, Plan, PlanUnit
 from pricing.money import CREDITS, CURRENCIES, USD
@@ -69,7 +70,32 @@ def tier_choices(codes: list[str], *extra: str) -> list[tuple[str, str]]:
 # --- models ----------------------------------------------------------------------------------------------------
 
 
+_DIMENSION_LABELS = {
+    "cache_write_per_million": "Cache write (5 min) USD per 1M tokens",
+    "cache_write_1h_per_million": "Cache write (1 hour) USD per 1M tokens",
+    "reasoning_per_million": "Reasoning USD per 1M tokens",
+    "image_input_per_million": "Image input USD per 1M tokens",
+    "image_output_per_million": "Image output USD per 1M tokens",
+    "audio_input_per_million": "Audio input USD per 1M tokens",
+    "audio_output_per_million": "Audio output USD per 1M tokens",
+    "price_per_second": "USD per second (audio, video)",
+    "price_per_character": "USD per character (speech)",
+    "price_per_request": "USD per request (rerank, search, per call)",
+}
+_JSON_HELP = {
+    "image_prices": 'USD per image by size and quality: {"1024x1024/standard": "0.04", "1024x1024/hd": "0.08"}',
+    "tiers": 'long-context tiers: [{"above_input_tokens": 200000, "input_per_million": "6", '
+    '"output_per_million": "22.5"}]; past the threshold the whole request is priced at the tier',
+    "service_tiers": 'batch, flex, priority: {"batch": {"input_per_million": "1.25", "output_per_million": "5"}}',
+    "off_peak": 'UTC windows: [{"start": "16:30", "end": "00:30", "input_per_million": "0.135"}]',
+}
+_JSON_EMPTY: dict[str, Any] = {"image_prices": {}, "tiers": [], "service_tiers": {}, "off_peak": []}
+
+
 class ModelPriceForm(VersionForm):
+    """Every price dimension (docs/pricing-dimensions.md). Built with a model's `mode`, it has only the dimensions
+    that mode uses (`prices()` then names only those; the others keep their value in force)."""
+
     input_per_million = _amount("Input USD per 1M tokens")
     cached_input_per_million = _amount(
         "Cached input USD per 1M tokens", required=False, help_text="empty: the input price"
@@ -79,13 +105,59 @@ class ModelPriceForm(VersionForm):
 
     PRICE_FIELDS = ("input_per_million", "cached_input_per_million", "output_per_million", "image_price")
 
+    def __init__(self, *args: Any, mode: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, label in _DIMENSION_LABELS.items():
+            fallback = DIMENSIONS_BY_FIELD[name].fallback
+            help_text = f"empty: the {fallback.replace('_per_million', '')} price" if fallback else "empty: not priced"
+            self.fields[name] = _amount(label, required=False, help_text=help_text)
+        for name, help_text in _JSON_HELP.items():
+            self.fields[name] = forms.JSONField(required=False, help_text=help_text, widget=forms.Textarea(
+                attrs={"rows": 2, "cols": 80}))  # fmt: skip
+        self.price_mode = mode
+        if mode is not None:
+            for name in self.price_field_names(mode=None):
+                if name not in self.price_field_names(mode=mode):
+                    del self.fields[name]
+
+    @staticmethod
+    def price_field_names(*, mode: str | None) -> list[str]:
+        """The price fields a model of `mode` uses (every one when mode is None), in the console's order."""
+        scalar = [d.price_field for d in DIMENSIONS if mode is None or mode in d.modes]
+        for required in ("input_per_million", "output_per_million"):
+            if required not in scalar:
+                scalar.append(required)
+        structured = ["tiers", "service_tiers", "off_peak"]
+        if mode is None or "image_price" in scalar:
+            structured.insert(0, "image_prices")
+        return [*scalar, *structured]
+
     def prices(self) -> dict[str, Any]:
-        return {name: self.cleaned_data[name] for name in self.PRICE_FIELDS}
+        values = {
+            name: self.cleaned_data[name]
+            for name in self.price_field_names(mode=self.price_mode)
+            if name in self.fields
+        }
+        for name, empty in _JSON_EMPTY.items():
+            if name in values and values[name] in (None, ""):
+                values[name] = empty
+        return values
 
 
 class _ModelFields(forms.Form):
     display_name = forms.CharField(max_length=200)
     provider = forms.CharField(max_length=100)
+    mode = forms.ChoiceField(
+        choices=[(m, m) for m in MODES], required=False, initial="chat", help_text="which prices the model uses"
+    )
+
+    def clean_mode(self) -> str:
+        return self.cleaned_data.get("mode") or "chat"
+
+    max_input_tokens = forms.IntegerField(required=False, min_value=1, help_text="the context window; empty: unknown")
+    max_output_tokens = forms.IntegerField(
+        required=False, min_value=1, help_text="authorize holds this many output tokens when a request names none"
+    )
     allowed_tiers = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple, help_text="none ticked: every plan may use the model"
     )

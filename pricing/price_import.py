@@ -17,18 +17,23 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from pricing import services
+from pricing.dimensions import OVERRIDABLE_PRICE_FIELDS, STRUCTURED_PRICE_FIELDS
 from pricing.errors import CatalogValidationError
 from pricing.litellm_import import SCALAR_DIMENSIONS, ImportedPrice, ImportProblem, PriceMap
 from pricing.models import AIModel, CatalogAudit, ModelAlias, ModelPrice
 from pricing.selectors import catalog_cache_invalidate, model_alias_owner, model_by_id, model_price_in_force
 from pricing.services import Actor
 
-PRICE_FIELDS = ("input_per_million", "cached_input_per_million", "output_per_million", "image_price")
-_PRICE_DEFAULTS: dict[str, Decimal | None] = {
+PRICE_FIELDS = (*OVERRIDABLE_PRICE_FIELDS, *STRUCTURED_PRICE_FIELDS)
+_PRICE_DEFAULTS: dict[str, object] = {
+    **{name: None for name in OVERRIDABLE_PRICE_FIELDS},
     "input_per_million": Decimal(0),
-    "cached_input_per_million": None,
     "output_per_million": Decimal(0),
     "image_price": Decimal(0),
+    "image_prices": {},
+    "tiers": [],
+    "service_tiers": {},
+    "off_peak": [],
 }
 # services.model_price_set's own rule: a version starting more than this before now is back-dated
 BACKDATE_TOLERANCE = timedelta(seconds=60)
@@ -69,9 +74,11 @@ def model_upsert(
     reason: str = "",
     actor: Actor = None,
     now: datetime | None = None,
+    limits: Mapping[str, Any] | None = None,
 ) -> ModelUpsert:
     """Create the model if missing (a provider is then required), change the descriptive fields given, and add a
-    price version when any price is given; prices not given keep their value in force at `effective_from`."""
+    price version when any price is given; prices not given keep their value in force at `effective_from`.
+    `limits` may set `mode`, `max_input_tokens` and `max_output_tokens`."""
     now = now or timezone.now()
     fields: dict[str, str] = {}
     problem = _model_id_problem(model_id)
@@ -98,11 +105,13 @@ def model_upsert(
             provider=(provider or "").strip(),
             allowed_tiers=allowed_tiers,
             actor=actor,
+            **(limits or {}),
         )
-    elif display_name is not None or provider is not None or allowed_tiers is not None:
+    elif display_name is not None or provider is not None or allowed_tiers is not None or limits:
         model = services.model_update(
-            model=model, display_name=display_name, provider=provider, allowed_tiers=allowed_tiers, actor=actor
-        )
+            model=model, display_name=display_name, provider=provider, allowed_tiers=allowed_tiers, actor=actor,
+            **(limits or {}),
+        )  # fmt: skip
 
     version = None
     if prices:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pricing.catalog import CatalogSnapshot, ModelPriceVersion, PlanTermsVersion, TierPrices
 from pricing.dimensions import SERVICE_TIERS
@@ -378,7 +379,7 @@ def usage_line_worst_case(line: UsageLine, snapshot: CatalogSnapshot) -> UsageLi
             dearest, part = own, count_field
     if not part:
         return line
-    counts = {count_field: 0 for _, count_field in _OUTPUT_PARTS}
+    counts: dict[str, Any] = {count_field: 0 for _, count_field in _OUTPUT_PARTS}
     counts[part] = line.output_tokens
     return replace(line, **counts)
 

@@ -6,7 +6,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,7 +28,7 @@ from pricing.catalog import (
     RateVersion,
     TierPrices,
 )
-from pricing.dimensions import OVERRIDABLE_PRICE_FIELDS
+from pricing.dimensions import DIMENSIONS, OVERRIDABLE_PRICE_FIELDS
 from pricing.errors import NoPriceInForce
 from pricing.models import (
     AIModel,
@@ -270,6 +270,39 @@ class ModelPriceRow:
     cached_input_credits_per_million: Decimal | None
     output_credits_per_million: Decimal | None
     image_credits_per_unit: Decimal | None
+    mode: str = "chat"
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
+    prices: dict[str, Any] = field(default_factory=dict)
+
+
+def price_dimensions_shown(*, mode: str, price: ModelPriceVersion) -> dict[str, Any]:
+    """The priced dimensions of a version as the API shows them: each price the model's mode uses (or that is set
+    to more than 0), then image_prices, tiers, service_tiers and off_peak when set. Amounts stay Decimals."""
+    shown: dict[str, Any] = {}
+    for dimension in DIMENSIONS:
+        value = price.base[dimension.price_field]
+        if value is not None and (mode in dimension.modes or value != 0):
+            shown[dimension.price_field] = value
+    if price.image_prices:
+        shown["image_prices"] = {size: amount for size, amount in price.image_prices.items()}
+    if price.tiers:
+        shown["tiers"] = [
+            {"above_input_tokens": tier.above_input_tokens, **{k: v for k, v in tier.prices.items()}}
+            for tier in price.tiers
+        ]
+    if price.service_tiers:
+        shown["service_tiers"] = {
+            name: {k: v for k, v in prices.items()} for name, prices in price.service_tiers.items()
+        }
+    if price.off_peak:
+        shown["off_peak"] = [
+            {"start": f"{w.start_minute // 60:02d}:{w.start_minute % 60:02d}",
+             "end": f"{w.end_minute // 60:02d}:{w.end_minute % 60:02d}",
+             **{k: v for k, v in w.prices.items()}}
+            for w in price.off_peak
+        ]  # fmt: skip
+    return shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +370,10 @@ def model_price_list(*, at: datetime, tier: str | None = None) -> list[ModelPric
                 cached_input_credits_per_million=_in_credits(price.cached_input_per_million, credits_rate),
                 output_credits_per_million=_in_credits(price.output_per_million, credits_rate),
                 image_credits_per_unit=_in_credits(price.image_price, credits_rate),
+                mode=entry.mode,
+                max_input_tokens=entry.max_input_tokens,
+                max_output_tokens=entry.max_output_tokens,
+                prices=price_dimensions_shown(mode=entry.mode, price=price),
             )
         )
     return rows

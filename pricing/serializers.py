@@ -11,6 +11,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from pricing.dimensions import MODES, OVERRIDABLE_PRICE_FIELDS
 from pricing.models import BillingInterval, CostType, PlanUnit
 from pricing.money import CURRENCIES
 from pricing.selectors import plan_codes
@@ -61,6 +62,23 @@ class DecimalInputField(MoneyField):
         return super().validate_precision(without_trailing_zeros(value))
 
 
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return decimal_string(value)
+    if isinstance(value, dict):
+        return {key: _plain_json(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(inner) for inner in value]
+    return value
+
+
+class PriceDimensionsField(serializers.DictField):
+    """Price dimensions by catalog name, every amount a decimal string (nested in tiers and windows too)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return _plain_json(value)
+
+
 class VersionInput(serializers.Serializer):
     """When a new version starts (default now; a time without an offset is UTC) and why (needed to back-date)."""
 
@@ -93,6 +111,13 @@ PROVIDER_PRICE_FIELDS = (
     "cached_input_price_per_million",
     "output_price_per_million",
     "image_price_per_unit",
+    "prices",
+)
+# the price dimensions beyond the four classic prices, by their catalog names (docs/pricing-dimensions.md)
+DIMENSION_PRICE_FIELDS = tuple(
+    name
+    for name in OVERRIDABLE_PRICE_FIELDS
+    if name not in ("input_per_million", "cached_input_per_million", "output_per_million", "image_price")
 )
 
 
@@ -112,6 +137,14 @@ class ModelListOutput(serializers.Serializer):
     )
     output_price_per_million = MoneyField(source="output_per_million", required=False, help_text="USD per 1M tokens")
     image_price_per_unit = MoneyField(source="image_price", required=False, help_text="USD per image")
+    mode = serializers.CharField(help_text="chat, embedding, image_generation, audio_speech, rerank, ...")
+    max_input_tokens = serializers.IntegerField(allow_null=True)
+    max_output_tokens = serializers.IntegerField(allow_null=True)
+    prices = PriceDimensionsField(
+        required=False,
+        help_text="every priced dimension the model's mode uses, by its catalog name (docs/pricing-dimensions.md), "
+        "with image_prices, tiers, service_tiers and off_peak when set",
+    )
     input_credits_per_million = MoneyField(allow_null=True, help_text="credits per 1M input tokens")
     cached_input_credits_per_million = MoneyField(allow_null=True)
     output_credits_per_million = MoneyField(allow_null=True)
@@ -176,6 +209,19 @@ class ModelPutInput(VersionInput):
     )
     output_price_per_million = DecimalInputField(required=False)
     image_price_per_unit = DecimalInputField(required=False)
+    mode = serializers.ChoiceField(choices=list(MODES), required=False)
+    max_input_tokens = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    max_output_tokens = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    image_prices = serializers.DictField(child=DecimalInputField(), required=False, help_text='{"1024x1024/hd": 0.08}')
+    tiers = serializers.ListField(child=serializers.DictField(), required=False, max_length=20)
+    service_tiers = serializers.DictField(child=serializers.DictField(), required=False)
+    off_peak = serializers.ListField(child=serializers.DictField(), required=False, max_length=24)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name in DIMENSION_PRICE_FIELDS:  # each nullable: null leaves the dimension not priced
+            fields[name] = DecimalInputField(required=False, allow_null=True)
+        return fields
 
     def validate_allowed_tiers(self, value: list[str]) -> list[str]:
         _known_tiers(value)
@@ -187,6 +233,16 @@ class PriceVersionOutput(VersionOutput):
     cached_input_price_per_million = MoneyField(source="cached_input_per_million", allow_null=True)
     output_price_per_million = MoneyField(source="output_per_million")
     image_price_per_unit = MoneyField(source="image_price")
+    image_prices = PriceDimensionsField()
+    tiers = serializers.ListField(child=PriceDimensionsField())
+    service_tiers = PriceDimensionsField()
+    off_peak = serializers.ListField(child=PriceDimensionsField())
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for name in DIMENSION_PRICE_FIELDS:
+            fields[name] = MoneyField(allow_null=True)
+        return fields
 
 
 class ModelDetailOutput(serializers.Serializer):
@@ -195,6 +251,9 @@ class ModelDetailOutput(serializers.Serializer):
     provider = serializers.CharField()
     is_active = serializers.BooleanField()
     allowed_tiers = serializers.ListField(child=serializers.CharField())
+    mode = serializers.CharField()
+    max_input_tokens = serializers.IntegerField(allow_null=True)
+    max_output_tokens = serializers.IntegerField(allow_null=True)
     aliases = serializers.ListField(child=serializers.CharField())
     created = serializers.BooleanField(help_text="this request created the model")
     price_version = PriceVersionOutput(allow_null=True, help_text="the price version this request added, if any")

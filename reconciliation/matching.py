@@ -2,7 +2,9 @@
 
 Pure functions, no database. A line matches when |actual - calculated| <= max(pct % of actual, usd). A line that
 does not gets the first reason that explains it: a non-USD currency, a model name the catalog does not know, token
-counts that differ (events missing on one side), cached input tokens priced as uncached (on either side), prices
+counts that differ (events missing on one side), cache writes billed that our events do not carry, a bill that is
+our tokens at a service tier's prices (batch: half) or at a long-context tier's prices, cached input tokens priced
+as uncached (on either side), prices
 that drifted (with the implied price per 1M tokens where our token counts allow it), else events missing on our
 side or usage the provider did not bill.
 """
@@ -16,7 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pricing.catalog import ModelPriceVersion
 from reconciliation.conf import Tolerance
 from reconciliation.models import ReconciliationLine
-from reconciliation.parsers import CACHED_INPUT, INPUT, OUTPUT
+from reconciliation.parsers import CACHE_WRITE, CACHE_WRITE_1H, CACHED_INPUT, INPUT, OUTPUT
 
 Reason = ReconciliationLine.Reason
 Status = ReconciliationLine.Status
@@ -34,6 +36,7 @@ class Tokens:
     cached: int = 0
     output: int = 0
     events: int = 0
+    cache_write: int = 0  # prompt-cache writes (5-minute and 1-hour), part of `input` like `cached`
 
     @property
     def uncached(self) -> int:
@@ -48,8 +51,9 @@ class Tokens:
 
     def __add__(self, other: Tokens) -> Tokens:
         return Tokens(
-            self.input + other.input, self.cached + other.cached, self.output + other.output, self.events + other.events
-        )
+            self.input + other.input, self.cached + other.cached, self.output + other.output, self.events + other.events,
+            self.cache_write + other.cache_write,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,9 @@ def _explain(c: Comparison, difference: Decimal, tolerance: Tolerance) -> tuple[
         return (*_token_reason(c), {})
     actual = c.actual if c.actual is not None else ZERO
     price, ours = c.price, c.ours
+    dimension = _dimension_reason(c, actual, tolerance)
+    if dimension is not None:
+        return (*dimension, {})
     mixed_hint = ""
     if price is not None and ours.total > 0:
         if ours.cached > 0:
@@ -229,6 +236,62 @@ def _explain(c: Comparison, difference: Decimal, tolerance: Tolerance) -> tuple[
         f"prices{mixed_hint}",
         {},
     )
+
+
+def _dimension_reason(c: Comparison, actual: Decimal, tolerance: Tolerance) -> tuple[str, str] | None:
+    """A difference the 2026 price dimensions explain: cache writes billed that our events do not carry, a bill
+    that is our amount at a service tier's prices (batch is half), or our tokens at a long-context tier's prices."""
+    billed_writes = c.parts.get(CACHE_WRITE, ZERO) + c.parts.get(CACHE_WRITE_1H, ZERO)
+    if billed_writes > 0 and c.ours.cache_write == 0 and c.ours.input > 0:
+        return (
+            Reason.CACHE_WRITES,
+            f"{c.subject} billed {usd(billed_writes)} of prompt-cache writes; our events carry no "
+            "cache_write_input_tokens (or cache_write_1h_input_tokens), so those tokens were priced as plain input "
+            "(send Anthropic's cache_creation counts on the events)",
+        )
+    price = c.price
+    if price is None or c.calculated <= 0:
+        return None
+    for name, prices in sorted(price.service_tiers.items()):
+        at_tier = _tokens_at(c.ours, price, prices)
+        if at_tier != c.calculated and tolerance.allows(difference=actual - at_tier, actual=actual):
+            return (
+                Reason.SERVICE_TIER,
+                f"{c.subject}'s amount is our tokens at the {name} prices ({usd(at_tier)}): calls made with "
+                f"service_tier {name} (or through the Batch API) recorded without it",
+            )
+    if not price.service_tiers and tolerance.allows(difference=actual - c.calculated / 2, actual=actual):
+        return (
+            Reason.SERVICE_TIER,
+            f"{c.subject} billed half of our amount, as batch processing is billed: calls made through the Batch API "
+            "(or flex) recorded without service_tier",
+        )
+    for tier in reversed(price.tiers):
+        at_tier = _tokens_at(c.ours, price, tier.prices)
+        if actual > c.calculated and tolerance.allows(difference=actual - at_tier, actual=actual):
+            return (
+                Reason.LONG_CONTEXT,
+                f"{c.subject}'s amount is our tokens at the long-context prices past {tier.above_input_tokens:,} "
+                f"input tokens ({usd(at_tier)}): requests whose input (counting cache reads and writes) passed the "
+                "threshold, recorded with fewer input tokens",
+            )
+    return None
+
+
+def _tokens_at(tokens: Tokens, price: ModelPriceVersion, prices: Mapping[str, Decimal]) -> Decimal:
+    """The tokens priced with `prices` over the version's own (uncached, cached and output)."""
+
+    def rate(name: str, own: Decimal) -> Decimal:
+        return prices.get(name, own)
+
+    uncached = tokens.uncached - tokens.cache_write
+    return (
+        Decimal(uncached) * rate("input_per_million", price.input_per_million)
+        + Decimal(tokens.cache_write)
+        * rate("cache_write_per_million", price.cache_write_per_million or price.input_per_million)
+        + Decimal(tokens.cached) * rate("cached_input_per_million", price.cached_input_per_million)
+        + Decimal(tokens.output) * rate("output_per_million", price.output_per_million)
+    ) / MILLION
 
 
 def _change(value: Decimal, catalog: Decimal) -> str:

@@ -103,6 +103,9 @@ class ReconciliationLine(models.Model):
         AMBIGUOUS = "ambiguous", "ambiguous request id"
         UNREADABLE = "unreadable", "unreadable row"
         UNEXPLAINED = "unexplained", "unexplained"
+        CACHE_WRITES = "cache_writes", "cache writes not on our events"
+        SERVICE_TIER = "service_tier", "batch or another service tier"
+        LONG_CONTEXT = "long_context", "long-context tier"
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="lines")
     status = models.CharField(max_length=20, choices=Status.choices)

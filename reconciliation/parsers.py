@@ -36,13 +36,14 @@ SOURCE_PROVIDER = {OPENAI_COSTS: "openai", OPENAI_USAGE: "openai", ANTHROPIC_COS
 
 # token-type parts of a cost line, as the providers write them -> ours
 INPUT, CACHED_INPUT, OUTPUT, CACHE_WRITE = "input", "cached_input", "output", "cache_write"
+CACHE_WRITE_1H = "cache_write_1h"  # the catalog's dimensions (docs/pricing-dimensions.md) these parts are priced at
 OPENAI_PARTS = {"input": INPUT, "output": OUTPUT, "cached input": CACHED_INPUT, "cached_input": CACHED_INPUT}
 ANTHROPIC_PARTS = {
     "uncached_input_tokens": INPUT,
     "output_tokens": OUTPUT,
     "cache_read_input_tokens": CACHED_INPUT,
     "cache_creation.ephemeral_5m_input_tokens": CACHE_WRITE,
-    "cache_creation.ephemeral_1h_input_tokens": CACHE_WRITE,
+    "cache_creation.ephemeral_1h_input_tokens": CACHE_WRITE_1H,
     "cache_creation_input_tokens": CACHE_WRITE,
 }
 

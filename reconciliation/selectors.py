@@ -76,6 +76,7 @@ def usage_cost_buckets(
             cost=Sum("cost_usd"),
             input=Sum("input_tokens"),
             cached=Sum("cached_input_tokens"),
+            cache_write=Sum("cache_write_input_tokens") + Sum("cache_write_1h_input_tokens"),
             output=Sum("output_tokens"),
             events=Count("id"),
         )
@@ -88,7 +89,11 @@ def usage_cost_buckets(
             account_id=row.get("account_id"),
             cost_usd=row["cost"] or ZERO,
             tokens=Tokens(
-                input=row["input"] or 0, cached=row["cached"] or 0, output=row["output"] or 0, events=row["events"]
+                input=row["input"] or 0,
+                cached=row["cached"] or 0,
+                output=row["output"] or 0,
+                events=row["events"],
+                cache_write=row["cache_write"] or 0,
             ),
         )
         for row in rows

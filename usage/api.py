@@ -77,7 +77,7 @@ class UsageEventInputSerializer(serializers.Serializer):
     seconds = serializers.DecimalField(max_digits=16, decimal_places=6, min_value=Decimal(0), required=False)
     characters = serializers.IntegerField(min_value=0, required=False)
     requests = serializers.IntegerField(min_value=0, required=False)
-    service_tier = serializers.ChoiceField(choices=["default", "batch", "flex", "priority"], required=False)
+    service_tier = serializers.ChoiceField(choices=sorted(SERVICE_TIER_NAMES), required=False)
     provider_request_id = serializers.CharField(max_length=200, required=False)
     features = serializers.ListField(child=serializers.JSONField(), required=False)
     multiplier = money_field(required=False, min_value=1)
@@ -204,7 +204,12 @@ class PriceDimensionsSerializer(serializers.Serializer):
     image_size = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     image_quality = serializers.CharField(max_length=20, required=False, allow_blank=True, default="")
     seconds = serializers.DecimalField(
-        max_digits=16, decimal_places=6, min_value=Decimal(0), max_value=Decimal(10**7), required=False, default=0
+        max_digits=16,
+        decimal_places=6,
+        min_value=Decimal(0),
+        max_value=Decimal(10**7),
+        required=False,
+        default=Decimal(0),
     )
     characters = serializers.IntegerField(min_value=0, max_value=10**10, required=False, default=0)
     requests = serializers.IntegerField(min_value=0, max_value=10**9, required=False, default=0)

@@ -12,6 +12,7 @@ characters; whisper-1 $0.006 per minute; gpt-4o-audio-preview audio $40/$80; sor
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pricing import services
 
@@ -21,7 +22,7 @@ ANTHROPIC_BASE = {
     "cache_write_1h_per_million": "6", "output_per_million": "15",
 }  # fmt: skip
 
-PUBLISHED: list[tuple[str, str, str, dict[str, object]]] = [
+PUBLISHED: list[tuple[str, str, str, dict[str, Any]]] = [
     ("claude-sonnet-4-5", "anthropic", "chat", {
         **ANTHROPIC_BASE,
         "tiers": [{"above_input_tokens": 200_000, "input_per_million": "6", "cached_input_per_million": "0.6",

@@ -837,3 +837,44 @@ def test_a_blank_plan_name_is_refused_and_nothing_changes(admin_client, seeded_c
     assert counts() == before
     plan.refresh_from_db()
     assert plan.is_active and plan.name != " "
+
+
+# --- price dimensions in the console (docs/pricing-console.md) -------------------------------------------------
+
+
+def test_a_price_version_edits_the_dimensions_of_the_models_mode_and_keeps_the_others(
+    admin_client, seeded_catalog, django_capture_on_commit_callbacks
+):
+    from pricing.services import model_create, model_price_set
+
+    whisper = model_create(model_id="whisper-1", display_name="Whisper", provider="openai", mode="audio_transcription")
+    # a request price set before (not a dimension an audio transcription model shows): kept by the console
+    model_price_set(model=whisper, price_per_second="0.0001", price_per_request="0.5")
+    page = admin_client.get(f"/admin/pricing/aimodel/{whisper.pk}/price/").content.decode()
+    assert 'name="price_per_second" value="0.0001"' in page
+    assert 'name="cache_write_per_million"' not in page  # a chat dimension: not shown for audio transcription
+    assert 'name="price_per_request"' not in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            f"/admin/pricing/aimodel/{whisper.pk}/price/",
+            price_data(input_per_million="0", output_per_million="0", cached_input_per_million="",
+                       price_per_second="0.0002", service_tiers='{"batch": {"price_per_second": "0.0001"}}'),
+            follow=True,
+        )  # fmt: skip
+    assert "New price version for whisper-1" in text(response), errors(response)
+    new = whisper.prices.latest("effective_from")
+    assert (new.price_per_second, new.price_per_request) == (Decimal("0.0002"), Decimal("0.5"))
+    assert new.service_tiers == {"batch": {"price_per_second": "0.0001"}}
+    assert "price_per_second: 0.0002" in text(admin_client.get(f"/admin/pricing/aimodel/{whisper.pk}/change/"))
+
+
+def test_a_bad_tier_in_the_console_is_a_field_error_and_nothing_is_written(admin_client, seeded_catalog):
+    before = counts()
+    response = admin_client.post(
+        f"/admin/pricing/aimodel/{model().pk}/price/",
+        price_data(tiers='[{"above_input_tokens": "lots", "input_per_million": "1"}]'),
+    )
+    assert response.status_code == 200
+    assert "must be a whole number" in text(response)
+    assert counts() == before

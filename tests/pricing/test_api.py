@@ -137,7 +137,12 @@ def test_models_list_shows_prices_in_force_as_decimal_strings(user_client):
         "cached_input_credits_per_million": "750",
         "output_credits_per_million": "6000",
         "image_credits_per_unit": "0",
-    }
+        "mode": "chat",
+        "max_input_tokens": None,
+        "max_output_tokens": None,
+        "prices": {"input_per_million": "0.15", "cached_input_per_million": "0.075", "output_per_million": "0.6",
+                   "image_price": "0"},
+    }  # fmt: skip
     # no cached price of its own: cached input costs the input price
     assert _by(rows, "model_id", "qwen-3-32b")["cached_input_price_per_million"] == "0.1"
     assert _by(rows, "model_id", "flux-1.1-pro")["image_credits_per_unit"] == "400"
@@ -677,3 +682,69 @@ def test_schema_documents_every_pricing_operation_without_warnings():
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ModelPutInputRequest")
     assert set(put["responses"]) == {"200", "201", "400", "401", "403"}
     assert "input_price_per_million" in schema["components"]["schemas"]["ModelListOutput"]["properties"]
+
+
+# --- price dimensions over the API (docs/pricing-dimensions.md) ----------------------------------------------------
+
+
+def test_put_and_list_every_dimension_and_rating_uses_them(
+    staff_client, user_client, django_capture_on_commit_callbacks
+):
+    body = {
+        "provider": "anthropic", "mode": "chat", "max_input_tokens": 1_000_000, "max_output_tokens": 64_000,
+        "input_price_per_million": "3", "cached_input_price_per_million": "0.3", "output_price_per_million": 15,
+        "cache_write_per_million": "3.75", "cache_write_1h_per_million": "6",
+        "tiers": [{"above_input_tokens": 200_000, "input_per_million": "6", "output_per_million": "22.5"}],
+        "service_tiers": {"batch": {"input_per_million": "1.5", "output_per_million": "7.5"}},
+    }  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _put(staff_client, f"{ADMIN}/models/claude-sonnet-4-5", body)
+    assert response.status_code == 201, response.content
+    shown = response.json()
+    assert (shown["mode"], shown["max_output_tokens"]) == ("chat", 64_000)
+    assert shown["price_version"]["cache_write_per_million"] == "3.75"
+    assert shown["price_version"]["tiers"] == [
+        {"above_input_tokens": 200_000, "input_per_million": "6", "output_per_million": "22.5"}
+    ]
+    listed = _by(user_client.get(MODELS).json(), "model_id", "claude-sonnet-4-5")
+    assert listed["prices"] == {
+        "input_per_million": "3", "cached_input_per_million": "0.3", "cache_write_per_million": "3.75",
+        "cache_write_1h_per_million": "6", "output_per_million": "15", "image_price": "0",
+        "tiers": [{"above_input_tokens": 200_000, "input_per_million": "6", "output_per_million": "22.5"}],
+        "service_tiers": {"batch": {"input_per_million": "1.5", "output_per_million": "7.5"}},
+    }  # fmt: skip
+    # 250,000 x $6 + 1,000 x $22.50
+    rating = _rate(catalog_snapshot(), timezone.now(), model="claude-sonnet-4-5", tier="jigga",
+                   input_tokens=250_000, output_tokens=1_000)  # fmt: skip
+    assert rating.cost_usd == Decimal("1.5225")
+
+    # a later PUT of one price keeps every other dimension in force
+    with django_capture_on_commit_callbacks(execute=True):
+        assert (
+            _put(staff_client, f"{ADMIN}/models/claude-sonnet-4-5", {"output_price_per_million": "16"}).status_code
+            == 200
+        )
+    listed = _by(user_client.get(MODELS).json(), "model_id", "claude-sonnet-4-5")
+    assert listed["prices"]["output_per_million"] == "16"
+    assert listed["prices"]["tiers"][0]["above_input_tokens"] == 200_000
+    assert listed["prices"]["cache_write_1h_per_million"] == "6"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tiers": [{"above_input_tokens": -5, "input_per_million": "6"}]}, "tiers.0.above_input_tokens"),
+        ({"tiers": [{"above_input_tokens": 100, "inptu_per_million": "6"}]}, "tiers.0.inptu_per_million"),
+        ({"tiers": [{"above_input_tokens": 200, "input_per_million": "6"},
+                    {"above_input_tokens": 100, "input_per_million": "7"}]}, "tiers.1.above_input_tokens"),
+        ({"service_tiers": {"turbo": {"input_per_million": "1"}}}, "service_tiers.turbo"),
+        ({"off_peak": [{"start": "25:00", "end": "01:00", "input_per_million": "1"}]}, "off_peak.0.start"),
+        ({"cache_write_per_million": "-1"}, "cache_write_per_million"),
+        ({"image_prices": {"1024x1024/hd": "abc"}}, "image_prices"),
+        ({"mode": "telepathy"}, "mode"),
+    ],
+)  # fmt: skip
+def test_bad_dimensions_are_a_400_naming_the_field(staff_client, body, field):
+    response = _put(staff_client, f"{ADMIN}/models/gpt-4o-mini", {"input_price_per_million": "0.15", **body})
+    assert response.status_code == 400, response.content
+    assert any(name.startswith(field) for name in response.json()["fields"]), response.json()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -44,8 +45,8 @@ prices = decimals(100)
 
 
 @st.composite
-def price_sets(draw: st.DrawFn) -> dict[str, Decimal | None]:
-    values: dict[str, Decimal | None] = {}
+def price_sets(draw: st.DrawFn) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for name in TOKEN_PRICES + UNIT_PRICES:
         empty = name in OPTIONAL and draw(st.booleans())
         values[name] = None if empty else draw(prices)
@@ -53,7 +54,7 @@ def price_sets(draw: st.DrawFn) -> dict[str, Decimal | None]:
 
 
 @st.composite
-def raised(draw: st.DrawFn, base: dict[str, Decimal | None]) -> dict[str, Decimal]:
+def raised(draw: st.DrawFn, base: dict[str, Any]) -> dict[str, Decimal]:
     """Tier prices at or above the base (and above the fallback where the base leaves a price empty)."""
     out = {}
     for name in TOKEN_PRICES:
@@ -64,7 +65,7 @@ def raised(draw: st.DrawFn, base: dict[str, Decimal | None]) -> dict[str, Decima
     return out
 
 
-def snapshot(values: dict[str, Decimal | None], tiers: tuple[TierPrices, ...] = ()) -> CatalogSnapshot:
+def snapshot(values: dict[str, Any], tiers: tuple[TierPrices, ...] = ()) -> CatalogSnapshot:
     cached = values["cached_input_per_million"]
     price = ModelPriceVersion(
         id=1,
@@ -80,7 +81,7 @@ def snapshot(values: dict[str, Decimal | None], tiers: tuple[TierPrices, ...] = 
 
 
 @st.composite
-def catalogs(draw: st.DrawFn) -> tuple[dict[str, Decimal | None], dict[str, Decimal]]:
+def catalogs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Decimal]]:
     base = draw(price_sets())
     return base, draw(raised(base))
 
@@ -171,7 +172,7 @@ def test_cost_is_additive_across_dimensions_within_a_tier(catalog, a, b):
 @given(parts, prices, prices)
 def test_every_token_is_priced_once(part, price, tier_price):
     # every token dimension at one price: however the tokens split, the cost is the token count x that price
-    base: dict[str, Decimal | None] = {name: price for name in TOKEN_PRICES}
+    base: dict[str, Any] = {name: price for name in TOKEN_PRICES}
     base.update({name: Decimal(0) for name in UNIT_PRICES})
     tier = {name: tier_price for name in TOKEN_PRICES}
     snap = snapshot(base, (TierPrices(above_input_tokens=1_000_000, prices=tier),))

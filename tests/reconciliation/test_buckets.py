@@ -136,24 +136,27 @@ COSTS_HEADER = b"start_time,end_time,amount_value,amount_currency,line_item,proj
 OCT = {1: b"1790812800,1790899200", 2: b"1790899200,1790985600", 3: b"1790985600,1791072000"}
 
 
-def test_an_unmapped_alias_then_the_alias_added(account, record, django_capture_on_commit_callbacks):
+def test_a_dated_snapshot_name_matches_its_model(account, record):
+    # dated snapshots resolve to the undated model by themselves (docs/usage.md, names)
     record(account, ("e1", "gpt-4o-mini", "2026-10-01T10:00:00Z", 1_000_000, 0, 0))  # 0.15
     content = COSTS_HEADER + OCT[1] + b',0.15,usd,"gpt-4o-mini-2024-08-06, input",proj_demo\r\n'
+    assert counts(run_file(content).summary) == (1, 1, 0, 0, 0, 0)
+
+
+def test_an_unmapped_alias_then_the_alias_added(account, record, django_capture_on_commit_callbacks):
+    record(account, ("e1", "gpt-4o-mini", "2026-10-01T10:00:00Z", 1_000_000, 0, 0))  # 0.15
+    content = COSTS_HEADER + OCT[1] + b',0.15,usd,"house-mini, input",proj_demo\r\n'
     first = run_file(content)
     # the provider's name maps to nothing: its line is not_found, our gpt-4o-mini usage not_in_export
     assert counts(first.summary) == (1, 0, 0, 1, 1, 0)
     found = lines(first.run)
-    alias = found["2026-10-01|gpt-4o-mini-2024-08-06|proj_demo"]
+    alias = found["2026-10-01|house-mini|proj_demo"]
     assert alias.reason_code == "model_alias"
-    assert alias.reason == (
-        "'gpt-4o-mini-2024-08-06' is not a catalog model or alias (it looks like gpt-4o-mini: add "
-        "'gpt-4o-mini-2024-08-06' as an alias of gpt-4o-mini)"
-    )
-    ours = found["2026-10-01|gpt-4o-mini|proj_demo"]
-    assert (ours.status, ours.reason_code) == ("not_in_export", "model_alias")
+    assert alias.reason.startswith("'house-mini' is not a catalog model or alias")
+    assert found["2026-10-01|gpt-4o-mini|proj_demo"].status == "not_in_export"
 
     with django_capture_on_commit_callbacks(execute=True):  # the catalog cache refreshes when the write commits
-        model_alias_add(model=AIModel.objects.get(model_id="gpt-4o-mini"), alias="gpt-4o-mini-2024-08-06")
+        model_alias_add(model=AIModel.objects.get(model_id="gpt-4o-mini"), alias="house-mini")
     second = run_file(content)
     assert counts(second.summary) == (1, 1, 0, 0, 0, 0)
     assert second.same_file_as == first.run
@@ -289,3 +292,34 @@ def test_tolerances_can_be_set_per_run(openai_cost_events):
     loose = run_file(sample("openai-costs-export.csv"), tolerance_pct=D(60))
     # 10-02 is off by 0.60, within 60 % of 1.20 = 0.72
     assert counts(loose.summary) == (5, 4, 0, 0, 1, 0)
+
+
+# --- the price dimensions as reasons (docs/reconciliation.md) ----------------------------------------------------
+
+ANTHROPIC_HEADER = (
+    b"starting_at,ending_at,workspace_id,description,model,cost_type,token_type,service_tier,context_window,"
+    b"currency,amount\r\n"
+)
+ANTHROPIC_DAY = b"2026-10-01T00:00:00Z,2026-10-02T00:00:00Z,,usage,claude-3-5-haiku-20241022,tokens,"
+
+
+def test_cache_writes_the_provider_billed_and_our_events_lack(account, record):
+    # ours: 2,000,000 input x 0.80 = 1.60 (no cache writes on the events); Anthropic billed 1,000,000 uncached
+    # (80 cents) and 1,000,000 5-minute cache writes at 1.25x (100 cents): 1.80, off by 0.20 > max(0.09, 0.05)
+    record(account, ("a1", "claude-3-5-haiku", "2026-10-01T09:00:00Z", 2_000_000, 0, 0))
+    content = (
+        ANTHROPIC_HEADER
+        + ANTHROPIC_DAY + b"uncached_input_tokens,standard,0-200k,USD,80\r\n"
+        + ANTHROPIC_DAY + b"cache_creation.ephemeral_5m_input_tokens,standard,0-200k,USD,100\r\n"
+    )  # fmt: skip
+    (line,) = lines(run_file(content).run).values()
+    assert (line.status, line.reason_code) == ("discrepancy", "cache_writes")
+    assert "$1.00" in line.reason and "cache_write_input_tokens" in line.reason
+
+
+def test_a_bill_at_half_our_amount_is_explained_as_batch(account, record):
+    # ours: 10,000,000 input x 0.15 = 1.50; the provider billed 0.75, the Batch API's half
+    record(account, ("e1", "gpt-4o-mini", "2026-10-01T10:00:00Z", 10_000_000, 0, 0))
+    (line,) = lines(run_file(COSTS_HEADER + OCT[1] + b',0.75,usd,"gpt-4o-mini, input",proj_demo\r\n').run).values()
+    assert (line.status, line.reason_code) == ("discrepancy", "service_tier")
+    assert "Batch API" in line.reason
