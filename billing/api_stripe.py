@@ -201,7 +201,7 @@ class SubscriptionStripeApi(StripeAccountApi):
         code = status.HTTP_201_CREATED if result.action == "checkout" else status.HTTP_200_OK
         return Response(_request_body(result), status=code)
 
-    @extend_schema(request=CancelInputSerializer, responses=SubscriptionRequestSerializer,
+    @extend_schema(request=CancelInputSerializer, responses={200: SubscriptionRequestSerializer},
                    summary="Cancel the Stripe subscription at the end of its period (default) or now")  # fmt: skip
     def delete(self, request: Request) -> Response:
         data = self.CancelInputSerializer(data=request.data or {})
