@@ -104,7 +104,7 @@ def test_query_numbers_the_database_cannot_hold_are_400(staff, query):
     run_id = _upload(staff, good, source="openai-costs").json()["run_id"]
     response = staff.get(f"{RUNS}/{run_id}", query)
     assert response.status_code == 400, response.content
-    assert response.json()["error"] == "invalid"
+    assert response.json()["error"] in ("invalid", "malformed_request")  # a NUL is refused before the view
 
 
 def test_the_largest_offset_a_bigint_holds_is_an_empty_page(staff):
