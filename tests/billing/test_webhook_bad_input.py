@@ -1,8 +1,6 @@
 """POST /api/stripe/webhook with bodies no Stripe event has: every one is refused with a JSON 4xx and nothing is
 stored, never a 500. The events are correctly signed, so the refusal is about the body, not the signature."""
 
-# ruff: noqa: F811 - the shared pytest fixtures are imported from tests.billing.stripe_samples
-
 from __future__ import annotations
 
 from typing import Any

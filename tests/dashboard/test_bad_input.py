@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.test_usage_history import history, rows_of  # noqa: F401 (a fixture)
+from tests.dashboard.conftest import spread
+from tests.dashboard.test_usage_history import rows_of
 
 pytestmark = pytest.mark.usefixtures("frozen")
+
+
+@pytest.fixture
+def history(recorded):
+    """60 events over 3 days: more than a page."""
+    recorded(spread([0, 1, 2], per_day=20))
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,14 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
 
 @pytest.mark.parametrize(
     "url",
-    ["/api/nothing", "/api/nothing/", "/api/usage/events/", "/api/billing/balance/", "/api/", "/api/billing/invoices/x"],
+    [
+        "/api/nothing",
+        "/api/nothing/",
+        "/api/usage/events/",
+        "/api/billing/balance/",
+        "/api/",
+        "/api/billing/invoices/x",
+    ],
 )
 def test_an_unknown_api_path_is_a_json_404(account_client, url):
     assert_error(account_client.get(url), 404, "not_found")
@@ -84,9 +91,7 @@ def test_an_unsupported_media_type_is_a_json_415(account_client):
 def test_too_many_form_fields_is_a_json_400(account_client, settings):
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 100
     body = "&".join(f"f{n}=1" for n in range(500))
-    response = account_client.post(
-        "/api/billing/topups", data=body, content_type="application/x-www-form-urlencoded"
-    )
+    response = account_client.post("/api/billing/topups", data=body, content_type="application/x-www-form-urlencoded")
     assert_error(response, 400, "too_many_fields")
 
 

@@ -14,15 +14,13 @@ from rest_framework.test import APIClient
 from reconciliation.models import ReconciliationLine, ReconciliationRun
 
 RUNS = "/api/admin/reconciliation/runs"
-PASSWORD = "pw-for-tests-only"  # noqa: S105
+PASSWORD = "pw-for-tests-only"
 
 COSTS_HEADER = (
     b"start_time,end_time,start_time_iso,end_time_iso,amount_value,amount_currency,line_item,project_id,"
     b"organization_id,organization_name\n"
 )
-COSTS_ROW = (
-    b"1790812800,1790899200,2026-10-01T00:00:00+00:00,2026-10-02T00:00:00+00:00,%s,usd,\"%s\",%s,org-demo,Demo\n"
-)
+COSTS_ROW = b'1790812800,1790899200,2026-10-01T00:00:00+00:00,2026-10-02T00:00:00+00:00,%s,usd,"%s",%s,org-demo,Demo\n'
 
 
 @pytest.fixture
