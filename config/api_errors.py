@@ -231,16 +231,16 @@ class ApiErrorMiddleware:
         return api_error_response(status=error.status_code, message=str(error.detail), code=code)
 
 
-def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler400(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_path(request):
-        error = _request_error(exception) if exception else None
+        error = _request_error(exception)
         if isinstance(error, PayloadTooLarge):
             return api_error_response(status=413, message=str(error.detail))
         return api_error_response(status=400, message=str(error.detail) if error else None)
     return defaults.bad_request(request, exception)
 
 
-def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+def handler403(request: HttpRequest, exception: Exception) -> HttpResponse:
     if is_api_path(request):
         return api_error_response(status=403, message="You are not allowed to do this.")
     return defaults.permission_denied(request, exception)

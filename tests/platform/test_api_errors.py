@@ -35,7 +35,7 @@ def catalog(db):
 @pytest.fixture
 def account_client(catalog) -> Client:
     account = AccountFactory.create(plan="jive", credits="10000")
-    return Client(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    return Client(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
 
 
 @pytest.fixture

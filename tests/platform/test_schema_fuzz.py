@@ -73,7 +73,7 @@ def stripe(stripe_recorder):  # noqa: F811
 @pytest.fixture
 def account_headers(catalog, stripe):
     account = AccountFactory.create(plan="jive", credits="10000")
-    return {"Authorization": f"Bearer {account.api_key}"}
+    return {"Authorization": f"Bearer {account.api_key}"}  # type: ignore[attr-defined]
 
 
 @pytest.fixture
