@@ -99,3 +99,33 @@ def test_the_fuzzed_schema_is_the_served_one(db, client):
     served = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert served.status_code == 200
     assert served.json()["paths"].keys() == _served_schema()["paths"].keys()
+
+
+def test_every_operation_documents_its_error_answers_in_the_error_shape():
+    document = _served_schema()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert document["components"]["schemas"]["Error"]["required"] == ["error", "message", "fields"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            codes = set(operation["responses"])
+            assert {"429", "503"} <= codes, (method, path)
+            if operation.get("security") and {} not in operation["security"]:
+                assert {"401", "403"} <= codes, (method, path)
+            if "{" in path:
+                assert "404" in codes, (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413", "415"} <= codes, (method, path)
+            for code, response in operation["responses"].items():
+                if code[0] in "45":
+                    assert response["content"] == error, (method, path, code)
+
+
+def test_the_schema_says_what_billing_answers():
+    paths = _served_schema()["paths"]
+    invoices = paths["/api/billing/invoices"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert "$ref" in invoices  # an object, not a bare list
+    component = invoices["$ref"].rsplit("/", 1)[1]
+    listed = _served_schema()["components"]["schemas"][component]
+    assert listed["properties"]["results"]["type"] == "array"
+    cancel = paths["/api/billing/subscription"]["delete"]["responses"]
+    assert "200" in cancel and "204" not in cancel
