@@ -49,11 +49,25 @@ schema.app = WSGIHandler()
 schema.location = "/api/schema/"
 
 
-@pytest.fixture
-def catalog(transactional_db):
-    # transactional, as in production: some views run outside a request transaction (Stripe calls), and a refusal
-    # there must not be rolled into a test-wide transaction the next request would find broken
-    call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    """One catalog, one account and one staff user for the whole module, written outside any test transaction:
+    requests run in autocommit as in production (some views run outside a request transaction, and a refusal
+    there must not break a test-wide transaction for the next request), and the database is emptied once at the
+    end instead of after each of the ~130 tests."""
+    with django_db_blocker.unblock():
+        call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
+        account = AccountFactory.create(plan="jive", credits="10000")
+        staff = UserFactory.create(username="fuzz-staff@example.com", is_staff=True, is_superuser=True)
+        try:
+            yield {
+                "account": {"Authorization": f"Bearer {account.api_key}"},  # type: ignore[attr-defined]
+                "staff": {
+                    "Authorization": "Basic " + base64.b64encode(f"{staff.username}:{STAFF_PASSWORD}".encode()).decode()
+                },
+            }
+        finally:
+            call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture
@@ -71,16 +85,13 @@ def stripe(stripe_recorder):  # noqa: F811
 
 
 @pytest.fixture
-def account_headers(catalog, stripe):
-    account = AccountFactory.create(plan="jive", credits="10000")
-    return {"Authorization": f"Bearer {account.api_key}"}  # type: ignore[attr-defined]
+def account_headers(world, stripe):
+    return world["account"]
 
 
 @pytest.fixture
-def staff_headers(catalog, stripe):
-    user = UserFactory.create(username="fuzz-staff@example.com", is_staff=True, is_superuser=True)
-    token = base64.b64encode(f"{user.username}:{STAFF_PASSWORD}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+def staff_headers(world, stripe):
+    return world["staff"]
 
 
 @schema.parametrize()
