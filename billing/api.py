@@ -79,7 +79,9 @@ class InvoiceListApi(AccountApi):
         results = InvoiceSerializer(many=True)
 
     @extend_schema(
-        responses=InvoiceListOutputSerializer, summary="The account's invoices, newest period first: {results: [...]}"
+        operation_id="billing_invoices_list",
+        responses=InvoiceListOutputSerializer,
+        summary="The account's invoices, newest period first: {results: [...]}",
     )
     def get(self, request: Request) -> Response:
         invoices = account_invoices(account=request_account(request))
