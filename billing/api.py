@@ -149,7 +149,14 @@ class InvoiceSerializer(serializers.ModelSerializer):
 
 
 class InvoiceListApi(AccountApi):
-    @extend_schema(responses=InvoiceSerializer(many=True), summary="The account's invoices, newest period first")
+    class InvoiceListOutputSerializer(serializers.Serializer):
+        results = InvoiceSerializer(many=True)
+
+    @extend_schema(
+        operation_id="billing_invoices_list",
+        responses=InvoiceListOutputSerializer,
+        summary="The account's invoices, newest period first: {results: [...]}",
+    )
     def get(self, request: Request) -> Response:
         invoices = account_invoices(account=request_account(request))
         return Response({"results": InvoiceSerializer(invoices, many=True).data})

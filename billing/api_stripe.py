@@ -12,7 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils.decorators import method_decorator
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -172,6 +172,12 @@ def _request_body(result: SubscriptionRequest) -> dict[str, Any]:
     return dict(SubscriptionRequestSerializer(result).data)
 
 
+# the error body is filled in by config.openapi for every 4xx
+SUBSCRIPTION_CONFLICT = OpenApiResponse(
+    description="the subscription is not in a state that allows this (e.g. none is live)"
+)
+
+
 @method_decorator(transaction.non_atomic_requests, name="dispatch")
 class SubscriptionStripeApi(StripeAccountApi):
     class SubscribeInputSerializer(serializers.Serializer):
@@ -189,7 +195,7 @@ class SubscriptionStripeApi(StripeAccountApi):
 
     @extend_schema(
         request=SubscribeInputSerializer,
-        responses={200: SubscriptionRequestSerializer, 201: SubscriptionRequestSerializer},
+        responses={200: SubscriptionRequestSerializer, 201: SubscriptionRequestSerializer, 409: SUBSCRIPTION_CONFLICT},
         summary="Subscribe to a plan (a Checkout page) or change the live subscription's plan (prorated)",
         description="The local plan changes when Stripe's customer.subscription event arrives.",
     )
@@ -203,7 +209,7 @@ class SubscriptionStripeApi(StripeAccountApi):
         code = status.HTTP_201_CREATED if result.action == "checkout" else status.HTTP_200_OK
         return Response(_request_body(result), status=code)
 
-    @extend_schema(request=CancelInputSerializer, responses=SubscriptionRequestSerializer,
+    @extend_schema(request=CancelInputSerializer, responses={200: SubscriptionRequestSerializer, 409: SUBSCRIPTION_CONFLICT},
                    summary="Cancel the Stripe subscription at the end of its period (default) or now")  # fmt: skip
     def delete(self, request: Request) -> Response:
         data = self.CancelInputSerializer(data=request.data or {})

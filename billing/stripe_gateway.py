@@ -334,6 +334,11 @@ def webhook_verify(*, payload: bytes, signature_header: str | None, secret: str,
     if not signature_header:
         raise WebhookSignatureInvalid("missing Stripe-Signature header")
     try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError:
+        # Stripe signs UTF-8 JSON; the library would fail decoding it, so no signature can match
+        raise WebhookSignatureInvalid("the body is not UTF-8, so it cannot carry a valid signature") from None
+    try:
         # the library checks the signature; the timestamp window (past and future) is checked below
         stripe.WebhookSignature.verify_header(payload, signature_header, secret, tolerance=None)
     except stripe.SignatureVerificationError as exc:

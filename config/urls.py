@@ -20,3 +20,9 @@ urlpatterns = [
     path("", include("reconciliation.urls")),
     path("", include("usage.dashboard.urls")),
 ]
+
+# Under /api/ these answer JSON in the error shape (config/api_errors.py); elsewhere Django's pages.
+handler400 = "config.api_errors.handler400"
+handler403 = "config.api_errors.handler403"
+handler404 = "config.api_errors.handler404"
+handler500 = "config.api_errors.handler500"

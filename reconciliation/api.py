@@ -33,6 +33,7 @@ STAFF_PERMISSIONS: list[type[BasePermission]] = [IsAdminUser]
 MULTIPART_OVERHEAD = 64 * 1024  # the form's other fields and boundaries around the file
 LINES_PAGE = 500
 LINES_PAGE_MAX = 5000
+BIGINT_MAX = 2**63 - 1 - LINES_PAGE_MAX  # offset + limit is sent to the database as a bigint
 
 ErrorOutput = inline_serializer(
     name="ReconciliationError",
@@ -129,7 +130,7 @@ class RunDetailOutput(RunOutput):
 
 class LinesQuery(serializers.Serializer):
     status = serializers.ChoiceField(choices=ReconciliationLine.Status.choices, required=False)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    offset = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX, default=0)
     limit = serializers.IntegerField(min_value=1, max_value=LINES_PAGE_MAX, default=LINES_PAGE)
 
 

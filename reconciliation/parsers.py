@@ -194,7 +194,15 @@ def _clean(value: str, name: str) -> str:
     value = value.strip()
     if "\ufffd" in value:
         raise _RowProblem(f"{name} is not valid UTF-8")
+    if "\x00" in value:
+        # no provider writes one, and no database text column can hold one
+        raise _RowProblem(f"{name} holds a NUL character")
     return value
+
+
+def _row_error(line: int, reason: str) -> RowError:
+    """A row error whose message can be stored: a NUL quoted from the file is written as \\x00."""
+    return RowError(line=line, reason=reason.replace("\x00", "\\x00"))
 
 
 def decimal_read(text: str, name: str) -> Decimal:
@@ -430,7 +438,7 @@ def _csv_rows(reader: Any, width: int, convert: Callable[[int, list[str]], Parse
             return
         except csv.Error as exc:
             # the reader has consumed the bad physical line(s); go on with the next record
-            yield RowError(line=last_line + 1, reason=f"not readable as CSV: {exc}")
+            yield _row_error(last_line + 1, f"not readable as CSV: {exc}")
             stalled = stalled + 1 if reader.line_num == last_line else 0
             if stalled > 2:
                 return
@@ -446,7 +454,7 @@ def _csv_rows(reader: Any, width: int, convert: Callable[[int, list[str]], Parse
         try:
             yield convert(line, values)
         except _RowProblem as exc:
-            yield RowError(line=line, reason=str(exc))
+            yield _row_error(line, str(exc))
 
 
 def _bucket_times(record: _Record) -> tuple[datetime, datetime]:
@@ -617,7 +625,7 @@ def _json_rows(buckets: list[Any], source: str) -> Iterator[ParsedRow]:
                 raise _RowProblem("results must be a list")
         except _RowProblem as exc:
             item += 1
-            yield RowError(line=item, reason=f"{where}: {exc}")
+            yield _row_error(item, f"{where}: {exc}")
             continue
         if not results:
             item += 1
@@ -630,7 +638,7 @@ def _json_rows(buckets: list[Any], source: str) -> Iterator[ParsedRow]:
                     raise _RowProblem("a result must be an object")
                 yield _JSON_CONVERTERS[source](item, start, end, result)
             except _RowProblem as exc:
-                yield RowError(line=item, reason=f"{where}.results[{r}]: {exc}")
+                yield _row_error(item, f"{where}.results[{r}]: {exc}")
 
 
 def _json_bucket_times(bucket: Mapping[str, Any], source: str) -> tuple[datetime, datetime]:

@@ -420,14 +420,24 @@ class UsageEstimateApi(AccountApi):
         return Response(self.EstimateOutputSerializer(vars(estimate)).data)
 
 
+# The days a range may name: usage exists from 1970 on, and the day after `to` must still be a date.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
 def _day(request: Request, name: str, default: date) -> date:
     value = request.query_params.get(name)
     if not value:
         return default
     try:
-        return date.fromisoformat(value[:10])
+        # a day, or a full ISO time (its date, as written): never a prefix of something that is not a time
+        day = datetime.fromisoformat(value).date()
     except ValueError:
         raise ApiError("invalid", f"{name} must be a date, e.g. 2026-11-01", fields={name: "YYYY-MM-DD"}) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ApiError(
+            "invalid", f"{name} must be between {FIRST_DAY} and {LAST_DAY}", fields={name: "a day from 1970 to 9998"}
+        )
+    return day
 
 
 def _range(request: Request) -> tuple[date, date]:

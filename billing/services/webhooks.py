@@ -61,15 +61,64 @@ class WebhookPayloadInvalid(Exception):
 # --- intake ------------------------------------------------------------------------------------------------------
 
 
+# What the inbox row can hold: the columns' lengths, and the range of `created` a datetime can take.
+EVENT_ID_MAX = StripeEvent._meta.get_field("event_id").max_length or 255
+EVENT_TYPE_MAX = StripeEvent._meta.get_field("type").max_length or 100
+OBJECT_ID_MAX = StripeEvent._meta.get_field("object_id").max_length or 255
+API_VERSION_MAX = StripeEvent._meta.get_field("api_version").max_length or 50
+CREATED_MIN = 0
+CREATED_MAX = int(datetime(9999, 12, 31, tzinfo=UTC).timestamp())
+
+
+def _unstorable_text(value: Any) -> str | None:
+    """The first string (key or value) of a JSON value that no database column can hold: a NUL character or a
+    lone surrogate. None when every string is storable."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "a NUL character"
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "a lone surrogate"
+    return None
+
+
+def _short_text(event: dict[str, Any], name: str, limit: int) -> None:
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise WebhookPayloadInvalid(f"the body is not a Stripe event ({name} must be a non-empty string)")
+    if len(value) > limit or not value.isprintable():
+        raise WebhookPayloadInvalid(f"the event's {name} is not a Stripe {name} (at most {limit} printable characters)")
+
+
 def stripe_event_parse(payload: bytes) -> dict[str, Any]:
+    """The event in a verified body, or WebhookPayloadInvalid (answered 400, nothing stored) when the body is not
+    a Stripe event the inbox can store: not JSON, no id, type, created or data, an id or type longer than its
+    column, a `created` outside the years 1970-9999, or text holding a NUL or a lone surrogate."""
     try:
         event = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise WebhookPayloadInvalid("the body is not JSON") from None
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not isinstance(event.get("type"), str):
+    if not isinstance(event, dict):
         raise WebhookPayloadInvalid("the body is not a Stripe event (id and type are required)")
-    if not isinstance(event.get("created"), int) or not isinstance(event.get("data"), dict):
+    _short_text(event, "id", EVENT_ID_MAX)
+    _short_text(event, "type", EVENT_TYPE_MAX)
+    created = event.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not isinstance(event.get("data"), dict):
         raise WebhookPayloadInvalid("the body is not a Stripe event (created and data are required)")
+    if not CREATED_MIN <= created <= CREATED_MAX:
+        raise WebhookPayloadInvalid(f"the event's created ({created}) is not a time between 1970 and 9999")
+    problem = _unstorable_text(event)
+    if problem:
+        raise WebhookPayloadInvalid(f"the event holds text with {problem}, which cannot be stored")
     return event
 
 
@@ -84,9 +133,9 @@ def stripe_event_store(*, event: dict[str, Any], now: datetime | None = None) ->
             stored = StripeEvent.objects.create(
                 event_id=event["id"],
                 type=event["type"],
-                api_version=str(event.get("api_version") or ""),
+                api_version=str(event.get("api_version") or "")[:API_VERSION_MAX],
                 livemode=bool(event.get("livemode")),
-                object_id=str(obj.get("id") or "") if isinstance(obj, dict) else "",
+                object_id=str(obj.get("id") or "")[:OBJECT_ID_MAX] if isinstance(obj, dict) else "",
                 stripe_created_at=datetime.fromtimestamp(event["created"], tz=UTC),
                 payload=event,
                 status=StripeEvent.Status.RECEIVED if handled else StripeEvent.Status.IGNORED,

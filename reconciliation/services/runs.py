@@ -99,7 +99,7 @@ def reconciliation_run(
     arguments = {
         "source": source,
         "file": file,
-        "file_name": file_name[:255] or "upload",
+        "file_name": file_name.replace("\x00", "")[:255] or "upload",  # no text column holds a NUL
         "actor": _actor(actor),
         "tolerance_pct": tolerance_pct,
         "tolerance_usd": tolerance_usd,
@@ -211,7 +211,7 @@ def _run_finish(
 
 def _run_fail(run: ReconciliationRun, message: str, clock: float) -> None:
     run.status = ReconciliationRun.Status.FAILED
-    run.failure = message[:2000]
+    run.failure = message.replace("\x00", "\\x00")[:2000]
     run.finished_at = timezone.now()
     run.duration_ms = int((time.perf_counter() - clock) * 1000)
     run.save()

@@ -198,7 +198,7 @@ def test_malformed_rows_are_errors_with_their_line_numbers():
 
 
 def test_a_nul_byte_spoils_one_row_not_the_file():
-    """Python 3.11's csv reads NUL; the request id check refuses it, for that row only."""
+    """Python 3.11's csv reads NUL; the cell check refuses it, for that row only."""
     content = (
         HEADER
         + b"a,2026-10-01T10:00:00Z,m,1,1,0,0.1\r\nb\x00,2026-10-01T10:00:00Z,m,1,1,0,0.1\r\n"
@@ -206,7 +206,7 @@ def test_a_nul_byte_spoils_one_row_not_the_file():
     )
     _, rows = read(content)
     assert [type(r).__name__ for r in rows] == ["RequestRow", "RowError", "RequestRow"]
-    assert rows[1] == RowError(line=3, reason="request_id must be 1-128 printable characters")
+    assert rows[1] == RowError(line=3, reason="request_id holds a NUL character")
     assert rows[2].line == 4
 
 

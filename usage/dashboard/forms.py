@@ -12,6 +12,8 @@ from django import forms
 from pricing.money import CREDITS, CURRENCIES
 
 MAX_RANGE_DAYS = 366
+# the days a filter may name: usage exists from 1970 on, and the day after the last must still be a date
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
 
 class AccountSwitchForm(forms.Form):
@@ -85,6 +87,11 @@ class UsageFilterForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        for name in ("start", "end"):
+            day = data.get(name)
+            if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+                self.add_error(name, f"must be between {FIRST_DAY:%Y-%m-%d} and {LAST_DAY:%Y-%m-%d}")
+                data.pop(name, None)
         start: date | None = data.get("start")
         end: date | None = data.get("end")
         if start and end:

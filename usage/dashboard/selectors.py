@@ -321,6 +321,9 @@ class UsageFilter:
         return events
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Cursor:
     """A position in the history: the (occurred_at, id) of an event. Written `2026-11-20T10:00:00+00:00~123`."""
@@ -338,11 +341,12 @@ class Cursor:
         stamp, _, ident = text.rpartition("~")
         try:
             at = datetime.fromisoformat(stamp.replace(" ", "+"))  # a "+" in a query string may arrive as a space
-            event_id = int(ident)
-        except ValueError:
-            return None
-        if at.tzinfo is None:
-            return None
+            event_id = int(ident[:20])
+            if at.tzinfo is None or not 0 < event_id <= BIGINT_MAX:
+                return None
+            at = at.astimezone(UTC)  # a year-9999 time with an offset may not exist in UTC
+        except (ValueError, OverflowError):
+            return None  # a cursor that cannot be a position: the first page
         return cls(occurred_at=at, event_id=event_id)
 
 
