@@ -20,6 +20,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 MESSAGES = [{"role": "user", "content": "Say hello " * 20}]
 
 
+@pytest.fixture(autouse=True)
+def haiku_cache_write_prices(catalog: None) -> None:
+    """The seed prices Claude 3.5 Haiku without cache writes; an operator adds Anthropic's list prices for them
+    (5-minute writes 1.25x input, 1-hour writes 2x), as the fake provider's answers write to the cache."""
+    from datetime import UTC, datetime
+
+    from pricing.models import AIModel
+    from pricing.services import model_price_set
+
+    model_price_set(
+        model=AIModel.objects.get(model_id="claude-3-5-haiku"), input_per_million="0.80", output_per_million="4.00",
+        cached_input_per_million="0.08", cache_write_per_million="1.00", cache_write_1h_per_million="1.60",
+        effective_from=datetime(2024, 1, 2, tzinfo=UTC), reason="cache-write prices",
+    )  # fmt: skip
+
+
 def _client(provider: FakeProvider, max_retries: int = 0) -> anthropic.Anthropic:
     return anthropic.Anthropic(
         api_key="sk-ant-test", base_url="http://fake-anthropic.test", max_retries=max_retries,
