@@ -1,0 +1,43 @@
+"""The console's pages join the default admin site: its URLs under /admin/console/ and its figures on the admin
+home. The site is shared by every app, so its URL list and index view are wrapped, not replaced (pricing wraps the
+index too; each wrapper adds its own context)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver, path
+
+from console import views
+
+
+def _with_console_urls(get_urls: Callable[[], list[URLPattern | URLResolver]]) -> Callable[[], list[Any]]:
+    @functools.wraps(get_urls)
+    def urls() -> list[URLPattern | URLResolver]:
+        view = admin.site.admin_view
+        own = [
+            path("console/", view(views.overview_view), name="console_overview"),
+            path("console/customers/<int:account_id>/", view(views.customer_view), name="console_customer"),
+        ]
+        return own + get_urls()
+
+    return urls
+
+
+def _with_console_home(index: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The admin home with the console's headline, billing check and health above the app list."""
+
+    @functools.wraps(index)
+    def view(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        context = {**views.home_context(request), **(extra_context or {})}
+        return index(request, extra_context=context)
+
+    return view
+
+
+admin.site.get_urls = _with_console_urls(admin.site.get_urls)  # type: ignore[method-assign]
+admin.site.index = _with_console_home(admin.site.index)  # type: ignore[method-assign, assignment]
