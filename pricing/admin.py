@@ -8,7 +8,6 @@ through "new version" forms; nothing is deleted from here; the audit log is read
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +28,8 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
-from pricing import console, services
+from core.csv_export import csv_write
+from pricing import console, display, services
 from pricing.errors import CatalogValidationError
 from pricing.forms import (
     CatalogForm,
@@ -60,7 +60,7 @@ def _data(request: HttpRequest) -> Any:
 
 def _initial(values: dict[str, Any]) -> dict[str, Any]:
     """Current values as a form shows them: stored decimals without their 12-place padding."""
-    return {k: console.decimal_text(v) if hasattr(v, "normalize") else v for k, v in values.items()}
+    return {k: display.plain(v) if hasattr(v, "normalize") else v for k, v in values.items()}
 
 
 class _RolledBack(Exception):
@@ -198,7 +198,7 @@ def _price_column(field: str, description: str) -> Callable[[Any, AIModel], str]
         if price is None:
             return "no price"
         value = getattr(price, field)
-        return console.decimal_text(value) if value is not None else "= input"
+        return display.plain(value) if value is not None else "= input"
 
     return column
 
@@ -425,14 +425,7 @@ class AIModelAdmin(CatalogAdmin):
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         name = f"tokenledger-catalog{'-' + wanted if wanted else ''}-{now:%Y%m%d-%H%M}.csv"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        writer = csv.writer(response)
-        for index, section in enumerate(sections):
-            if len(sections) > 1:
-                if index:
-                    writer.writerow([])
-                writer.writerow([f"# {section.name}"])
-            writer.writerow(section.header)
-            writer.writerows(section.rows)
+        csv_write(response, console.catalog_csv_rows(sections))
         return response
 
 
@@ -461,7 +454,7 @@ class FeatureAdmin(CatalogAdmin):
     @admin.display(description="Cost")
     def cost(self, feature: Feature) -> str:
         cost = _cost(feature)
-        return console.decimal_text(cost.cost_usd) if cost else ""
+        return display.plain(cost.cost_usd) if cost else ""
 
     @admin.display(description="Tier multipliers")
     def multipliers(self, feature: Feature) -> str:
@@ -473,7 +466,7 @@ class FeatureAdmin(CatalogAdmin):
     @admin.display(description="CePO")
     def cepo(self, feature: Feature) -> str:
         cost = _cost(feature)
-        return console.decimal_text(cost.cepo_multiplier) if cost else ""
+        return display.plain(cost.cepo_multiplier) if cost else ""
 
     @admin.display(description="Billable", boolean=True)
     def billable(self, feature: Feature) -> bool | None:
@@ -557,7 +550,7 @@ class FeatureAdmin(CatalogAdmin):
         if current is not None:
             initial = _initial({"cost_type": current.cost_type, "cost_usd": current.cost_usd,
                                 "cepo_multiplier": current.cepo_multiplier, "is_billable": current.is_billable})  # fmt: skip
-            multipliers = {t.tier: console.decimal_text(t.multiplier) for t in current.tier_multipliers.all()}
+            multipliers = {t.tier: display.plain(t.multiplier) for t in current.tier_multipliers.all()}
         form = FeatureCostForm(_data(request), initial=initial, tiers=self._tiers(*multipliers),
                                multipliers=multipliers)  # fmt: skip
         version = self._save(request, form, lambda: self._cost_set(request, feature, form))
@@ -591,7 +584,7 @@ class ExchangeRateAdmin(CatalogAdmin):
 
     @admin.display(description="Units per USD", ordering="rate")
     def rate_per_usd(self, rate: ExchangeRate) -> str:
-        return console.grouped(rate.rate)
+        return display.grouped(rate.rate)
 
     @admin.display(description="Status")
     def status(self, rate: ExchangeRate) -> str:
@@ -624,7 +617,7 @@ class ExchangeRateAdmin(CatalogAdmin):
                 note = " (backdated)" if version.backdated else ""
                 self.message_user(
                     request,
-                    f"USD → {version.currency} is {console.grouped(version.rate)} from "
+                    f"USD → {version.currency} is {display.grouped(version.rate)} from "
                     f"{console.when(version.effective_from)}{note}.",
                     messages.SUCCESS,
                 )
@@ -682,7 +675,7 @@ class PlanAdmin(CatalogAdmin):
     @admin.display(description="Fee")
     def fee(self, plan: Plan) -> str:
         t = _terms(plan)
-        return f"{console.decimal_text(t.fee)} {t.currency} / {t.interval}" if t else "no terms"
+        return f"{display.plain(t.fee)} {t.currency} / {t.interval}" if t else "no terms"
 
     @admin.display(description="Unit")
     def unit(self, plan: Plan) -> str:
@@ -692,22 +685,22 @@ class PlanAdmin(CatalogAdmin):
     @admin.display(description="Included")
     def included(self, plan: Plan) -> str:
         t = _terms(plan)
-        return (console.decimal_text(t.included_units) or "unlimited") if t else ""
+        return (display.plain(t.included_units) or "unlimited") if t else ""
 
     @admin.display(description="Overage rate")
     def overage_rate(self, plan: Plan) -> str:
         t = _terms(plan)
-        return console.decimal_text(t.overage_rate) if t else ""
+        return display.plain(t.overage_rate) if t else ""
 
     @admin.display(description="Monthly cap")
     def cap(self, plan: Plan) -> str:
         t = _terms(plan)
-        return (console.decimal_text(t.monthly_spend_cap) or "none") if t else ""
+        return (display.plain(t.monthly_spend_cap) or "none") if t else ""
 
     @admin.display(description="Markup")
     def markup(self, plan: Plan) -> str:
         t = _terms(plan)
-        return console.decimal_text(t.markup) if t else ""
+        return display.plain(t.markup) if t else ""
 
     @admin.display(description="Requests/hour")
     def requests_per_hour(self, plan: Plan) -> str:
