@@ -1,6 +1,6 @@
 """The console's pages join the default admin site: its URLs under /admin/console/ and its figures on the admin
 home. The site is shared by every app, so its URL list and index view are wrapped, not replaced (pricing wraps the
-index too; each wrapper adds its own context)."""
+index too; each wrapper adds its own context). The catalog forms' change previews are drawn here too."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, path
 
-from console import views
+from console import preview_drawing, views
+from pricing.admin.previews import FEATURE_COST, MODEL_PRICE, PLAN_TERMS, change_preview_register
 
 
 def _with_console_urls(get_urls: Callable[[], list[URLPattern | URLResolver]]) -> Callable[[], list[Any]]:
@@ -41,3 +42,7 @@ def _with_console_home(index: Callable[..., HttpResponse]) -> Callable[..., Http
 
 admin.site.get_urls = _with_console_urls(admin.site.get_urls)  # type: ignore[method-assign]
 admin.site.index = _with_console_home(admin.site.index)  # type: ignore[method-assign, assignment]
+
+change_preview_register(MODEL_PRICE, preview_drawing.model_price)
+change_preview_register(FEATURE_COST, preview_drawing.feature_cost)
+change_preview_register(PLAN_TERMS, preview_drawing.plan_terms)

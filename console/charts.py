@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from django.utils.safestring import SafeString
 
 from console.figures import Group
-from reconciliation.charts import Series, bar_chart, money_short
+from pricing.display import usd_short
+from reconciliation.charts import Series, bar_chart
 from usage.dashboard.charts import ChartPoint, bar_list_chart
 
 
@@ -32,8 +33,8 @@ def revenue_bars(groups: Sequence[Group], *, title: str, limit: int = 8) -> Safe
         ChartPoint(
             label=group.label,
             value=group.figures.revenue,
-            detail=f"revenue {money_short(group.figures.revenue)}, margin {money_short(group.figures.margin)}",
+            detail=f"revenue {usd_short(group.figures.revenue)}, margin {usd_short(group.figures.margin)}",
         )
         for group in groups[:limit]
     ]
-    return bar_list_chart(points, title=title, description=f"{title}: revenue per bar", value_label=money_short)
+    return bar_list_chart(points, title=title, description=f"{title}: revenue per bar", value_label=usd_short)

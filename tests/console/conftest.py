@@ -115,8 +115,8 @@ def customers(console_catalog: None) -> Iterator[dict[str, Account]]:
     with time_machine.travel(OCTOBER_RECORDED, tick=False):
         catalog_cache_invalidate()
         accounts = {
-            "Alpha": AccountFactory.create(name="Alpha", plan="resale", credits="1000", as_of=OCTOBER),
-            "Beta": AccountFactory.create(name="Beta", plan="loss", credits="1000", as_of=OCTOBER),
+            "Alpha": AccountFactory.create(name="Alpha", plan="resale", credits="1000000", as_of=OCTOBER),
+            "Beta": AccountFactory.create(name="Beta", plan="loss", credits="1000000", as_of=OCTOBER),
         }
         for name, account in accounts.items():
             record(account, [u for u in OCTOBER_USAGE if u.account == name], prefix="oct")

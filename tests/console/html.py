@@ -77,3 +77,24 @@ def table_row(html: str | bytes, table: str, **key: str) -> Element:
 
 def body_rows(html: str | bytes, table: str) -> list[Element]:
     return list(page(html).one("table", data_table=table).one("tbody").all("tr"))
+
+
+def form_values(html: str | bytes) -> dict[str, str]:
+    """What a browser would submit from the page's form as it stands (checked boxes, selected options, text)."""
+    form = page(html).one("form", id=next(
+        element.attrs["id"] for element in page(html).all("form") if element.attrs.get("id", "").endswith("_form")
+    ))  # fmt: skip
+    values: dict[str, str] = {}
+    for box in form.all("input"):
+        kind, name = box.attrs.get("type", "text"), box.attrs.get("name")
+        if not name or kind in {"submit", "button"} or (kind == "checkbox" and "checked" not in box.attrs):
+            continue
+        values[name] = box.attrs.get("value", "on" if kind == "checkbox" else "")
+    for select in form.all("select"):
+        options = list(select.all("option"))
+        chosen = next((o for o in options if "selected" in o.attrs), options[0] if options else None)
+        if chosen is not None:
+            values[select.attrs["name"]] = chosen.attrs.get("value", chosen.text())
+    for area in form.all("textarea"):
+        values[area.attrs["name"]] = "".join(child for child in area.children if isinstance(child, str)).strip()
+    return values
