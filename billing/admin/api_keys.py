@@ -11,9 +11,7 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from billing.admin.base import admin_link, client_ip
-from billing.models import (
-    ApiKey,
-)
+from billing.models import ApiKey
 from billing.services.api_keys import api_key_revoke
 from core.admin_base import ViewOnlyAdmin
 

@@ -6,9 +6,7 @@ from django.contrib import admin
 from django.utils.safestring import SafeString
 
 from billing.admin.base import admin_link
-from billing.models import (
-    AuditEntry,
-)
+from billing.models import AuditEntry
 from core.admin_base import ViewOnlyAdmin
 
 

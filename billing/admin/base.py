@@ -42,7 +42,7 @@ def admin_link(obj: Model | None, text: object = None) -> str | SafeString:
     return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
 
 
-def _related(obj: Model, name: str) -> Any:
+def related_or_none(obj: Model, name: str) -> Any:
     """A reverse one-to-one (an account's wallet or subscription), or None where it does not exist."""
     try:
         return getattr(obj, name)
@@ -73,7 +73,7 @@ class NewestOnlyFormSet(BaseInlineFormSet):
         return self._limited_queryset
 
 
-def _redirect_with_ids(url_name: str, ids: Iterable[int]) -> HttpResponseRedirect:
+def redirect_with_ids(url_name: str, ids: Iterable[int]) -> HttpResponseRedirect:
     """To an operation page for these accounts: the ids travel in the URL, so the page can be reloaded."""
     query = urlencode({"ids": ",".join(str(pk) for pk in ids)})
     return HttpResponseRedirect(f"{reverse(url_name)}?{query}")

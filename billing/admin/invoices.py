@@ -12,10 +12,7 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
 from billing.admin.base import admin_link
-from billing.models import (
-    Invoice,
-    InvoiceOutbox,
-)
+from billing.models import Invoice, InvoiceOutbox
 from billing.services.overage import overage_invoice_send
 from core.admin_base import ViewOnlyAdmin
 from pricing.money import Money, MoneyError

@@ -11,12 +11,10 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString
 
-from billing.admin.base import _related, admin_link, refusal_message
+from billing.admin.base import admin_link, refusal_message, related_or_none
 from billing.admin.invoices import invoice_amount
 from billing.errors import BillingError
-from billing.models import (
-    BillingPeriod,
-)
+from billing.models import BillingPeriod
 from billing.services.periods import period_close
 from core.admin_base import ViewOnlyAdmin
 from pricing.display import plain
@@ -71,7 +69,7 @@ class BillingPeriodAdmin(ViewOnlyAdmin):
 
     @admin.display(description="invoice")
     def invoice_link(self, period: BillingPeriod) -> str | SafeString:
-        return admin_link(_related(period, "invoice"))
+        return admin_link(related_or_none(period, "invoice"))
 
     @admin.display(description="late usage (after it closed)")
     def late_usage_shown(self, period: BillingPeriod) -> str | SafeString:

@@ -9,10 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.safestring import SafeString
 
-from billing.admin.base import _redirect_with_ids, admin_link
-from billing.models import (
-    Subscription,
-)
+from billing.admin.base import admin_link, redirect_with_ids
+from billing.models import Subscription
 from core.admin_base import ViewOnlyAdmin
 
 
@@ -42,7 +40,7 @@ class SubscriptionAdmin(ViewOnlyAdmin):
 
     @admin.action(description="Change the plan of the selected subscriptions…", permissions=["change_plan"])
     def change_plan(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> HttpResponse:
-        return _redirect_with_ids("admin:billing_account_change_plan", queryset.values_list("account_id", flat=True))
+        return redirect_with_ids("admin:billing_account_change_plan", queryset.values_list("account_id", flat=True))
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

@@ -8,11 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from billing.admin.base import LEDGER_INLINE_LIMIT, NewestOnlyFormSet, ViewOnlyInline, admin_link
-from billing.models import (
-    CreditGrant,
-    LedgerEntry,
-    Wallet,
-)
+from billing.models import CreditGrant, LedgerEntry, Wallet
 from core.admin_base import ViewOnlyAdmin
 from pricing.display import plain
 
