@@ -20,11 +20,7 @@ from django.utils.safestring import SafeString
 from pricing import console, display
 from pricing.admin import previews
 from pricing.errors import CatalogValidationError
-from pricing.forms import (
-    CatalogForm,
-    FeatureCostForm,
-    tier_choices,
-)
+from pricing.forms import CatalogForm, FeatureCostForm, tier_choices
 
 T = TypeVar("T")
 Fieldsets = list[tuple[str | None, dict[str, Any]]]
