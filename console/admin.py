@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, reverse
 
 from console import preview_drawing, views
 from pricing.admin.previews import FEATURE_COST, MODEL_PRICE, PLAN_TERMS, change_preview_register
@@ -40,6 +40,25 @@ def _with_console_home(index: Callable[..., HttpResponse]) -> Callable[..., Http
     return view
 
 
+def _with_console_section(get_app_list: Callable[..., list[dict[str, Any]]]) -> Callable[..., list[dict[str, Any]]]:
+    """The app list (home and sidebar) opens with a Console section linking the overview, for staff."""
+
+    @functools.wraps(get_app_list)
+    def app_list(request: HttpRequest, app_label: str | None = None) -> list[dict[str, Any]]:
+        apps = get_app_list(request, app_label)
+        if app_label is not None or not request.user.is_staff:
+            return apps
+        url = reverse("admin:console_overview")
+        overview = {"model": None, "name": "Overview: revenue, margin, customers", "object_name": "Overview",
+                    "perms": {"view": True}, "admin_url": url, "add_url": None, "view_only": True}  # fmt: skip
+        section = {"name": "Console", "app_label": "console", "app_url": url, "has_module_perms": True,
+                   "models": [overview]}  # fmt: skip
+        return [section, *apps]
+
+    return app_list
+
+
+admin.site.get_app_list = _with_console_section(admin.site.get_app_list)  # type: ignore[method-assign]
 admin.site.get_urls = _with_console_urls(admin.site.get_urls)  # type: ignore[method-assign]
 admin.site.index = _with_console_home(admin.site.index)  # type: ignore[method-assign, assignment]
 

@@ -141,3 +141,11 @@ def test_empty_console(staff_client: Client, console_catalog):
     assert staff_client.get(reverse("admin:index")).status_code == 200
     for window in ("today", "period", "12m"):
         assert staff_client.get(reverse("admin:console_overview"), {"range": window}).status_code == 200
+
+
+def test_the_app_list_opens_with_the_console(customers, staff_client: Client):
+    home = page(staff_client.get(reverse("admin:index")).content)
+    link = home.one("div", id="content-main").one("a", href=reverse("admin:console_overview"))
+    assert link.text() == "Console"
+    sidebar = page(staff_client.get(reverse("admin:billing_account_changelist")).content).one("nav", id="nav-sidebar")
+    assert "Overview: revenue, margin, customers" in sidebar.text()
