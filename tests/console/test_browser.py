@@ -153,10 +153,12 @@ def test_account_toolbar_no_longer_covers_the_title(customers, signed_in: Callab
     account: Account = customers["Alpha"]
     page = signed_in()
     page.goto(f"/admin/billing/account/{account.pk}/change/")
-    title = page.locator("#content h1").bounding_box()
     tools = page.locator("#content .object-tools").bounding_box()
-    assert title is not None and tools is not None
-    assert tools["y"] >= title["y"] + title["height"], (title, tools)  # below the title, not over it
+    assert tools is not None
+    for heading in ("#content > h1", "#content > h2"):  # the title and the account's name under it
+        box = page.locator(heading).bounding_box()
+        assert box is not None
+        assert tools["y"] >= box["y"] + box["height"], (heading, box, tools)  # below it, not over it
     shoot(page, tmp_path, "account-page")
     page.get_by_role("link", name="Customer 360").click()
     expect(page.get_by_role("heading", name="Customer 360: Alpha")).to_be_visible()

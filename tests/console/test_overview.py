@@ -149,3 +149,13 @@ def test_the_app_list_opens_with_the_console(customers, staff_client: Client):
     assert link.text() == "Console"
     sidebar = page(staff_client.get(reverse("admin:billing_account_changelist")).content).one("nav", id="nav-sidebar")
     assert "Overview: revenue, margin, customers" in sidebar.text()
+
+
+@pytest.mark.postgres
+def test_revenue_is_invoiced_plus_unbilled_exactly_on_postgresql(customers):
+    """PostgreSQL sums decimals exactly: the two books agree to the last of the twelve places, not just the cent."""
+    split = billed(now=NOW)
+    october, _ = sums(OCTOBER_USAGE)
+    november, _ = sums(NOVEMBER_USAGE)
+    assert (split.invoiced, split.unbilled, split.revenue) == (october, november, october + november)
+    assert split.difference == 0
