@@ -1,6 +1,6 @@
-"""The console's charts, drawn on the server as SVG by the charting modules the apps already have: revenue, cost
-and margin side by side per day (reconciliation.charts, which draws negative bars below zero), and one bar per
-model, plan or customer (usage.dashboard.charts)."""
+"""The console's charts, drawn on the server as SVG by reconciliation.charts (grouped bars; a negative margin hangs
+below zero, each bar's tooltip gives its exact amount): revenue, cost and margin per day or month, and revenue
+beside margin per model, plan or customer."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from django.utils.safestring import SafeString
 
 from console.figures import Group
-from pricing.display import usd_short
 from reconciliation.charts import Series, bar_chart
-from usage.dashboard.charts import ChartPoint, bar_list_chart
+
+TOP_BARS = 8
 
 
 def figures_chart(groups: Sequence[Group], *, title: str) -> SafeString:
@@ -27,14 +27,14 @@ def figures_chart(groups: Sequence[Group], *, title: str) -> SafeString:
     )
 
 
-def revenue_bars(groups: Sequence[Group], *, title: str, limit: int = 8) -> SafeString:
-    """One bar per group (highest revenue first), the margin in each bar's tooltip."""
-    points = [
-        ChartPoint(
-            label=group.label,
-            value=group.figures.revenue,
-            detail=f"revenue {usd_short(group.figures.revenue)}, margin {usd_short(group.figures.margin)}",
-        )
-        for group in groups[:limit]
-    ]
-    return bar_list_chart(points, title=title, description=f"{title}: revenue per bar", value_label=usd_short)
+def revenue_chart(groups: Sequence[Group], *, title: str) -> SafeString:
+    """Revenue and margin of the first groups (the highest revenue: callers pass them sorted)."""
+    shown = groups[:TOP_BARS]
+    return bar_chart(
+        title=title,
+        categories=[group.label for group in shown],
+        series=[
+            Series("revenue", [group.figures.revenue for group in shown]),
+            Series("margin", [group.figures.margin for group in shown]),
+        ],
+    )

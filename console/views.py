@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.models import Account
 from console import overview
-from console.charts import figures_chart, revenue_bars
+from console.charts import figures_chart, revenue_chart
 from console.customer import customer_360
 from console.health import health_checks
 from console.overview import Window
@@ -65,9 +65,9 @@ def overview_view(request: HttpRequest) -> HttpResponse:
         top=overview.top_customers(board, now=now),
         year_start=overview.year_start(now),
         day_chart=figures_chart(board.by_day, title=f"Revenue, cost and margin by {unit}"),
-        model_chart=revenue_bars(board.by_model, title="Revenue by model"),
-        plan_chart=revenue_bars(board.by_plan, title="Revenue by plan"),
-        customer_chart=revenue_bars(board.by_customer, title="Revenue by customer"),
+        model_chart=revenue_chart(board.by_model, title="Revenue by model"),
+        plan_chart=revenue_chart(board.by_plan, title="Revenue by plan"),
+        customer_chart=revenue_chart(board.by_customer, title="Revenue by customer"),
     )
 
 
