@@ -34,7 +34,7 @@ def _with_console_home(index: Callable[..., HttpResponse]) -> Callable[..., Http
 
     @functools.wraps(index)
     def view(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        context = {**views.home_context(request), **(extra_context or {})}
+        context = {**views.home_context(), **(extra_context or {})}
         return index(request, extra_context=context)
 
     return view

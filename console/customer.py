@@ -53,13 +53,6 @@ class Customer360:
     audit: list[AuditEntry]
 
 
-def _related(account: Account, name: str) -> object | None:
-    try:
-        return getattr(account, name)
-    except (Wallet.DoesNotExist, Subscription.DoesNotExist):
-        return None
-
-
 def daily_figures(*, account: Account, now: datetime, days: int = CHART_DAYS) -> list[Group]:
     """The account's figures per UTC day over the last `days` days, today included."""
     today = now.astimezone(UTC).date()
@@ -76,8 +69,8 @@ def customer_360(*, account: Account, now: datetime) -> Customer360:
     rejected = RejectedEvent.objects.filter(**mine, status=RejectedEvent.Status.PENDING)
     return Customer360(
         account=account,
-        wallet=_related(account, "wallet"),  # type: ignore[arg-type]
-        subscription=_related(account, "subscription"),  # type: ignore[arg-type]
+        wallet=Wallet.objects.filter(**mine).first(),
+        subscription=Subscription.objects.filter(**mine).select_related("plan", "pending_plan").first(),
         period=BillingPeriod.objects.filter(**mine, status=BillingPeriod.Status.OPEN).order_by("-start").first(),
         this_period=figures_of(window_events(Window.PERIOD, now=now).filter(**mine)),
         last_12_months=figures_of(window_events(Window.YEAR, now=now).filter(**mine)),

@@ -7,7 +7,7 @@ difference. Amounts stay unrounded Decimal here: a template rounds each shown fi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -86,7 +86,3 @@ def groups_by_revenue(figures: Mapping[Any, Figures], labels: Mapping[Any, str] 
     """Groups, highest revenue first (ties by label), labelled from `labels` or the key itself."""
     groups = [Group(key, (labels or {}).get(key, str(key)), fig) for key, fig in figures.items()]
     return sorted(groups, key=lambda group: (-group.figures.revenue, group.label))
-
-
-def total(figures: Iterable[Figures]) -> Figures:
-    return sum(figures, Figures())

@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from billing.admin.account_pages import AccountPages
 from billing.models import Account
 from console import overview
 from console.charts import figures_chart, revenue_chart
@@ -33,7 +34,7 @@ def _bad_request(request: HttpRequest, message: str) -> TemplateResponse:
     return _page(request, "console/bad_request.html", title="Bad request", status=400, message=message)
 
 
-def home_context(request: HttpRequest) -> dict[str, Any]:
+def home_context() -> dict[str, Any]:
     """What the console home (the admin index) shows above the app list: the headline, billing, health."""
     now = timezone.now()
     recent = overview.breakdown(Window.PERIOD, now=now)
@@ -77,15 +78,16 @@ def customer_view(request: HttpRequest, account_id: int) -> HttpResponse:
         raise Http404("No such account.")
     view = customer_360(account=account, now=timezone.now())
     accounts = admin.site.get_model_admin(Account)
+    assert isinstance(accounts, AccountPages)  # billing's account admin: its buttons are the 360's actions
     return _page(
         request,
         "console/customer.html",
         title=f"Customer 360: {account.name}",
         customer=view,
         chart=figures_chart(view.daily, title="Last 30 days: revenue, cost and margin by day"),
-        can_issue_key=accounts.has_issue_key_permission(request),  # type: ignore[attr-defined]
-        can_add_member=accounts.has_add_member_permission(request),  # type: ignore[attr-defined]
-        can_adjust_credits=accounts.has_adjust_credits_permission(request),  # type: ignore[attr-defined]
-        can_change_plan=accounts.has_change_plan_permission(request),  # type: ignore[attr-defined]
-        can_set_status=accounts.has_set_status_permission(request),  # type: ignore[attr-defined]
+        can_issue_key=accounts.has_issue_key_permission(request),
+        can_add_member=accounts.has_add_member_permission(request),
+        can_adjust_credits=accounts.has_adjust_credits_permission(request),
+        can_change_plan=accounts.has_change_plan_permission(request),
+        can_set_status=accounts.has_set_status_permission(request),
     )

@@ -119,6 +119,7 @@ def test_bad_range_is_a_400(customers, staff_client: Client, query: dict):
 def test_unknown_customer_is_a_404(customers, staff_client: Client):
     assert staff_client.get(reverse("admin:console_customer", args=[999999])).status_code == 404
     assert staff_client.get("/admin/console/customers/abc/").status_code == 404
+    assert staff_client.get("/admin/console/customers/99999999999999999999999/").status_code == 404  # past bigint
 
 
 @pytest.mark.parametrize("name", ["admin:index", "admin:console_overview"])
