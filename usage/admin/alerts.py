@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from core.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin, ViewOnlyInline
 from usage.models import Alert, AlertDelivery
 
 DELIVERY_FIELDS: tuple[str, ...] = (
@@ -23,15 +21,10 @@ DELIVERY_FIELDS: tuple[str, ...] = (
 )
 
 
-class AlertDeliveryInline(admin.TabularInline):
+class AlertDeliveryInline(ViewOnlyInline):
     model = AlertDelivery
-    extra = 0
-    can_delete = False
     fields = DELIVERY_FIELDS
     readonly_fields = DELIVERY_FIELDS
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Alert)

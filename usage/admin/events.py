@@ -8,10 +8,10 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from core.admin_base import ViewOnlyAdmin
+from core.admin_base import COUNT_CAP, CappedCountPaginator, ViewOnlyAdmin
 from pricing import display
 from pricing.models import AIModel
-from usage.admin.base import COUNT_CAP, CappedCountPaginator, _pretty_json
+from usage.admin.base import _pretty_json
 from usage.models import DailyUsage, UsageEvent
 
 
