@@ -160,3 +160,10 @@ def test_revenue_is_invoiced_plus_unbilled_exactly_on_postgresql(customers):
     november, _ = sums(NOVEMBER_USAGE)
     assert (split.invoiced, split.unbilled, split.revenue) == (october, november, october + november)
     assert split.difference == 0
+
+
+def test_home_lists_this_periods_top_customers(customers, staff_client: Client):
+    rows = body_rows(staff_client.get(reverse("admin:index")).content, "home-top")
+    shown = [(row.one("th").text(), [td.text() for td in row.all("td")]) for row in rows]
+    alpha, _ = sums([u for u in NOVEMBER_USAGE if u.account == "Alpha"])
+    assert shown == [("Alpha", [usd(alpha), "$2.50"]), ("Beta", ["$0.80", "-$0.20"])]
