@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
-from billing.admin.base import API_KEY_TEMPLATE, OPERATION_TEMPLATE, client_ip, refusal_message, related_or_none
+from billing.admin.base import API_KEY_TEMPLATE, OPERATION_TEMPLATE, refusal_message, related_or_none
 from billing.errors import BillingError
 from billing.forms import (
     AccountCreateForm,
@@ -31,6 +31,7 @@ from billing.services.accounts import account_create, account_set_status, member
 from billing.services.api_keys import api_key_issue
 from billing.services.periods import subscription_change_plan
 from billing.services.wallet import wallet_adjust
+from core.client_ip import client_ip
 from pricing.display import plain
 from pricing.errors import PricingError, UnknownPlan
 

@@ -13,10 +13,11 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from billing.admin.account_pages import AccountPages, account_balance, account_plan
-from billing.admin.base import client_ip, redirect_with_ids
+from billing.admin.base import redirect_with_ids
 from billing.models import Account, ApiKey, Membership
 from billing.services.accounts import account_set_status
 from core.admin_base import ViewOnlyInline
+from core.client_ip import client_ip
 
 
 class MembershipInline(ViewOnlyInline):
