@@ -16,7 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 
-from billing.admin.base import API_KEY_TEMPLATE, OPERATION_TEMPLATE, client_ip, refusal_message, related_or_none
+from billing.admin.base import API_KEY_TEMPLATE, OPERATION_TEMPLATE, refusal_message, related_or_none
 from billing.errors import BillingError
 from billing.forms import (
     AccountCreateForm,
@@ -26,11 +26,12 @@ from billing.forms import (
     MemberAddForm,
     PlanChangeForm,
 )
-from billing.models import Account, ApiKey
-from billing.services.accounts import account_create, account_set_status, member_add
+from billing.models import Account, ApiKey, Membership
+from billing.services.accounts import account_create, account_set_status, member_add, member_remove
 from billing.services.api_keys import api_key_issue
 from billing.services.periods import subscription_change_plan
 from billing.services.wallet import wallet_adjust
+from core.client_ip import client_ip
 from pricing.display import plain
 from pricing.errors import PricingError, UnknownPlan
 
@@ -68,6 +69,9 @@ class AccountPages(admin.ModelAdmin):
 
     def has_add_member_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("billing.add_membership")
+
+    def has_remove_member_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.delete_membership")
 
     def add_view(
         self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
@@ -222,6 +226,34 @@ class AccountPages(admin.ModelAdmin):
             submit_label="Add member",
             accounts=[account],
             cancel_url=reverse("admin:billing_account_change", args=[account.pk]),
+        )
+
+    def remove_member_view(self, request: HttpRequest, account_id: int, membership_id: int) -> HttpResponse:
+        """A member removed through `member_remove`, after a confirmation; its refusal (the account's last owner)
+        comes back as a message on the account page, with nothing removed."""
+        if not self.has_remove_member_permission(request):
+            raise PermissionDenied
+        memberships = Membership.objects.select_related("account", "user")
+        membership = get_object_or_404(memberships, pk=membership_id, account_id=account_id)
+        account_url = reverse("admin:billing_account_change", args=[account_id])
+        form = ConfirmForm(request.POST) if request.method == "POST" else ConfirmForm()
+        if request.method == "POST" and form.is_valid():
+            try:
+                member_remove(membership=membership, actor=request.user, ip=client_ip(request))
+            except BillingError as exc:
+                messages.error(request, refusal_message(exc))
+            else:
+                messages.success(request, f"{membership.user} is no longer {membership.role} of {membership.account}.")
+            return HttpResponseRedirect(account_url)
+        return self._form_page(
+            request,
+            form=form,
+            title="Remove member",
+            intro=f"{membership.user} ({membership.role}) loses access to the account. An account keeps at least "
+            "one owner.",
+            submit_label="Remove member",
+            accounts=[membership.account],
+            cancel_url=account_url,
         )
 
     # --- page helpers -------------------------------------------------------------------------------------------

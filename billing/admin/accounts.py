@@ -9,24 +9,37 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
 
 from billing.admin.account_pages import AccountPages, account_balance, account_plan
-from billing.admin.base import client_ip, redirect_with_ids
+from billing.admin.base import redirect_with_ids
 from billing.models import Account, ApiKey, Membership
 from billing.services.accounts import account_set_status
 from core.admin_base import ViewOnlyInline
+from core.client_ip import client_ip
 
 
 class MembershipInline(ViewOnlyInline):
     model = Membership
-    fields = readonly_fields = ("user", "user_email", "role", "created_at")
+    fields = ("user", "user_email", "role", "created_at")
+    readonly_fields = (*fields, "remove")
     show_change_link = False
     verbose_name_plural = "members (add one with the Add member button)"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        """The remove link only for those who may remove members."""
+        removable = request.user.has_perm("billing.delete_membership")
+        return (*self.fields, "remove") if removable else tuple(self.fields)
 
     @admin.display(description="email")
     def user_email(self, membership: Membership) -> str:
         return membership.user.email
+
+    @admin.display(description="")
+    def remove(self, membership: Membership) -> str:
+        url = reverse("admin:billing_account_remove_member", args=[membership.account_id, membership.pk])
+        return format_html('<a href="{}">Remove…</a>', url)
 
 
 class ApiKeyInline(ViewOnlyInline):
@@ -89,6 +102,11 @@ class AccountAdmin(AccountPages):
             path("set-status/", view(self.set_status_view), name="billing_account_set_status"),
             path("<int:account_id>/issue-key/", view(self.issue_key_view), name="billing_account_issue_key"),
             path("<int:account_id>/add-member/", view(self.add_member_view), name="billing_account_add_member"),
+            path(
+                "<int:account_id>/members/<int:membership_id>/remove/",
+                view(self.remove_member_view),
+                name="billing_account_remove_member",
+            ),
         ]
         return own + super().get_urls()
 

@@ -10,10 +10,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from billing.admin.base import admin_link, client_ip
+from billing.admin.base import admin_link
 from billing.models import ApiKey
 from billing.services.api_keys import api_key_revoke
 from core.admin_base import ViewOnlyAdmin
+from core.client_ip import client_ip
 
 
 class KeyStateFilter(admin.SimpleListFilter):

@@ -12,35 +12,14 @@ from core.admin_base import ViewOnlyAdmin
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ViewOnlyAdmin):
-    list_display = [
-        "at",
-        "action",
-        "account_link",
-        "actor",
-        "via",
-        "ip",
-        "object_type",
-        "object_key",
-        "before",
-        "after",
-    ]
+    list_display = fields = readonly_fields = (
+        "at", "action", "account_link", "actor", "via", "ip", "object_type", "object_key", "before", "after",
+    )  # fmt: skip
     list_filter = ["action", "at"]
     list_select_related = ["account", "actor"]
     search_fields = ["account__name", "object_key"]
     search_help_text = "Account name or object key (key prefix, wallet or subscription id)."
     show_full_result_count = False
-    fields = readonly_fields = (
-        "at",
-        "action",
-        "account_link",
-        "actor",
-        "via",
-        "ip",
-        "object_type",
-        "object_key",
-        "before",
-        "after",
-    )
 
     @admin.display(description="account", ordering="account__name")
     def account_link(self, entry: AuditEntry) -> str | SafeString:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -24,10 +24,6 @@ OPERATION_TEMPLATE = "admin/billing/operation_form.html"
 API_KEY_TEMPLATE = "admin/billing/api_key_issued.html"
 
 Refusal = BillingError | PricingError
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def refusal_message(exc: Refusal) -> str:
