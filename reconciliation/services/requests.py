@@ -278,7 +278,7 @@ class _Matcher:
         for row in rows:
             seen = first_line.get(row.request_id)
             if seen is not None:
-                self._error(row.line, f"request id repeated (first on line {seen})", Reason.UNREADABLE, row.request_id)
+                self._error(row.line, f"request id repeated (first on line {seen})", Reason.REPEATED, row.request_id)
                 continue
             first_line[row.request_id] = row.line
             unique.append(row)
@@ -339,7 +339,7 @@ class _Matcher:
             candidates = [e for e in candidates if e.model_id == model_id] or candidates
         if len(candidates) == 1 and self.seen.add(candidates[0].id):
             # repeated further apart than a chunk: the first row's match stands, this one is not counted again
-            self._error(row.line, "request id repeated (an earlier row matched its event)", Reason.UNREADABLE,
+            self._error(row.line, "request id repeated (an earlier row matched its event)", Reason.REPEATED,
                         row.request_id)  # fmt: skip
             return
         if len(candidates) > 1:
@@ -398,6 +398,7 @@ class _Matcher:
                 currency=row.currency,
                 model_problem=self._model_problem(row, model_id, event),
                 subject="the gateway",
+                one_request=True,
             ),
             self.tolerance,
         )
@@ -546,7 +547,7 @@ class _Matcher:
                     input_tokens=event.input_tokens,
                     cached_input_tokens=event.cached_input_tokens,
                     output_tokens=event.output_tokens,
-                    reason_code=Reason.NOT_BILLED,
+                    reason_code=Reason.NOT_LOGGED,
                     reason=f"the gateway log has no row for this event (account {event.account_id})",
                 )
             )

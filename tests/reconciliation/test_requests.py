@@ -112,7 +112,7 @@ def test_discrepancy_reasons_per_request(account, record):
         "alias": "model_alias",
         "model": "model_differs",
     }
-    assert found["tokens"].reason.endswith("events missing on our side")
+    assert found["tokens"].reason.endswith("our event recorded fewer tokens than the gateway logged for this request")
     assert found["drift"].implied_output_per_million == D("1.2")
     assert (
         "the gateway's amount is our 8,000 cached input tokens priced at the full input price" in found["cached"].reason
