@@ -162,7 +162,7 @@ def customer_seed(customer: Customer, *, now: datetime, password: str | None = N
         external_id=customer.external_id,
         metadata={"demo": True},
     )
-    rng = random.Random(customer.external_id)  # noqa: S311 - demo data, not a secret
+    rng = random.Random(customer.external_id)  # demo data, not a secret
     for index in range(DAYS):
         day = start + timedelta(days=index)
         events = _day_events(customer, rng, day, index)
