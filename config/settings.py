@@ -151,7 +151,9 @@ AXES_VERBOSE = False  # no start-up line on stderr (commands print one JSON obje
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Mail (alerts, summaries): one EMAIL_URL sends real mail (smtp+tls://user:password@host:587, smtp+ssl://...:465;
+# django-environ's email_url); without it every message is printed on the console, as the demo wants.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TokenLedger <billing@tokenledger.local>")
 
 # --- Django REST Framework and OpenAPI -------------------------------------------------------------------------
