@@ -47,8 +47,8 @@ from pricing.catalog import PlanTermsVersion
 from pricing.errors import PricingError
 from pricing.money import CREDITS, USD, Money
 from pricing.selectors import catalog_snapshot
-from usage.dashboard import charts
-from usage.dashboard.forms import (
+from dashboard import charts
+from dashboard.forms import (
     MAX_RANGE_DAYS,
     AccountSwitchForm,
     AlertSettingsForm,
@@ -59,7 +59,7 @@ from usage.dashboard.forms import (
     TopUpForm,
     UsageFilterForm,
 )
-from usage.dashboard.selectors import (
+from dashboard.selectors import (
     WRITE_ROLES,
     Cursor,
     UsageFilter,

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from usage.dashboard import portal, views
+from dashboard import portal, views
 
 urlpatterns = [
     path("", views.balance, name="dashboard-balance"),
