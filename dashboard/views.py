@@ -83,7 +83,7 @@ from dashboard.selectors import (
     user_memberships,
 )
 from usage.services.alerts import alert_recipients, alert_test_send
-from usage.templatetags.money import format_credits, format_money
+from dashboard.templatetags.money import format_credits, format_money
 
 SESSION_ACCOUNT = "dashboard_account_id"
 CHART_DAYS = 30

@@ -10,7 +10,7 @@ from django.template import Context, Template
 
 from pricing.money import Money, MoneyError
 from dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
-from usage.templatetags.money import format_credits, format_money, price_filter
+from dashboard.templatetags.money import format_credits, format_money, price_filter
 
 
 @pytest.mark.parametrize(
