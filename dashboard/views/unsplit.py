@@ -1,56 +1,32 @@
-"""The account dashboard: server-rendered pages for an account's people.
-
-Every view finds the account through the signed-in user's membership (the current one is kept in the session and
-chosen with the account switcher); owners and admins may write, viewers read. Writes go through the billing and
-usage services with the user as actor and their IP; a refusal's message is shown next to the form. Views that call
-Stripe run outside the request transaction, because the services commit the local row that keys the Stripe call
-before making it.
-"""
+"""The dashboard's pages not yet in a module of their own (being split by subject)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from functools import wraps
-from typing import Any, Concatenate, ParamSpec
+from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBase,
-    HttpResponseRedirect,
-    StreamingHttpResponse,
-)
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing import stripe_gateway as gateway
-from billing.errors import BillingError
-from billing.models import Account, ApiKey, Membership, Subscription, TopUp
+from billing.models import ApiKey, Subscription, TopUp
 from billing.services.accounts import account_settings_update
 from billing.services.api_keys import api_key_issue, api_key_revoke
 from billing.services.periods import plan_by_code
 from billing.services.subscriptions_stripe import subscription_stripe_cancel, subscription_stripe_subscribe
 from billing.services.topups import auto_recharge_configure, topup_create
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
-from pricing.catalog import PlanTermsVersion
-from pricing.errors import PricingError
-from pricing.money import CREDITS, USD, Money
-from pricing.selectors import catalog_snapshot
 from dashboard import charts
 from dashboard.forms import (
     MAX_RANGE_DAYS,
-    AccountSwitchForm,
     AlertSettingsForm,
     ApiKeyForm,
     AutoRechargeForm,
@@ -60,7 +36,6 @@ from dashboard.forms import (
     UsageFilterForm,
 )
 from dashboard.selectors import (
-    WRITE_ROLES,
     Cursor,
     UsageFilter,
     account_api_keys,
@@ -80,127 +55,24 @@ from dashboard.selectors import (
     usage_filter_choices,
     usage_history_csv,
     usage_history_page,
-    user_memberships,
 )
-from usage.services.alerts import alert_recipients, alert_test_send
 from dashboard.templatetags.money import format_credits, format_money
+from dashboard.views.access import (
+    SERVICE_ERRORS,
+    AccountContext,
+    client_ip,
+    dashboard_view,
+    error_message,
+    page_context,
+)
+from pricing.catalog import PlanTermsVersion
+from pricing.errors import PricingError
+from pricing.money import CREDITS, USD, Money
+from pricing.selectors import catalog_snapshot
+from usage.services.alerts import alert_recipients, alert_test_send
 
-SESSION_ACCOUNT = "dashboard_account_id"
 CHART_DAYS = 30
 HISTORY_PAGE_SIZE = 50
-# the errors a write may meet, each carrying a message meant for the person who asked
-SERVICE_ERRORS = (BillingError, PricingError, gateway.StripeGatewayError)
-
-P = ParamSpec("P")
-
-
-@dataclass(frozen=True)
-class AccountContext:
-    """The account the request is about, through the user's membership of it."""
-
-    membership: Membership
-    memberships: list[Membership]
-
-    @property
-    def account(self) -> Account:
-        return self.membership.account
-
-    @property
-    def role(self) -> str:
-        return self.membership.role
-
-    @property
-    def can_write(self) -> bool:
-        return self.membership.role in WRITE_ROLES
-
-
-View = Callable[Concatenate[HttpRequest, AccountContext, P], HttpResponseBase]
-
-
-def _account_context(request: HttpRequest) -> AccountContext | None:
-    memberships = user_memberships(user=request.user)  # type: ignore[arg-type]
-    if not memberships:
-        return None
-    wanted = request.session.get(SESSION_ACCOUNT)
-    # a membership removed since it was chosen falls back to the first account the user still belongs to
-    chosen = next((m for m in memberships if m.account_id == wanted), memberships[0])
-    return AccountContext(membership=chosen, memberships=memberships)
-
-
-def dashboard_view(*, write: bool = False) -> Callable[[View[P]], Callable[..., HttpResponseBase]]:
-    """Sign-in required; the view gets the account context. `write`: a POST needs an owner or admin (403 else)."""
-
-    def decorate(view: View[P]) -> Callable[..., HttpResponseBase]:
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: P.args, **kwargs: P.kwargs) -> HttpResponseBase:
-            context = _account_context(request)
-            if context is None:
-                return render(request, "dashboard/no_account.html", status=403)
-            if write and request.method == "POST" and not context.can_write:
-                return _forbidden(request, context)
-            return view(request, context, *args, **kwargs)
-
-        return login_required(wrapper)
-
-    return decorate
-
-
-def _forbidden(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    return render(
-        request,
-        "dashboard/forbidden.html",
-        _page(context, "forbidden", role=context.role),
-        status=403,
-    )
-
-
-def _page(context: AccountContext, section: str, **values: Any) -> dict[str, Any]:
-    conf = stripe_settings()
-    return {
-        "account": context.account,
-        "membership": context.membership,
-        "memberships": context.memberships,
-        "can_write": context.can_write,
-        "section": section,
-        "stripe_enabled": conf.enabled,
-        "stripe_message": NOT_CONFIGURED_MESSAGE,
-        **values,
-    }
-
-
-def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _error_message(exc: Exception) -> str:
-    if isinstance(exc, gateway.StripeNotConfigured):
-        return NOT_CONFIGURED_MESSAGE
-    if isinstance(exc, gateway.CardDeclined):
-        return f"The card was declined: {exc}"
-    if isinstance(exc, gateway.StripeTransientError):
-        return f"Stripe did not answer; try again in a moment. ({exc})"
-    if isinstance(exc, gateway.StripeGatewayError):
-        return f"Stripe refused the request: {exc}"
-    return str(getattr(exc, "message", exc))
-
-
-# --- account switcher --------------------------------------------------------------------------------------------
-
-
-@require_POST
-@dashboard_view()
-def account_switch(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    form = AccountSwitchForm(request.POST)
-    if not form.is_valid():
-        raise Http404("no such account")
-    chosen = next((m for m in context.memberships if m.account_id == form.cleaned_data["account"]), None)
-    if chosen is None:
-        raise Http404("no such account")  # not a member: the account is not there for this user
-    request.session[SESSION_ACCOUNT] = chosen.account_id
-    target = request.POST.get("next") or reverse("dashboard-balance")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
-        target = reverse("dashboard-balance")
-    return HttpResponseRedirect(target)
 
 
 # --- balance (home) ----------------------------------------------------------------------------------------------
@@ -271,7 +143,7 @@ def balance(request: HttpRequest, context: AccountContext) -> HttpResponse:
     if estimate is not None:
         values["projected_local"] = to_display(estimate.projected.total, account=account, as_of=now)
         values["usage_percent_bar"] = min(estimate.usage.usage_percentage or Decimal(0), Decimal(100))
-    return render(request, "dashboard/balance.html", _page(context, "balance", **values))
+    return render(request, "dashboard/balance.html", page_context(context, "balance", **values))
 
 
 # --- top-ups -----------------------------------------------------------------------------------------------------
@@ -314,7 +186,7 @@ def _topup_page(
         "topup_max": conf.topup_max_usd,
         "error": error,
     }
-    return render(request, "dashboard/topup.html", _page(context, "topup", **values), status=status)
+    return render(request, "dashboard/topup.html", page_context(context, "topup", **values), status=status)
 
 
 @transaction.non_atomic_requests
@@ -336,7 +208,7 @@ def topup(request: HttpRequest, context: AccountContext) -> HttpResponse:
             actor=request.user,
         )
     except SERVICE_ERRORS as exc:
-        return _topup_page(request, context, form=form, error=_error_message(exc), status=400)
+        return _topup_page(request, context, form=form, error=error_message(exc), status=400)
     if started.checkout_url:
         return HttpResponseRedirect(started.checkout_url)
     messages.warning(request, "The top-up was created but Stripe gave no payment page; try again later.")
@@ -359,7 +231,7 @@ def auto_recharge(request: HttpRequest, context: AccountContext) -> HttpResponse
             actor=request.user,
         )
     except SERVICE_ERRORS as exc:
-        return _topup_page(request, context, recharge_form=form, error=_error_message(exc), status=400)
+        return _topup_page(request, context, recharge_form=form, error=error_message(exc), status=400)
     messages.success(request, "Auto-recharge saved.")
     return redirect("dashboard-topup")
 
@@ -368,13 +240,13 @@ def auto_recharge(request: HttpRequest, context: AccountContext) -> HttpResponse
 @dashboard_view()
 def topup_success(request: HttpRequest, context: AccountContext) -> HttpResponse:
     found = topup_for_session(account=context.account, session_id=request.GET.get("session_id", "")[:255])
-    return render(request, "dashboard/topup_done.html", _page(context, "topup", outcome="success", topup=found))
+    return render(request, "dashboard/topup_done.html", page_context(context, "topup", outcome="success", topup=found))
 
 
 @require_GET
 @dashboard_view()
 def topup_canceled(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    return render(request, "dashboard/topup_done.html", _page(context, "topup", outcome="canceled", topup=None))
+    return render(request, "dashboard/topup_done.html", page_context(context, "topup", outcome="canceled", topup=None))
 
 
 # --- plans -------------------------------------------------------------------------------------------------------
@@ -423,7 +295,7 @@ def _plans_page(request: HttpRequest, context: AccountContext, *, error: str = "
         )
     rows.sort(key=PlanRow.order)
     values = {"plans": rows, "subscription": subscription, "live_subscription": live, "error": error}
-    return render(request, "dashboard/plans.html", _page(context, "plans", **values), status=status)
+    return render(request, "dashboard/plans.html", page_context(context, "plans", **values), status=status)
 
 
 @require_GET
@@ -448,10 +320,10 @@ def plan_subscribe(request: HttpRequest, context: AccountContext) -> HttpRespons
         plan = plan_by_code(form.cleaned_data["plan"])
         result = subscription_stripe_subscribe(
             account=context.account, plan=plan, interval=form.cleaned_data["interval"], actor=request.user,
-            ip=_ip(request),
+            ip=client_ip(request),
         )  # fmt: skip
     except SERVICE_ERRORS as exc:
-        return _plans_page(request, context, error=_error_message(exc), status=400)
+        return _plans_page(request, context, error=error_message(exc), status=400)
     if result.action == "checkout" and result.checkout_url:
         return HttpResponseRedirect(result.checkout_url)
     messages.success(request, f"Stripe is moving your subscription to {plan.name}; this page shows it once confirmed.")
@@ -470,10 +342,10 @@ def plan_cancel(request: HttpRequest, context: AccountContext) -> HttpResponse:
     try:
         result = subscription_stripe_cancel(
             account=context.account, at_period_end=form.cleaned_data["at_period_end"], actor=request.user,
-            ip=_ip(request),
+            ip=client_ip(request),
         )  # fmt: skip
     except SERVICE_ERRORS as exc:
-        return _plans_page(request, context, error=_error_message(exc), status=400)
+        return _plans_page(request, context, error=error_message(exc), status=400)
     if result.action == "cancel_scheduled":
         messages.success(request, "Your subscription ends at the end of the current period.")
     else:
@@ -510,7 +382,7 @@ def usage_history(request: HttpRequest, context: AccountContext) -> HttpResponse
     form = _usage_filter_form(request, context)
     if not form.is_valid():
         values: dict[str, Any] = {"form": form, "page": None, "query": ""}
-        return render(request, "dashboard/usage.html", _page(context, "usage", **values), status=400)
+        return render(request, "dashboard/usage.html", page_context(context, "usage", **values), status=400)
     usage_filter = _usage_filter(form)
     page = usage_history_page(
         account=context.account,
@@ -523,7 +395,7 @@ def usage_history(request: HttpRequest, context: AccountContext) -> HttpResponse
         {name: value for name, value in form.data.items() if name in form.fields}, doseq=False
     )  # the filters, for the page links and the CSV
     values = {"form": form, "page": page, "query": query, "page_size": HISTORY_PAGE_SIZE}
-    return render(request, "dashboard/usage.html", _page(context, "usage", **values))
+    return render(request, "dashboard/usage.html", page_context(context, "usage", **values))
 
 
 @require_GET
@@ -532,7 +404,7 @@ def usage_csv(request: HttpRequest, context: AccountContext) -> HttpResponseBase
     form = _usage_filter_form(request, context)
     if not form.is_valid():
         return render(
-            request, "dashboard/usage.html", _page(context, "usage", form=form, page=None, query=""), status=400
+            request, "dashboard/usage.html", page_context(context, "usage", form=form, page=None, query=""), status=400
         )
     usage_filter = _usage_filter(form)
     end = usage_filter.end or timezone.now().date()
@@ -555,7 +427,7 @@ def invoices(request: HttpRequest, context: AccountContext) -> HttpResponse:
         {"invoice": invoice, "amount": Money.from_minor_units(invoice.amount_cents, invoice.currency)}
         for invoice in account_invoice_list(account=context.account)
     ]
-    return render(request, "dashboard/invoices.html", _page(context, "invoices", rows=rows))
+    return render(request, "dashboard/invoices.html", page_context(context, "invoices", rows=rows))
 
 
 # --- API keys ----------------------------------------------------------------------------------------------------
@@ -571,7 +443,7 @@ def api_keys(request: HttpRequest, context: AccountContext) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             _, new_key = api_key_issue(
-                account=context.account, name=form.cleaned_data["name"], actor=request.user, ip=_ip(request)
+                account=context.account, name=form.cleaned_data["name"], actor=request.user, ip=client_ip(request)
             )
             form = ApiKeyForm()
             status = 201
@@ -579,14 +451,14 @@ def api_keys(request: HttpRequest, context: AccountContext) -> HttpResponse:
             status = 400
     values = {"keys": account_api_keys(account=context.account), "form": form, "new_key": new_key}
     # the new key is in this response only: never stored, never cached (never_cache), not in a redirect
-    return render(request, "dashboard/keys.html", _page(context, "keys", **values), status=status)
+    return render(request, "dashboard/keys.html", page_context(context, "keys", **values), status=status)
 
 
 @require_POST
 @dashboard_view(write=True)
 def api_key_revoke_view(request: HttpRequest, context: AccountContext, key_id: int) -> HttpResponse:
     key = get_object_or_404(ApiKey, pk=key_id, account_id=context.account.pk)
-    api_key_revoke(key=key, actor=request.user, ip=_ip(request))
+    api_key_revoke(key=key, actor=request.user, ip=client_ip(request))
     messages.success(request, f"Key tl_{key.prefix}_… is revoked; requests with it are refused from now on.")
     return redirect("dashboard-keys")
 
@@ -613,7 +485,7 @@ def _alerts_page(
         "recipients": alert_recipients(account),
         "error": error,
     }
-    return render(request, "dashboard/alerts.html", _page(context, "alerts", **values), status=status)
+    return render(request, "dashboard/alerts.html", page_context(context, "alerts", **values), status=status)
 
 
 @require_GET
@@ -631,12 +503,12 @@ def alert_settings(request: HttpRequest, context: AccountContext) -> HttpRespons
     data = form.cleaned_data
     try:
         account_settings_update(
-            account=context.account, actor=request.user, ip=_ip(request),
+            account=context.account, actor=request.user, ip=client_ip(request),
             rotate_webhook_secret=data["rotate_webhook_secret"], low_balance_threshold=data["low_balance_threshold"],
             alert_webhook_url=data["alert_webhook_url"], display_currency=data["display_currency"],
         )  # fmt: skip
     except SERVICE_ERRORS as exc:
-        return _alerts_page(request, context, form=form, error=_error_message(exc), status=400)
+        return _alerts_page(request, context, form=form, error=error_message(exc), status=400)
     messages.success(request, "Alert settings saved.")
     return redirect("dashboard-alerts")
 
