@@ -3,10 +3,10 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, unsplit
+from dashboard.views import access, balance, unsplit
 
 urlpatterns = [
-    path("", unsplit.balance, name="dashboard-balance"),
+    path("", balance.balance, name="dashboard-balance"),
     path("account/switch/", access.account_switch, name="dashboard-switch"),
     path("top-up/", unsplit.topup, name="dashboard-topup"),
     path("top-up/auto-recharge/", unsplit.auto_recharge, name="dashboard-auto-recharge"),

@@ -11,7 +11,6 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
@@ -24,7 +23,6 @@ from billing.services.periods import plan_by_code
 from billing.services.subscriptions_stripe import subscription_stripe_cancel, subscription_stripe_subscribe
 from billing.services.topups import auto_recharge_configure, topup_create
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
-from dashboard import charts
 from dashboard.forms import (
     MAX_RANGE_DAYS,
     AlertSettingsForm,
@@ -43,20 +41,13 @@ from dashboard.selectors import (
     account_invoice_list,
     account_subscription,
     account_topups,
-    balance_view,
-    current_period,
-    daily_usage,
-    period_estimate,
     public_plan_terms,
     recent_alerts,
-    to_display,
     topup_for_session,
-    usage_breakdown,
     usage_filter_choices,
     usage_history_csv,
     usage_history_page,
 )
-from dashboard.templatetags.money import format_credits, format_money
 from dashboard.views.access import (
     SERVICE_ERRORS,
     AccountContext,
@@ -65,85 +56,14 @@ from dashboard.views.access import (
     error_message,
     page_context,
 )
+from dashboard.views.balance import CHART_DAYS
 from pricing.catalog import PlanTermsVersion
 from pricing.errors import PricingError
-from pricing.money import CREDITS, USD, Money
+from pricing.money import CREDITS, Money
 from pricing.selectors import catalog_snapshot
 from usage.services.alerts import alert_recipients, alert_test_send
 
-CHART_DAYS = 30
 HISTORY_PAGE_SIZE = 50
-
-
-# --- balance (home) ----------------------------------------------------------------------------------------------
-
-
-@require_GET
-@dashboard_view()
-def balance(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    checkout = request.GET.get("checkout")
-    if checkout in ("success", "canceled"):  # Stripe Checkout's default return addresses land here
-        name = "dashboard-topup-success" if checkout == "success" else "dashboard-topup-canceled"
-        query = urlencode({"session_id": request.GET["session_id"]}) if request.GET.get("session_id") else ""
-        return HttpResponseRedirect(reverse(name) + (f"?{query}" if query else ""))
-    account = context.account
-    now = timezone.now()
-    today = now.date()
-    start = today - timedelta(days=CHART_DAYS - 1)
-    wallet = balance_view(account=account, as_of=now)
-    period = current_period(account=account, as_of=now)
-    estimate = period_estimate(period=period, as_of=now) if period is not None else None
-    breakdown_by = "operation" if request.GET.get("by") == "operation" else "model"
-    days = daily_usage(account=account, start=start, end=today)
-    breakdown = usage_breakdown(account=account, start=start, end=today, by=breakdown_by)
-    daily_chart = charts.column_chart(
-        [
-            charts.ChartPoint(
-                label=f"{day.day:%b} {day.day.day}",
-                value=day.credits,
-                detail=f"{format_credits(day.credits)} credits, {format_money(day.charge_usd, USD)}, "
-                f"{day.events:,} requests",
-            )
-            for day in days
-        ],
-        title=f"Credits used per day, last {CHART_DAYS} days",
-        description=f"One bar per UTC day from {start:%b %d} to {today:%b %d}; days without usage have no bar.",
-        value_label=format_credits,
-    )
-    breakdown_chart = charts.bar_list_chart(
-        [
-            charts.ChartPoint(
-                label=row.label,
-                value=row.credits,
-                detail=f"{format_credits(row.credits)} credits, {format_money(row.charge_usd, USD)}, "
-                f"{row.events:,} requests",
-            )
-            for row in breakdown
-        ],
-        title=f"Credits used by {breakdown_by}, last {CHART_DAYS} days",
-        description=f"One bar per {breakdown_by}, the longest for the most credits.",
-        value_label=format_credits,
-    )
-    values: dict[str, Any] = {
-        "wallet": wallet,
-        "period": period,
-        "estimate": estimate,
-        "subscription": account_subscription(account=account),
-        "days": days,
-        "days_with_usage": sum(1 for d in days if d.events),
-        "total_30d_credits": sum((d.credits for d in days), Decimal(0)),
-        "total_30d_charge": sum((d.charge_usd for d in days), Decimal(0)),
-        "breakdown": breakdown,
-        "breakdown_by": breakdown_by,
-        "daily_chart": daily_chart,
-        "breakdown_chart": breakdown_chart,
-        "chart_start": start,
-        "today": today,
-    }
-    if estimate is not None:
-        values["projected_local"] = to_display(estimate.projected.total, account=account, as_of=now)
-        values["usage_percent_bar"] = min(estimate.usage.usage_percentage or Decimal(0), Decimal(100))
-    return render(request, "dashboard/balance.html", page_context(context, "balance", **values))
 
 
 # --- top-ups -----------------------------------------------------------------------------------------------------
