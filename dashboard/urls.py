@@ -3,15 +3,15 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, balance, unsplit
+from dashboard.views import access, balance, topups, unsplit
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
     path("account/switch/", access.account_switch, name="dashboard-switch"),
-    path("top-up/", unsplit.topup, name="dashboard-topup"),
-    path("top-up/auto-recharge/", unsplit.auto_recharge, name="dashboard-auto-recharge"),
-    path("top-up/success/", unsplit.topup_success, name="dashboard-topup-success"),
-    path("top-up/canceled/", unsplit.topup_canceled, name="dashboard-topup-canceled"),
+    path("top-up/", topups.topup, name="dashboard-topup"),
+    path("top-up/auto-recharge/", topups.auto_recharge, name="dashboard-auto-recharge"),
+    path("top-up/success/", topups.topup_success, name="dashboard-topup-success"),
+    path("top-up/canceled/", topups.topup_canceled, name="dashboard-topup-canceled"),
     path("plans/", unsplit.plans, name="dashboard-plans"),
     path("plans/subscribe/", unsplit.plan_subscribe, name="dashboard-plan-subscribe"),
     path("plans/cancel/", unsplit.plan_cancel, name="dashboard-plan-cancel"),
