@@ -3,7 +3,7 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, balance, topups, unsplit
+from dashboard.views import access, balance, plans, topups, unsplit
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
@@ -12,9 +12,9 @@ urlpatterns = [
     path("top-up/auto-recharge/", topups.auto_recharge, name="dashboard-auto-recharge"),
     path("top-up/success/", topups.topup_success, name="dashboard-topup-success"),
     path("top-up/canceled/", topups.topup_canceled, name="dashboard-topup-canceled"),
-    path("plans/", unsplit.plans, name="dashboard-plans"),
-    path("plans/subscribe/", unsplit.plan_subscribe, name="dashboard-plan-subscribe"),
-    path("plans/cancel/", unsplit.plan_cancel, name="dashboard-plan-cancel"),
+    path("plans/", plans.plans, name="dashboard-plans"),
+    path("plans/subscribe/", plans.plan_subscribe, name="dashboard-plan-subscribe"),
+    path("plans/cancel/", plans.plan_cancel, name="dashboard-plan-cancel"),
     path("usage/", unsplit.usage_history, name="dashboard-usage"),
     path("usage/export.csv", unsplit.usage_csv, name="dashboard-usage-csv"),
     path("invoices/", unsplit.invoices, name="dashboard-invoices"),

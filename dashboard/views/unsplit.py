@@ -2,32 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.models import ApiKey, Subscription
+from billing.models import ApiKey
 from billing.services.accounts import account_settings_update
 from billing.services.api_keys import api_key_issue, api_key_revoke
-from billing.services.periods import plan_by_code
-from billing.services.subscriptions_stripe import subscription_stripe_cancel, subscription_stripe_subscribe
-from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
 from dashboard.forms import (
     MAX_RANGE_DAYS,
     AlertSettingsForm,
     ApiKeyForm,
-    PlanCancelForm,
-    PlanChangeForm,
     UsageFilterForm,
 )
 from dashboard.selectors import (
@@ -35,8 +28,6 @@ from dashboard.selectors import (
     UsageFilter,
     account_api_keys,
     account_invoice_list,
-    account_subscription,
-    public_plan_terms,
     recent_alerts,
     usage_filter_choices,
     usage_history_csv,
@@ -51,117 +42,10 @@ from dashboard.views.access import (
     page_context,
 )
 from dashboard.views.balance import CHART_DAYS
-from pricing.catalog import PlanTermsVersion
-from pricing.errors import PricingError
 from pricing.money import Money
-from pricing.selectors import catalog_snapshot
 from usage.services.alerts import alert_recipients, alert_test_send
 
 HISTORY_PAGE_SIZE = 50
-
-
-# --- plans -------------------------------------------------------------------------------------------------------
-
-
-FAMILY_ORDER = {"credits": 0, "messages": 1, "tokens": 2}
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    code: str
-    name: str
-    terms: PlanTermsVersion
-    current: bool
-    pending: bool
-    sold_online: bool  # has a Stripe price
-    yearly: bool
-
-    def order(self) -> tuple[object, ...]:
-        """Families in a fixed order; within one, the smallest allowance first and unlimited plans last."""
-        t = self.terms
-        return (FAMILY_ORDER.get(t.family, 9), t.family, t.included_units is None, t.included_units or 0,
-                t.requests_per_hour or 0, t.fee, self.code)  # fmt: skip
-
-
-def _plans_page(request: HttpRequest, context: AccountContext, *, error: str = "", status: int = 200) -> HttpResponse:
-    now = timezone.now()
-    snapshot = catalog_snapshot()
-    subscription = account_subscription(account=context.account)
-    live = bool(
-        subscription and subscription.stripe_subscription_id and subscription.status != Subscription.Status.CANCELED
-    )
-    rows = []
-    for code, name, terms in public_plan_terms(snapshot=snapshot, at=now):
-        entry = snapshot.plan(code)
-        rows.append(
-            PlanRow(
-                code=code,
-                name=name,
-                terms=terms,
-                current=bool(subscription and subscription.plan.code == code),
-                pending=bool(subscription and subscription.pending_plan and subscription.pending_plan.code == code),
-                sold_online=bool(entry.stripe_price_monthly),
-                yearly=bool(entry.stripe_price_yearly),
-            )
-        )
-    rows.sort(key=PlanRow.order)
-    values = {"plans": rows, "subscription": subscription, "live_subscription": live, "error": error}
-    return render(request, "dashboard/plans.html", page_context(context, "plans", **values), status=status)
-
-
-@require_GET
-@dashboard_view()
-def plans(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    return _plans_page(request, context)
-
-
-@transaction.non_atomic_requests
-@require_POST
-@dashboard_view(write=True)
-def plan_subscribe(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    if not stripe_settings().enabled:
-        return _plans_page(request, context, error=NOT_CONFIGURED_MESSAGE, status=503)
-    form = PlanChangeForm(request.POST)
-    if not form.is_valid():
-        return _plans_page(request, context, error="Choose a plan.", status=400)
-    public = {code for code, _, _ in public_plan_terms(snapshot=catalog_snapshot(), at=timezone.now())}
-    try:
-        if form.cleaned_data["plan"] not in public:
-            raise PricingError(f"unknown plan {form.cleaned_data['plan']!r}")
-        plan = plan_by_code(form.cleaned_data["plan"])
-        result = subscription_stripe_subscribe(
-            account=context.account, plan=plan, interval=form.cleaned_data["interval"], actor=request.user,
-            ip=client_ip(request),
-        )  # fmt: skip
-    except SERVICE_ERRORS as exc:
-        return _plans_page(request, context, error=error_message(exc), status=400)
-    if result.action == "checkout" and result.checkout_url:
-        return HttpResponseRedirect(result.checkout_url)
-    messages.success(request, f"Stripe is moving your subscription to {plan.name}; this page shows it once confirmed.")
-    return redirect("dashboard-plans")
-
-
-@transaction.non_atomic_requests
-@require_POST
-@dashboard_view(write=True)
-def plan_cancel(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    if not stripe_settings().enabled:
-        return _plans_page(request, context, error=NOT_CONFIGURED_MESSAGE, status=503)
-    form = PlanCancelForm(request.POST)
-    if not form.is_valid():
-        return _plans_page(request, context, error="Choose when to cancel.", status=400)
-    try:
-        result = subscription_stripe_cancel(
-            account=context.account, at_period_end=form.cleaned_data["at_period_end"], actor=request.user,
-            ip=client_ip(request),
-        )  # fmt: skip
-    except SERVICE_ERRORS as exc:
-        return _plans_page(request, context, error=error_message(exc), status=400)
-    if result.action == "cancel_scheduled":
-        messages.success(request, "Your subscription ends at the end of the current period.")
-    else:
-        messages.success(request, "Your subscription is canceled.")
-    return redirect("dashboard-plans")
 
 
 # --- usage history -----------------------------------------------------------------------------------------------
