@@ -3,7 +3,7 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, balance, plans, topups, unsplit
+from dashboard.views import access, balance, plans, topups, unsplit, usage
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
@@ -15,8 +15,8 @@ urlpatterns = [
     path("plans/", plans.plans, name="dashboard-plans"),
     path("plans/subscribe/", plans.plan_subscribe, name="dashboard-plan-subscribe"),
     path("plans/cancel/", plans.plan_cancel, name="dashboard-plan-cancel"),
-    path("usage/", unsplit.usage_history, name="dashboard-usage"),
-    path("usage/export.csv", unsplit.usage_csv, name="dashboard-usage-csv"),
+    path("usage/", usage.usage_history, name="dashboard-usage"),
+    path("usage/export.csv", usage.usage_csv, name="dashboard-usage-csv"),
     path("invoices/", unsplit.invoices, name="dashboard-invoices"),
     path("keys/", unsplit.api_keys, name="dashboard-keys"),
     path("keys/<int:key_id>/revoke/", unsplit.api_key_revoke_view, name="dashboard-key-revoke"),
