@@ -19,7 +19,6 @@ from dashboard.forms import (
 )
 from dashboard.selectors import (
     account_api_keys,
-    account_invoice_list,
     recent_alerts,
 )
 from dashboard.views.access import (
@@ -30,21 +29,7 @@ from dashboard.views.access import (
     error_message,
     page_context,
 )
-from pricing.money import Money
 from usage.services.alerts import alert_recipients, alert_test_send
-
-# --- invoices ----------------------------------------------------------------------------------------------------
-
-
-@require_GET
-@dashboard_view()
-def invoices(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    rows = [
-        {"invoice": invoice, "amount": Money.from_minor_units(invoice.amount_cents, invoice.currency)}
-        for invoice in account_invoice_list(account=context.account)
-    ]
-    return render(request, "dashboard/invoices.html", page_context(context, "invoices", rows=rows))
-
 
 # --- API keys ----------------------------------------------------------------------------------------------------
 
