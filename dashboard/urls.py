@@ -3,7 +3,7 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, balance, invoices, plans, topups, unsplit, usage
+from dashboard.views import access, balance, invoices, keys, plans, topups, unsplit, usage
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
@@ -18,8 +18,8 @@ urlpatterns = [
     path("usage/", usage.usage_history, name="dashboard-usage"),
     path("usage/export.csv", usage.usage_csv, name="dashboard-usage-csv"),
     path("invoices/", invoices.invoices, name="dashboard-invoices"),
-    path("keys/", unsplit.api_keys, name="dashboard-keys"),
-    path("keys/<int:key_id>/revoke/", unsplit.api_key_revoke_view, name="dashboard-key-revoke"),
+    path("keys/", keys.api_keys, name="dashboard-keys"),
+    path("keys/<int:key_id>/revoke/", keys.api_key_revoke_view, name="dashboard-key-revoke"),
     path("alerts/", unsplit.alerts, name="dashboard-alerts"),
     path("alerts/settings/", unsplit.alert_settings, name="dashboard-alert-settings"),
     path("alerts/test/", unsplit.alert_test, name="dashboard-alert-test"),
