@@ -3,7 +3,7 @@
 from django.urls import path
 
 from dashboard import portal
-from dashboard.views import access, balance, invoices, keys, plans, topups, unsplit, usage
+from dashboard.views import access, alerts, balance, invoices, keys, plans, topups, usage
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
@@ -20,8 +20,8 @@ urlpatterns = [
     path("invoices/", invoices.invoices, name="dashboard-invoices"),
     path("keys/", keys.api_keys, name="dashboard-keys"),
     path("keys/<int:key_id>/revoke/", keys.api_key_revoke_view, name="dashboard-key-revoke"),
-    path("alerts/", unsplit.alerts, name="dashboard-alerts"),
-    path("alerts/settings/", unsplit.alert_settings, name="dashboard-alert-settings"),
-    path("alerts/test/", unsplit.alert_test, name="dashboard-alert-test"),
+    path("alerts/", alerts.alerts, name="dashboard-alerts"),
+    path("alerts/settings/", alerts.alert_settings, name="dashboard-alert-settings"),
+    path("alerts/test/", alerts.alert_test, name="dashboard-alert-test"),
     path("portal/<str:token>", portal.portal_enter, name="dashboard-portal"),
 ]

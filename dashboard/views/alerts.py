@@ -1,4 +1,4 @@
-"""The dashboard's pages not yet in a module of their own (being split by subject)."""
+"""Alerts: what was sent and to whom, the alert settings, a test alert."""
 
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from dashboard.views.access import (
     page_context,
 )
 from usage.services.alerts import alert_recipients, alert_test_send
-
-# --- alerts and settings -----------------------------------------------------------------------------------------
 
 
 def _alerts_page(
