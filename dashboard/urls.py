@@ -2,8 +2,7 @@
 
 from django.urls import path
 
-from dashboard import portal
-from dashboard.views import access, alerts, balance, invoices, keys, plans, topups, usage
+from dashboard.views import access, alerts, balance, invoices, keys, plans, portal, topups, usage
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
