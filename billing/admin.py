@@ -9,7 +9,6 @@ through the actions and pages below.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,6 +55,7 @@ from billing.services.overage import overage_invoice_send
 from billing.services.periods import period_close, subscription_change_plan
 from billing.services.wallet import wallet_adjust
 from core.admin_base import ViewOnlyAdmin
+from pricing.display import plain
 from pricing.errors import PricingError, UnknownPlan
 from pricing.money import Money, MoneyError
 
@@ -69,18 +69,6 @@ Refusal = BillingError | PricingError
 
 def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
-
-
-def format_credits(value: Decimal | None, *, signed: bool = False) -> str:
-    """Credits exactly as stored, without the trailing zeros of the 12 stored places: 1000, 12.5, -0.25."""
-    if value is None:
-        return "-"
-    text = f"{value:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if signed and value > 0:
-        text = f"+{text}"
-    return text
 
 
 def refusal_message(exc: Refusal) -> str:
@@ -208,7 +196,7 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="balance (credits)", ordering="wallet__balance")
     def balance(self, account: Account) -> str:
         wallet = _related(account, "wallet")
-        return format_credits(wallet.balance) if wallet is not None else "-"
+        return plain(wallet.balance) if wallet is not None else "-"
 
     # --- pages --------------------------------------------------------------------------------------------------
 
@@ -283,8 +271,8 @@ class AccountAdmin(admin.ModelAdmin):
                 ip=client_ip(request),
             )  # fmt: skip
             return (
-                f"{account}: adjusted by {format_credits(posting.entry.credits, signed=True)} credits; "
-                f"new balance {format_credits(posting.balance)} credits."
+                f"{account}: adjusted by {plain(posting.entry.credits, signed=True)} credits; "
+                f"new balance {plain(posting.balance)} credits."
             )
 
         return self._accounts_operation(
@@ -610,11 +598,11 @@ class LedgerEntryInline(ViewOnlyInline):
 
     @admin.display(description="credits")
     def signed_credits(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.credits, signed=True)
+        return plain(entry.credits, signed=True)
 
     @admin.display(description="balance after")
     def balance_after_display(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.balance_after)
+        return plain(entry.balance_after)
 
 
 class CreditGrantInline(ViewOnlyInline):
@@ -648,15 +636,15 @@ class WalletAdmin(ViewOnlyAdmin):
 
     @admin.display(description="balance (credits)", ordering="balance")
     def balance_display(self, wallet: Wallet) -> str:
-        return format_credits(wallet.balance)
+        return plain(wallet.balance)
 
     @admin.display(description="held", ordering="held")
     def held_display(self, wallet: Wallet) -> str:
-        return format_credits(wallet.held)
+        return plain(wallet.held)
 
     @admin.display(description="available")
     def available_display(self, wallet: Wallet) -> str:
-        return format_credits(wallet.available)
+        return plain(wallet.available)
 
     @admin.display(description="ledger")
     def all_entries(self, wallet: Wallet) -> SafeString:
@@ -686,11 +674,11 @@ class LedgerEntryAdmin(ViewOnlyAdmin):
 
     @admin.display(description="credits", ordering="credits")
     def signed_credits(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.credits, signed=True)
+        return plain(entry.credits, signed=True)
 
     @admin.display(description="balance after")
     def balance_after_display(self, entry: LedgerEntry) -> str:
-        return format_credits(entry.balance_after)
+        return plain(entry.balance_after)
 
 
 # --- subscriptions, periods and invoices -------------------------------------------------------------------------
@@ -795,11 +783,11 @@ class BillingPeriodAdmin(ViewOnlyAdmin):
 
     @admin.display(description="used", ordering="units_used")
     def used(self, period: BillingPeriod) -> str:
-        return format_credits(period.units_used)
+        return plain(period.units_used)
 
     @admin.display(description="included")
     def included(self, period: BillingPeriod) -> str:
-        return format_credits(period.included_units) if period.included_units is not None else "unlimited"
+        return plain(period.included_units) if period.included_units is not None else "unlimited"
 
     @admin.display(description="invoice")
     def invoice_link(self, period: BillingPeriod) -> str | SafeString:
@@ -812,7 +800,7 @@ class BillingPeriodAdmin(ViewOnlyAdmin):
             return "none"
         return format_html_join(
             ", ", "{} events, {} units: {}",
-            ((r.messages, format_credits(r.units), admin_link(r.invoice) if r.invoice else "waits for the next close")
+            ((r.messages, plain(r.units), admin_link(r.invoice) if r.invoice else "waits for the next close")
              for r in rows),
         )  # fmt: skip
 

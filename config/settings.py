@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "reconciliation",
+    "dashboard",
     "config.apps.CompositionConfig",
 ]
 

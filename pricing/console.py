@@ -7,7 +7,7 @@ Amounts stay Decimal and are turned into display strings here, once, so template
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from pricing.catalog import CatalogSnapshot, RateVersion
 from pricing.dimensions import OVERRIDABLE_PRICE_FIELDS
+from pricing.display import grouped, money_text, plain, usd_price
 from pricing.errors import NoPriceInForce, PricingError
 from pricing.models import (
     AIModel,
@@ -45,33 +46,6 @@ PREVIEW_CURRENCIES = (CREDITS, "ZAR")
 REQUEST_PLACES = Decimal("0.000001")
 
 IN_FORCE, SCHEDULED, SUPERSEDED = "in force", "scheduled", "superseded"
-
-
-# --- display ---------------------------------------------------------------------------------------------------
-
-
-def decimal_text(value: Decimal | None) -> str:
-    """A stored amount without its 12-place padding: 0.150000000000 -> 0.15, 10000.000000000000 -> 10000."""
-    if value is None:
-        return ""
-    return format(value.normalize(), "f") if value else "0"
-
-
-def grouped(value: Decimal) -> str:
-    """A figure with thousands separators and no padding: 10000 -> 10,000, 18.50 -> 18.5."""
-    return format(value.normalize(), ",f") if value else "0"
-
-
-def usd_price(value: Decimal) -> str:
-    """A USD unit price with at least cents and every significant place: $0.10, $0.075, $4.00."""
-    text = decimal_text(value)
-    whole, _, places = text.partition(".")
-    return f"${whole}.{places.ljust(2, '0')}"
-
-
-def money_text(amount: Money) -> str:
-    """Money rounded to its currency's minor unit, grouped: 50,000 (credits), 92.50 (ZAR)."""
-    return f"{amount.rounded().amount:,f}"
 
 
 def request_money_text(amount: Money) -> str:
@@ -146,7 +120,7 @@ def first_or_none(versions: Sequence[D] | None) -> D | None:
 
 
 def tier_multipliers_text(multipliers: dict[str, Decimal]) -> str:
-    return ", ".join(f"{tier} x{decimal_text(m)}" for tier, m in sorted(multipliers.items()))
+    return ", ".join(f"{tier} x{plain(m)}" for tier, m in sorted(multipliers.items()))
 
 
 def plan_codes() -> list[str]:
@@ -191,10 +165,10 @@ def model_price_table(model: AIModel, *, at: datetime) -> Table:
         row = _version_row(
             p,
             status,
-            decimal_text(p.input_per_million),
-            decimal_text(p.cached_input_per_million) or "= input",
-            decimal_text(p.output_per_million),
-            decimal_text(p.image_price),
+            plain(p.input_per_million),
+            plain(p.cached_input_per_million) or "= input",
+            plain(p.output_per_million),
+            plain(p.image_price),
         )
         rows.append(Row((*row.cells, price_dimensions_text(p)), row.status))
     return Table(
@@ -208,7 +182,7 @@ def model_price_table(model: AIModel, *, at: datetime) -> Table:
 def price_dimensions_text(price: ModelPrice) -> str:
     """The dimensions of a version beyond the four classic prices, one `name: value` per dimension."""
     parts = [
-        f"{name}: {decimal_text(getattr(price, name))}"
+        f"{name}: {plain(getattr(price, name))}"
         for name in OVERRIDABLE_PRICE_FIELDS
         if name not in ("input_per_million", "cached_input_per_million", "output_per_million", "image_price")
         and getattr(price, name) is not None
@@ -241,9 +215,9 @@ def feature_cost_table(feature: Feature, *, at: datetime) -> Table:
                 c,
                 status,
                 c.get_cost_type_display(),
-                decimal_text(c.cost_usd),
+                plain(c.cost_usd),
                 tier_multipliers_text({t.tier: t.multiplier for t in c.tier_multipliers.all()}) or "none",
-                decimal_text(c.cepo_multiplier),
+                plain(c.cepo_multiplier),
                 "yes" if c.is_billable else "no",
             )
             for c, status in versions_with_status(costs, at)
@@ -260,12 +234,12 @@ def plan_terms_table(plan: Plan, *, at: datetime) -> Table:
             _version_row(
                 t,
                 status,
-                f"{decimal_text(t.fee)} {t.currency} / {t.interval}",
+                f"{plain(t.fee)} {t.currency} / {t.interval}",
                 t.unit,
-                decimal_text(t.included_units) or "unlimited",
-                decimal_text(t.overage_rate),
-                decimal_text(t.monthly_spend_cap) or "none",
-                decimal_text(t.markup),
+                plain(t.included_units) or "unlimited",
+                plain(t.overage_rate),
+                plain(t.monthly_spend_cap) or "none",
+                plain(t.markup),
                 str(t.requests_per_hour or "no limit"),
             )
             for t, status in versions_with_status(plan.terms.select_related("set_by"), at)
@@ -284,8 +258,8 @@ def plan_limits_table(plan: Plan) -> Table:
                     str(limit.max_input_tokens or ""),
                     str(limit.max_output_tokens or ""),
                     str(limit.max_total_tokens or ""),
-                    decimal_text(limit.max_daily_cost_usd),
-                    decimal_text(limit.max_monthly_cost_usd),
+                    plain(limit.max_daily_cost_usd),
+                    plain(limit.max_monthly_cost_usd),
                     f"{limit.alert_threshold_pct}%",
                 )
             )
@@ -424,7 +398,7 @@ def rate_change_impact(
     except PricingError as exc:
         note = f"The reference request is not shown: {exc}."
     else:
-        label = f"{PREVIEW_INPUT_TOKENS:,} in / {PREVIEW_OUTPUT_TOKENS:,} out on {model_id} (${decimal_text(usd)})"
+        label = f"{PREVIEW_INPUT_TOKENS:,} in / {PREVIEW_OUTPUT_TOKENS:,} out on {model_id} (${plain(usd)})"
         lines.append(line(label, usd, per_request=True))
         note = f"The request is priced at {model_id}'s list price (markup 1); a plan's markup scales it."
     return RateImpact(
@@ -584,46 +558,41 @@ PLAN_CSV_HEADER = (
 )  # fmt: skip
 
 
-def _text(value: str) -> str:
-    """Text as a spreadsheet shows it, never as a formula (CSV injection)."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
-
-
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
 def _model_csv_row(m: AIModel) -> tuple[str, ...]:
     p = first_or_none(getattr(m, "prices_in_force", None))
-    head = (_text(m.model_id), _text(m.display_name), _text(m.provider), _yes(m.is_active))
-    tiers, aliases = ";".join(m.allowed_tiers or []), _text(";".join(a.alias for a in m.aliases.all()))
+    head = (m.model_id, m.display_name, m.provider, _yes(m.is_active))
+    tiers, aliases = ";".join(m.allowed_tiers or []), ";".join(a.alias for a in m.aliases.all())
     if p is None:
         return (*head, "", "", "", "", tiers, aliases, "")
     cached = p.cached_input_per_million if p.cached_input_per_million is not None else p.input_per_million
     prices = (p.input_per_million, cached, p.output_per_million, p.image_price)
-    return (*head, *map(decimal_text, prices), tiers, aliases, p.effective_from.isoformat())
+    return (*head, *map(plain, prices), tiers, aliases, p.effective_from.isoformat())
 
 
 def _feature_csv_row(f: Feature) -> tuple[str, ...]:
     c = first_or_none(getattr(f, "costs_in_force", None))
-    head = (_text(f.feature_key), _text(f.display_name), _yes(f.is_active))
+    head = (f.feature_key, f.display_name, _yes(f.is_active))
     if c is None:
         return (*head, "", "", "", "", "", "")
-    multipliers = ";".join(f"{t.tier}={decimal_text(t.multiplier)}" for t in c.tier_multipliers.all())
-    return (*head, c.cost_type, decimal_text(c.cost_usd), multipliers, decimal_text(c.cepo_multiplier),
+    multipliers = ";".join(f"{t.tier}={plain(t.multiplier)}" for t in c.tier_multipliers.all())
+    return (*head, c.cost_type, plain(c.cost_usd), multipliers, plain(c.cepo_multiplier),
             _yes(c.is_billable), c.effective_from.isoformat())  # fmt: skip
 
 
 def _plan_csv_row(plan: Plan) -> tuple[str, ...]:
     t = first_or_none(getattr(plan, "terms_in_force", None))
-    head = (_text(plan.code), _text(plan.name), _text(plan.family), _yes(plan.is_public), _yes(plan.is_active))
-    stripe = (_text(plan.stripe_price_monthly), _text(plan.stripe_price_yearly))
+    head = (plan.code, plan.name, plan.family, _yes(plan.is_public), _yes(plan.is_active))
+    stripe = (plan.stripe_price_monthly, plan.stripe_price_yearly)
     if t is None:
         return (*head, *([""] * 14), *stripe)
     terms = (
-        t.interval, decimal_text(t.fee), t.currency, t.unit, decimal_text(t.included_units),
-        decimal_text(t.overage_rate), decimal_text(t.monthly_spend_cap), _yes(t.overage_allowed),
-        decimal_text(t.max_overage_pct), _yes(t.hard_limit), decimal_text(t.markup), str(t.requests_per_hour or ""),
+        t.interval, plain(t.fee), t.currency, t.unit, plain(t.included_units),
+        plain(t.overage_rate), plain(t.monthly_spend_cap), _yes(t.overage_allowed),
+        plain(t.max_overage_pct), _yes(t.hard_limit), plain(t.markup), str(t.requests_per_hour or ""),
         ";".join(str(x) for x in t.alert_thresholds or []), t.effective_from.isoformat(),
     )  # fmt: skip
     return (*head, *terms, *stripe)
@@ -641,7 +610,19 @@ def catalog_csv_sections(*, at: datetime) -> tuple[CsvSection, ...]:
         CsvSection(
             "exchange_rates",
             RATE_CSV_HEADER,
-            tuple((code, decimal_text(r.rate), r.effective_from.isoformat()) for code, r in current.items()),
+            tuple((code, plain(r.rate), r.effective_from.isoformat()) for code, r in current.items()),
         ),
         CsvSection("plans", PLAN_CSV_HEADER, tuple(map(_plan_csv_row, plans_with_terms(at=at)))),
     )
+
+
+def catalog_csv_rows(sections: Sequence[CsvSection]) -> Iterator[Sequence[str]]:
+    """The rows of the catalog file: one section alone is a plain table; several are each headed `# name` and
+    separated by an empty row."""
+    for index, section in enumerate(sections):
+        if len(sections) > 1:
+            if index:
+                yield ()
+            yield (f"# {section.name}",)
+        yield section.header
+        yield from section.rows

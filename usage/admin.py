@@ -8,14 +8,12 @@ as CSV with the unrounded amounts; pages show amounts rounded for display only.
 
 from __future__ import annotations
 
-import csv
 import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import forms
@@ -33,6 +31,8 @@ from django.utils.http import urlencode
 
 from billing.errors import BillingError
 from core.admin_base import ViewOnlyAdmin
+from core.csv_export import csv_write
+from pricing import display
 from pricing.models import AIModel
 from usage import selectors
 from usage.models import Alert, AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent
@@ -58,19 +58,6 @@ class CappedCountPaginator(Paginator):
 
 def _pretty_json(value: Any) -> str:
     return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True, default=str))
-
-
-def _display(value: Decimal, places: str) -> str:
-    """A display value: rounded half up, with thousands separators; the stored amount stays unrounded."""
-    return f"{value.quantize(Decimal(places), rounding=ROUND_HALF_UP):,}"
-
-
-def usd_display(value: Decimal) -> str:
-    return "$" + _display(value, "0.0001")
-
-
-def credits_display(value: Decimal) -> str:
-    return _display(value, "0.01")
 
 
 def _account_url(account_id: int | None) -> str:
@@ -153,11 +140,11 @@ class UsageEventAdmin(ViewOnlyAdmin):
 
     @admin.display(description="charge")
     def charge(self, event: UsageEvent) -> str:
-        return usd_display(event.charge_usd)
+        return display.usd(event.charge_usd, 4)
 
     @admin.display(description="credits")
     def credits_used(self, event: UsageEvent) -> str:
-        return credits_display(event.credits)
+        return display.credits(event.credits, 2)
 
     @admin.display(description="breakdown")
     def breakdown_pretty(self, event: UsageEvent) -> str:
@@ -256,7 +243,7 @@ class ReservationAdmin(ViewOnlyAdmin):
 
     @admin.display(description="held credits")
     def held(self, reservation: Reservation) -> str:
-        return credits_display(reservation.held_credits)
+        return display.credits(reservation.held_credits, 2)
 
 
 class MonthForm(forms.Form):
@@ -293,30 +280,19 @@ class ReportTable:
     def csv_response(self, filename: str) -> HttpResponse:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        writer = csv.writer(response)
-        writer.writerow([column.header for column in self.columns])
-        for row in self.rows:
-            writer.writerow([_csv_cell(column.value(row)) for column in self.columns])
+        header = [column.header for column in self.columns]
+        csv_write(response, [header, *([column.value(row) for column in self.columns] for row in self.rows)])
         return response
 
 
 def _cell(kind: str, value: Any) -> str:
     if kind == "usd":
-        return usd_display(value)
+        return display.usd(value, 4)
     if kind == "credits":
-        return credits_display(value)
+        return display.credits(value, 2)
     if kind == "int":
         return f"{value:,}"
     return str(value)
-
-
-def _csv_cell(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if not isinstance(value, str):
-        return str(value)
-    # text a spreadsheet would run as a formula (an account named "=cmd|...") is kept as text
-    return "'" + value if len(value) > 1 and value[0] in "=+-@\t\r" else value
 
 
 USAGE_COLUMNS = [
@@ -364,15 +340,15 @@ class DailyUsageAdmin(ViewOnlyAdmin):
 
     @admin.display(description="provider cost")
     def cost(self, row: DailyUsage) -> str:
-        return usd_display(row.cost_usd)
+        return display.usd(row.cost_usd, 4)
 
     @admin.display(description="charge")
     def charge(self, row: DailyUsage) -> str:
-        return usd_display(row.charge_usd)
+        return display.usd(row.charge_usd, 4)
 
     @admin.display(description="credits")
     def credits_used(self, row: DailyUsage) -> str:
-        return credits_display(row.credits)
+        return display.credits(row.credits, 2)
 
     # --- reports ------------------------------------------------------------------------------------------------
 

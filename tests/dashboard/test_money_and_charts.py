@@ -9,8 +9,8 @@ import pytest
 from django.template import Context, Template
 
 from pricing.money import Money, MoneyError
-from usage.dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
-from usage.templatetags.money import format_credits, format_money, price_filter
+from dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
+from dashboard.templatetags.money import format_credits, format_money, price_filter
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard.conftest import NOW, spread
-from usage.dashboard.selectors import Cursor
+from dashboard.selectors import Cursor
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.usefixtures("frozen")
