@@ -8,6 +8,7 @@ urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
     path("account/switch/", access.account_switch, name="dashboard-switch"),
     path("top-up/", topups.topup, name="dashboard-topup"),
+    path("top-up/test-checkout/", topups.topup_test_checkout, name="dashboard-topup-test-checkout"),
     path("top-up/auto-recharge/", topups.auto_recharge, name="dashboard-auto-recharge"),
     path("top-up/success/", topups.topup_success, name="dashboard-topup-success"),
     path("top-up/canceled/", topups.topup_canceled, name="dashboard-topup-canceled"),

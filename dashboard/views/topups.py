@@ -6,12 +6,14 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing.models import TopUp
+from billing.services.local_checkout import local_checkout_available, local_topup_pay
 from billing.services.topups import auto_recharge_configure, topup_create
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
 from dashboard.forms import (
@@ -71,6 +73,7 @@ def _topup_page(
         "topup_min": conf.topup_min_usd,
         "topup_max": conf.topup_max_usd,
         "error": error,
+        "local_checkout": local_checkout_available(),
     }
     return render(request, "dashboard/topup.html", page_context(context, "topup", **values), status=status)
 
@@ -99,6 +102,23 @@ def topup(request: HttpRequest, context: AccountContext) -> HttpResponse:
         return HttpResponseRedirect(started.checkout_url)
     messages.warning(request, "The top-up was created but Stripe gave no payment page; try again later.")
     return redirect("dashboard-topup")
+
+
+@transaction.non_atomic_requests
+@require_POST
+@dashboard_view(write=True)
+def topup_test_checkout(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    """The demo's TEST checkout (billing/services/local_checkout.py): DEBUG on and no Stripe, else not found."""
+    if not local_checkout_available():
+        raise Http404("no TEST checkout here")
+    form = TopUpForm(request.POST)
+    if not form.is_valid():
+        return _topup_page(request, context, form=form, status=400)
+    try:
+        topup = local_topup_pay(account=context.account, amount_usd=form.cleaned_data["amount_usd"], actor=request.user)
+    except SERVICE_ERRORS as exc:
+        return _topup_page(request, context, form=form, error=error_message(exc), status=400)
+    return redirect(f"{reverse('dashboard-topup-success')}?session_id={topup.stripe_checkout_session_id}")
 
 
 @transaction.non_atomic_requests
