@@ -17,11 +17,7 @@ from django.views.decorators.http import require_POST
 from core.csv_export import csv_write
 from pricing import console, display, services
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
-from pricing.forms import (
-    ModelCreateForm,
-    ModelPriceForm,
-    ModelUpdateForm,
-)
+from pricing.forms import ModelCreateForm, ModelPriceForm, ModelUpdateForm
 from pricing.models import AIModel
 
 

@@ -18,11 +18,7 @@ from django.utils.http import urlencode
 
 from pricing import console, display
 from pricing.errors import CatalogValidationError
-from pricing.forms import (
-    CatalogForm,
-    FeatureCostForm,
-    tier_choices,
-)
+from pricing.forms import CatalogForm, FeatureCostForm, tier_choices
 
 T = TypeVar("T")
 Fieldsets = list[tuple[str | None, dict[str, Any]]]

@@ -13,11 +13,7 @@ from django.utils import timezone
 
 from pricing import console, display, services
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
-from pricing.forms import (
-    FeatureCostForm,
-    FeatureCreateForm,
-    FeatureUpdateForm,
-)
+from pricing.forms import FeatureCostForm, FeatureCreateForm, FeatureUpdateForm
 from pricing.models import Feature
 
 

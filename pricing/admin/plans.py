@@ -13,12 +13,7 @@ from django.utils import timezone
 
 from pricing import console, display, services
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
-from pricing.forms import (
-    OperationLimitForm,
-    PlanCreateForm,
-    PlanTermsForm,
-    PlanUpdateForm,
-)
+from pricing.forms import OperationLimitForm, PlanCreateForm, PlanTermsForm, PlanUpdateForm
 from pricing.models import OperationLimit, Plan
 
 
