@@ -12,9 +12,9 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from pricing import display
 from pricing.errors import CatalogValidationError
 from reconciliation import selectors
-from reconciliation.admin.formatting import usd_display
 from reconciliation.models import ReconciliationLine
 from reconciliation.services.prices import implied_price_apply
 
@@ -83,15 +83,15 @@ class ReconciliationLineAdmin(admin.ModelAdmin):
 
     @admin.display(description="calculated")
     def calculated(self, line: ReconciliationLine) -> str:
-        return usd_display(line.calculated_usd, "0.000001")
+        return display.usd(line.calculated_usd, 6)
 
     @admin.display(description="actual")
     def actual(self, line: ReconciliationLine) -> str:
-        return usd_display(line.actual_usd, "0.000001")
+        return display.usd(line.actual_usd, 6)
 
     @admin.display(description="difference")
     def difference(self, line: ReconciliationLine) -> str:
-        return usd_display(line.difference_usd, "0.000001")
+        return display.usd(line.difference_usd, 6)
 
     @admin.display(description="reason")
     def short_reason(self, line: ReconciliationLine) -> str:

@@ -12,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from pricing import display
 from reconciliation import selectors
-from reconciliation.admin.formatting import usd_display
 from reconciliation.charts import Series, bar_chart, line_chart
 
 REPORT_MONTHS = 12
@@ -107,9 +107,9 @@ class RunReports:
             "trend_rows": [
                 {
                     "month": f"{r.month:%Y-%m}",
-                    "actual": usd_display(r.actual_usd, "0.01"),
-                    "calculated": usd_display(r.calculated_usd, "0.01"),
-                    "difference": usd_display(r.difference_usd, "0.01"),
+                    "actual": display.usd(r.actual_usd, 2),
+                    "calculated": display.usd(r.calculated_usd, 2),
+                    "difference": display.usd(r.difference_usd, 2),
                     "runs": r.runs,
                 }
                 for r in trend
@@ -136,8 +136,8 @@ def _margin_cells(row: selectors.MarginRow) -> dict[str, str]:
     return {
         "label": row.label,
         "events": f"{row.events:,}",
-        "charge": usd_display(row.charge_usd, "0.01"),
-        "cost": usd_display(row.cost_usd, "0.01"),
-        "margin": usd_display(row.margin_usd, "0.01"),
+        "charge": display.usd(row.charge_usd, 2),
+        "cost": display.usd(row.cost_usd, 2),
+        "margin": display.usd(row.margin_usd, 2),
         "margin_pct": "-" if row.margin_pct is None else f"{row.margin_pct} %",
     }

@@ -3,8 +3,7 @@ the lines as CSV."""
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator
+import itertools
 from typing import Any
 
 from django import forms
@@ -18,8 +17,9 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from core.csv_export import csv_lines
+from pricing import display
 from reconciliation import selectors
-from reconciliation.admin.formatting import csv_cell, rate_display, usd_display
 from reconciliation.admin.reports import RunReports
 from reconciliation.models import ReconciliationLine, ReconciliationRun
 from reconciliation.parsers import SOURCES, UnreadableFile
@@ -69,11 +69,11 @@ class ReconciliationRunAdmin(RunReports, admin.ModelAdmin):
 
     @admin.display(description="match rate", ordering="match_rate")
     def rate(self, run: ReconciliationRun) -> str:
-        return rate_display(run.match_rate)
+        return display.percent(run.match_rate)
 
     @admin.display(description="actual - calculated", ordering="difference_usd")
     def difference(self, run: ReconciliationRun) -> str:
-        return usd_display(run.difference_usd)
+        return display.usd(run.difference_usd, 4)
 
     @admin.display(description="same file as")
     def same_file(self, run: ReconciliationRun) -> str:
@@ -157,7 +157,7 @@ class ReconciliationRunAdmin(RunReports, admin.ModelAdmin):
                         request,
                         f"Run #{run.pk}: {run.matched} matched, {run.discrepancy} discrepancies, {run.not_found} not "
                         f"found, {run.not_in_export} not in export, {run.errors} errors; match rate "
-                        f"{rate_display(run.match_rate)}.",
+                        f"{display.percent(run.match_rate)}.",
                         messages.SUCCESS if not run.discrepancy and not run.errors else messages.WARNING,
                     )
                     return HttpResponseRedirect(reverse("admin:reconciliation_reconciliationrun_change", args=[run.pk]))
@@ -173,21 +173,8 @@ class ReconciliationRunAdmin(RunReports, admin.ModelAdmin):
             status = None
         lines = selectors.run_lines(run=run, status=status).values_list(*selectors.LINE_EXPORT_FIELDS)
 
-        def rows() -> Iterator[str]:
-            buffer = _Echo()
-            writer = csv.writer(buffer)
-            yield writer.writerow(selectors.LINE_EXPORT_FIELDS)
-            for values in lines.iterator(chunk_size=5000):
-                yield writer.writerow([csv_cell(v) for v in values])
-
-        response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+        rows = itertools.chain([selectors.LINE_EXPORT_FIELDS], lines.iterator(chunk_size=5000))
+        response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
         suffix = f"-{status}" if status else ""
         response["Content-Disposition"] = f'attachment; filename="reconciliation-run-{run.pk}{suffix}.csv"'
         return response
-
-
-class _Echo:
-    """A file-like object whose write returns what it was given, for streaming a CSV."""
-
-    def write(self, value: str) -> str:
-        return value
