@@ -12,9 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
 from billing.admin.account_pages import AccountPages, account_balance, account_plan
-from billing.admin.base import ViewOnlyInline, client_ip, redirect_with_ids
+from billing.admin.base import client_ip, redirect_with_ids
 from billing.models import Account, ApiKey, Membership
 from billing.services.accounts import account_set_status
+from core.admin_base import ViewOnlyInline
 
 
 class MembershipInline(ViewOnlyInline):

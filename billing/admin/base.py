@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Model
 from django.forms.models import BaseInlineFormSet
@@ -48,20 +47,6 @@ def related_or_none(obj: Model, name: str) -> Any:
         return getattr(obj, name)
     except ObjectDoesNotExist:
         return None
-
-
-class ViewOnlyInline(admin.TabularInline):
-    extra = 0
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class NewestOnlyFormSet(BaseInlineFormSet):

@@ -57,7 +57,7 @@ class ServerKeyAdmin(ViewOnlyAdmin):
     )  # fmt: skip
     actions = ["revoke_keys"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("billing.add_serverkey")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:

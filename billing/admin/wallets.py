@@ -7,14 +7,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from billing.admin.base import LEDGER_INLINE_LIMIT, NewestOnlyFormSet, ViewOnlyInline, admin_link
+from billing.admin.base import LEDGER_INLINE_LIMIT, NewestOnlyFormSet, admin_link
 from billing.models import CreditGrant, LedgerEntry, Wallet
-from core.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin, ViewOnlyInline
 from pricing.display import plain
 
 
 class LedgerEntryInline(ViewOnlyInline):
     model = LedgerEntry
+    show_change_link = True
     formset = NewestOnlyFormSet
     fields = readonly_fields = (
         "created_at",

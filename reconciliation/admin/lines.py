@@ -5,31 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from core.admin_base import CappedCountPaginator, ViewOnlyAdmin
 from pricing import display
 from pricing.errors import CatalogValidationError
 from reconciliation import selectors
 from reconciliation.models import ReconciliationLine
 from reconciliation.services.prices import implied_price_apply
-
-COUNT_CAP = 10_000
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 matches, so a page of a million-line run never waits on COUNT(*)."""
-
-    @cached_property
-    def count(self) -> int:
-        object_list: Any = self.object_list
-        if isinstance(object_list, QuerySet):
-            return object_list[: COUNT_CAP + 1].count()
-        return len(object_list)
 
 
 class RunFilter(admin.SimpleListFilter):
@@ -45,7 +31,7 @@ class RunFilter(admin.SimpleListFilter):
 
 
 @admin.register(ReconciliationLine)
-class ReconciliationLineAdmin(admin.ModelAdmin):
+class ReconciliationLineAdmin(ViewOnlyAdmin):
     list_display = ("key", "run_link", "status", "calculated", "actual", "difference", "reason_code", "short_reason")
     list_filter = (RunFilter, "status", "reason_code")
     search_fields = ("=key", "=request_id", "model_name")
@@ -63,15 +49,6 @@ class ReconciliationLineAdmin(admin.ModelAdmin):
         "implied_cached_input_per_million", "implied_output_per_million",
     )  # fmt: skip
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_price_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("pricing.add_modelprice")
