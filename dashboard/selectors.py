@@ -68,6 +68,15 @@ class BalanceView:
     low_balance: bool
     low_balance_threshold: Decimal
 
+    @property
+    def negative(self) -> bool:
+        """Usage was recorded beyond the funds: the account owes credits."""
+        return self.credits < 0
+
+    @property
+    def owed_credits(self) -> Decimal:
+        return -self.credits if self.credits < 0 else Decimal(0)
+
 
 def _rate(snapshot: CatalogSnapshot, currency: str, at: datetime) -> RateUsed | None:
     try:
