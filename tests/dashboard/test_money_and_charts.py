@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.template import Context, Template
 
-from pricing.money import Money, MoneyError
 from dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
 from dashboard.templatetags.money import format_credits, format_money, price_filter
+from pricing.money import Money, MoneyError
 
 
 @pytest.mark.parametrize(
@@ -21,8 +21,8 @@ from dashboard.templatetags.money import format_credits, format_money, price_fil
         (Decimal("0.004999"), "USD", "$0.005"),  # not zero, so never shown as $0.00 (issue 21)
         (Decimal("-12.345"), "USD", "-$12.35"),
         (Decimal("-0.001"), "USD", "-$0.001"),
-            (Decimal("-0.0000001"), "USD", "-$0.0000001"),
-            (Decimal(0), "USD", "$0.00"),  # never "-$0.00"
+        (Decimal("-0.0000001"), "USD", "-$0.0000001"),
+        (Decimal(0), "USD", "$0.00"),  # never "-$0.00"
         (Decimal("2284.01"), "ZAR", "R\u00a02,284.01"),
         (Decimal("99.999"), "EUR", "€100.00"),
         (Decimal("1234.5"), "JPY", "¥1,235"),  # no minor unit
