@@ -71,6 +71,14 @@ class AlertSettingsForm(forms.Form):
     rotate_webhook_secret = forms.BooleanField(label="Make a new signing secret", required=False)
 
 
+class AlertThresholdForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Warn when",
+        choices=[("balance", "available credits are below"), ("spend", "this period's spend reaches (USD)")],
+    )
+    amount = forms.DecimalField(label="Amount", max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+
+
 class UsageFilterForm(forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))

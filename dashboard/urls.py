@@ -21,6 +21,8 @@ urlpatterns = [
     path("keys/<int:key_id>/revoke/", keys.api_key_revoke_view, name="dashboard-key-revoke"),
     path("alerts/", alerts.alerts, name="dashboard-alerts"),
     path("alerts/settings/", alerts.alert_settings, name="dashboard-alert-settings"),
+    path("alerts/lines/", alerts.alert_line_add, name="dashboard-alert-line-add"),
+    path("alerts/lines/<int:line_id>/remove/", alerts.alert_line_remove, name="dashboard-alert-line-remove"),
     path("alerts/test/", alerts.alert_test, name="dashboard-alert-test"),
     path("portal/<str:token>", portal.portal_enter, name="dashboard-portal"),
 ]
