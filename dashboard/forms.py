@@ -84,6 +84,9 @@ class UsageFilterForm(forms.Form):
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     model = forms.ChoiceField(label="Model", required=False)
     operation = forms.ChoiceField(label="Operation", required=False)
+    user = forms.CharField(
+        label="End user", required=False, max_length=200, help_text='the `user` your backend sends; "(none)" for none'
+    )
 
     def __init__(self, *args: Any, models: list[str], operations: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

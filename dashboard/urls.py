@@ -15,6 +15,7 @@ urlpatterns = [
     path("plans/subscribe/", plans.plan_subscribe, name="dashboard-plan-subscribe"),
     path("plans/cancel/", plans.plan_cancel, name="dashboard-plan-cancel"),
     path("usage/", usage.usage_history, name="dashboard-usage"),
+    path("usage/users/", usage.usage_by_user, name="dashboard-usage-users"),
     path("usage/export.csv", usage.usage_csv, name="dashboard-usage-csv"),
     path("invoices/", invoices.invoices, name="dashboard-invoices"),
     path("keys/", keys.api_keys, name="dashboard-keys"),
