@@ -302,6 +302,13 @@ def account_api_keys(*, account: Account) -> list[ApiKey]:
     return sorted(keys, key=lambda k: k.revoked_at is not None)
 
 
+def account_members(*, account: Account) -> list[Membership]:
+    """The account's people, owners first, then by name."""
+    order = {Membership.Role.OWNER: 0, Membership.Role.ADMIN: 1, Membership.Role.VIEWER: 2}
+    people = Membership.objects.filter(account_id=account.pk).select_related("user")
+    return sorted(people, key=lambda m: (order.get(m.role, 9), m.user.get_username()))
+
+
 def recent_alerts(*, account: Account, limit: int = 25) -> list[Alert]:
     return list(
         Alert.objects.filter(account_id=account.pk).prefetch_related("deliveries").order_by("-created_at")[:limit]
