@@ -304,7 +304,7 @@ def account_api_keys(*, account: Account) -> list[ApiKey]:
 
 def account_members(*, account: Account) -> list[Membership]:
     """The account's people, owners first, then by name."""
-    order = {Membership.Role.OWNER: 0, Membership.Role.ADMIN: 1, Membership.Role.VIEWER: 2}
+    order: dict[str, int] = {Membership.Role.OWNER: 0, Membership.Role.ADMIN: 1, Membership.Role.VIEWER: 2}
     people = Membership.objects.filter(account_id=account.pk).select_related("user")
     return sorted(people, key=lambda m: (order.get(m.role, 9), m.user.get_username()))
 
