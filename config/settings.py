@@ -17,6 +17,7 @@ from config.environment import (
     ConfigurationError,
     broker_config,
     cache_config,
+    credits_setting,
     database_config,
     redis_url,
 )
@@ -290,6 +291,14 @@ RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_SEC
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=600)
 # after an unpaid invoice, authorization answers account_past_due once this grace period has passed
 PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
+
+# The account dashboard (docs/dashboard.md). A new account warns its people when its available credits are below
+# LOW_BALANCE_THRESHOLD_DEFAULT (credits; the owner changes it on the alerts page, 0 turns it off). SUPPORT_EMAIL,
+# when set, is the contact the dashboard names next to a negative balance.
+LOW_BALANCE_THRESHOLD_DEFAULT = credits_setting(
+    "LOW_BALANCE_THRESHOLD_DEFAULT", env.str("LOW_BALANCE_THRESHOLD_DEFAULT", default="10000")
+)
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="")
 # characters per token used by /api/usage/estimate, by provider (Decimal strings)
 ESTIMATE_CHARS_PER_TOKEN = {"openai": Decimal("4"), "anthropic": Decimal("3.5"), "default": Decimal("4")}
 ESTIMATE_CACHE_SECONDS = 3600

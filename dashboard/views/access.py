@@ -59,6 +59,10 @@ class AccountContext:
     def can_write(self) -> bool:
         return self.membership.role in WRITE_ROLES
 
+    @property
+    def is_owner(self) -> bool:
+        return self.membership.role == Membership.Role.OWNER
+
 
 View = Callable[Concatenate[HttpRequest, AccountContext, P], HttpResponseBase]
 
@@ -73,8 +77,10 @@ def account_context(request: HttpRequest) -> AccountContext | None:
     return AccountContext(membership=chosen, memberships=memberships)
 
 
-def dashboard_view(*, write: bool = False) -> Callable[[View[P]], Callable[..., HttpResponseBase]]:
-    """Sign-in required; the view gets the account context. `write`: a POST needs an owner or admin (403 else)."""
+def dashboard_view(*, write: bool = False, owner: bool = False) -> Callable[[View[P]], Callable[..., HttpResponseBase]]:
+    """Sign-in required; the view gets the account context. `write`: a POST needs an owner or admin (403 else).
+    `owner`: every request needs an owner of the account (403 else): members and what the account's charges are
+    made of are the owner's business."""
 
     def decorate(view: View[P]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
@@ -84,6 +90,8 @@ def dashboard_view(*, write: bool = False) -> Callable[[View[P]], Callable[..., 
                 return render(request, "dashboard/no_account.html", status=403)
             if write and request.method == "POST" and not context.can_write:
                 return forbidden(request, context)
+            if owner and not context.is_owner:
+                return forbidden(request, context, owners_only=True)
             return view(request, context, *args, **kwargs)
 
         return login_required(wrapper)
@@ -91,13 +99,9 @@ def dashboard_view(*, write: bool = False) -> Callable[[View[P]], Callable[..., 
     return decorate
 
 
-def forbidden(request: HttpRequest, context: AccountContext) -> HttpResponse:
-    return render(
-        request,
-        "dashboard/forbidden.html",
-        page_context(context, "forbidden", role=context.role),
-        status=403,
-    )
+def forbidden(request: HttpRequest, context: AccountContext, *, owners_only: bool = False) -> HttpResponse:
+    values = page_context(context, "forbidden", role=context.role, owners_only=owners_only)
+    return render(request, "dashboard/forbidden.html", values, status=403)
 
 
 def page_context(context: AccountContext, section: str, **values: Any) -> dict[str, Any]:
@@ -107,6 +111,7 @@ def page_context(context: AccountContext, section: str, **values: Any) -> dict[s
         "membership": context.membership,
         "memberships": context.memberships,
         "can_write": context.can_write,
+        "is_owner": context.is_owner,
         "section": section,
         "stripe_enabled": conf.enabled,
         "stripe_message": NOT_CONFIGURED_MESSAGE,

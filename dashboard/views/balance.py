@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -30,6 +31,7 @@ from dashboard.views.access import (
     page_context,
 )
 from pricing.money import USD
+from usage.services.alerts import alert_recipients
 
 CHART_DAYS = 30
 
@@ -95,6 +97,8 @@ def balance(request: HttpRequest, context: AccountContext) -> HttpResponse:
         "breakdown_chart": breakdown_chart,
         "chart_start": start,
         "today": today,
+        "recipients": alert_recipients(account) if wallet.negative else [],
+        "support_email": settings.SUPPORT_EMAIL,
     }
     if estimate is not None:
         values["projected_local"] = to_display(estimate.projected.total, account=account, as_of=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from dashboard.forms import (
 from dashboard.selectors import (
     Cursor,
     UsageFilter,
+    spend_by_user,
     usage_filter_choices,
     usage_history_csv,
     usage_history_page,
@@ -49,6 +51,7 @@ def _usage_filter(form: UsageFilterForm) -> UsageFilter:
         end=data.get("end"),
         model=data.get("model") or "",
         operation=data.get("operation") or "",
+        user=data.get("user") or "",
     )
 
 
@@ -85,9 +88,24 @@ def usage_csv(request: HttpRequest, context: AccountContext) -> HttpResponseBase
     usage_filter = _usage_filter(form)
     end = usage_filter.end or timezone.now().date()
     start = usage_filter.start or end - timedelta(days=MAX_RANGE_DAYS)  # a download covers at most a year
-    usage_filter = UsageFilter(start=start, end=end, model=usage_filter.model, operation=usage_filter.operation)
+    usage_filter = replace(usage_filter, start=start, end=end)
     response = StreamingHttpResponse(
         usage_history_csv(account=context.account, usage_filter=usage_filter), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="usage-{context.account.pk}-{start}-{end}.csv"'
     return response
+
+
+@require_GET
+@dashboard_view()
+def usage_by_user(request: HttpRequest, context: AccountContext) -> HttpResponse:
+    """Spend per end user for the same filters as the history: a page of its own, because it reads every event of
+    the range (the rollups have no user) where the history reads one page of them."""
+    form = _usage_filter_form(request, context)
+    if not form.is_valid():
+        values: dict[str, Any] = {"form": form, "by_user": None, "query": ""}
+        return render(request, "dashboard/usage_users.html", page_context(context, "usage", **values), status=400)
+    query = urlencode({name: value for name, value in form.data.items() if name in form.fields and name != "user"})
+    by_user = spend_by_user(account=context.account, usage_filter=replace(_usage_filter(form), user=""))
+    values = {"form": form, "by_user": by_user, "query": query}
+    return render(request, "dashboard/usage_users.html", page_context(context, "usage", **values))

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.dashboard.conftest import NOW, spread
 from dashboard.selectors import Cursor
+from tests.dashboard.conftest import NOW, spread
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.usefixtures("frozen")
