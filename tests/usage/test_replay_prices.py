@@ -46,7 +46,7 @@ def refused(jive_account, api_client_for, django_capture_on_commit_callbacks):
 
 
 def test_a_price_that_starts_now_refuses_the_replay_of_older_events(refused, django_capture_on_commit_callbacks):
-    rejected = RejectedEvent.objects.order_by("received_at").first()
+    rejected = RejectedEvent.objects.order_by("received_at")[0]
     assert rejected_event_replay(rejected=rejected) == "rejected"
     rejected.refresh_from_db()
     assert rejected.replay_result.startswith("no_price_in_force")
