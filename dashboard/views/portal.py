@@ -13,8 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from billing.services.portal import portal_session_redeem
+from dashboard.views.access import SESSION_ACCOUNT
 
-SESSION_ACCOUNT = "dashboard_account_id"  # the dashboard's chosen account (usage/dashboard/views.py)
 SESSION_RETURN_URL = "portal_return_url"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 

@@ -71,11 +71,22 @@ class AlertSettingsForm(forms.Form):
     rotate_webhook_secret = forms.BooleanField(label="Make a new signing secret", required=False)
 
 
+class AlertThresholdForm(forms.Form):
+    kind = forms.ChoiceField(
+        label="Warn when",
+        choices=[("balance", "available credits are below"), ("spend", "this period's spend reaches (USD)")],
+    )
+    amount = forms.DecimalField(label="Amount", max_digits=20, decimal_places=2, min_value=Decimal("0.01"))
+
+
 class UsageFilterForm(forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     model = forms.ChoiceField(label="Model", required=False)
     operation = forms.ChoiceField(label="Operation", required=False)
+    user = forms.CharField(
+        label="End user", required=False, max_length=200, help_text='the `user` your backend sends; "(none)" for none'
+    )
 
     def __init__(self, *args: Any, models: list[str], operations: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

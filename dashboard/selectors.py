@@ -4,6 +4,7 @@ keyset, never counting them."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -11,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from billing.models import (
     Account,
@@ -25,13 +26,14 @@ from billing.models import (
     Wallet,
 )
 from billing.selectors import UsageSummary, period_usage_summary
+from core.csv_export import csv_lines
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import NoPriceInForce
 from pricing.money import CREDITS, USD, Money, precise
 from pricing.rating import PlanCharge, PlanRecommendation, plan_charge, plan_recommendation
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.models import Alert, DailyUsage, UsageEvent
-from usage.selectors import events_csv_rows
+from usage.selectors import EXPORT_COLUMNS
 
 WRITE_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 
@@ -67,6 +69,15 @@ class BalanceView:
     local_rate: RateUsed | None
     low_balance: bool
     low_balance_threshold: Decimal
+
+    @property
+    def negative(self) -> bool:
+        """Usage was recorded beyond the funds: the account owes credits."""
+        return self.credits < 0
+
+    @property
+    def owed_credits(self) -> Decimal:
+        return -self.credits if self.credits < 0 else Decimal(0)
 
 
 def _rate(snapshot: CatalogSnapshot, currency: str, at: datetime) -> RateUsed | None:
@@ -291,6 +302,13 @@ def account_api_keys(*, account: Account) -> list[ApiKey]:
     return sorted(keys, key=lambda k: k.revoked_at is not None)
 
 
+def account_members(*, account: Account) -> list[Membership]:
+    """The account's people, owners first, then by name."""
+    order: dict[str, int] = {Membership.Role.OWNER: 0, Membership.Role.ADMIN: 1, Membership.Role.VIEWER: 2}
+    people = Membership.objects.filter(account_id=account.pk).select_related("user")
+    return sorted(people, key=lambda m: (order.get(m.role, 9), m.user.get_username()))
+
+
 def recent_alerts(*, account: Account, limit: int = 25) -> list[Alert]:
     return list(
         Alert.objects.filter(account_id=account.pk).prefetch_related("deliveries").order_by("-created_at")[:limit]
@@ -306,6 +324,7 @@ class UsageFilter:
     end: date | None = None  # inclusive
     model: str = ""
     operation: str = ""
+    user: str = ""  # the customer's own end user, exactly as sent on the events
 
     def events(self, account: Account) -> QuerySet[UsageEvent]:
         events = UsageEvent.objects.filter(account_id=account.pk)
@@ -318,8 +337,12 @@ class UsageFilter:
             events = events.filter(model_id=self.model)
         if self.operation:
             events = events.filter(operation_type="" if self.operation == "unspecified" else self.operation)
+        if self.user:
+            events = events.filter(user="" if self.user == NO_USER else self.user)
         return events
 
+
+NO_USER = "(none)"  # the filter value for events sent without a `user`
 
 BIGINT_MAX = 2**63 - 1
 
@@ -352,7 +375,7 @@ class Cursor:
 
 HISTORY_COLUMNS = (
     "id", "request_id", "occurred_at", "model_id", "operation_type", "input_tokens", "cached_input_tokens",
-    "output_tokens", "reasoning_tokens", "images", "credits", "charge_usd", "units", "over_limit",
+    "output_tokens", "reasoning_tokens", "images", "credits", "charge_usd", "units", "over_limit", "user",
 )  # fmt: skip
 
 
@@ -419,6 +442,35 @@ def usage_filter_choices(*, account: Account, since: date) -> FilterChoices:
     return FilterChoices(models=models, operations=operations)
 
 
+def spend_by_user(*, account: Account, usage_filter: UsageFilter, limit: int = 20) -> list[BreakdownRow]:
+    """The filtered events' spend per end user, most credits first (the rollups have no user: this reads the events
+    of the filter's range, at most a year)."""
+    rows = (
+        usage_filter.events(account)
+        .values("user")
+        .annotate(
+            events_sum=Count("id"),
+            credits_sum=Sum("credits"),
+            charge_sum=Sum("charge_usd"),
+            input_sum=Sum("input_tokens"),
+            output_sum=Sum("output_tokens"),
+        )
+        .order_by("-credits_sum", "user")[:limit]
+    )
+    return [
+        BreakdownRow(
+            label=row["user"] or NO_USER,
+            events=row["events_sum"],
+            credits=_sum(row["credits_sum"]),
+            charge_usd=_sum(row["charge_sum"]),
+            tokens=(row["input_sum"] or 0) + (row["output_sum"] or 0),
+        )
+        for row in rows
+    ]
+
+
 def usage_history_csv(*, account: Account, usage_filter: UsageFilter) -> Iterator[str]:
-    """The filtered events as CSV (the columns of /api/usage/export.csv), oldest first, streamed in chunks."""
-    return events_csv_rows(usage_filter.events(account))
+    """The filtered events as CSV (the columns of /api/usage/export.csv), oldest first, streamed row by row through
+    the one CSV writer, so an end user id or request id that starts like a formula arrives as text."""
+    rows = usage_filter.events(account).order_by("occurred_at", "id").values_list(*EXPORT_COLUMNS)
+    return csv_lines(itertools.chain([EXPORT_COLUMNS], rows.iterator(chunk_size=2000)))
