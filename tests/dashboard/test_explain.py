@@ -44,9 +44,7 @@ def repriced(account: Account) -> tuple[ModelPrice, ModelPrice]:
         reason="provider price change", cached_input_per_million="0.15",
     )  # fmt: skip
     catalog_cache_invalidate()
-    record(
-        account, [(EARLY, "gpt-4o-mini", "chat", 100_000, 10_000), (LATE, "gpt-4o-mini", "chat", 100_000, 10_000)]
-    )
+    record(account, [(EARLY, "gpt-4o-mini", "chat", 100_000, 10_000), (LATE, "gpt-4o-mini", "chat", 100_000, 10_000)])
     return before, after
 
 
