@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "reconciliation",
+    "console",
     "dashboard",
     "config.apps.CompositionConfig",
 ]

@@ -16,7 +16,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -24,10 +23,10 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from core.admin_base import CappedCountPaginator
 from pricing.errors import CatalogValidationError
 from reconciliation import selectors
 from reconciliation.charts import Series, bar_chart, line_chart
@@ -36,7 +35,6 @@ from reconciliation.parsers import SOURCES, UnreadableFile
 from reconciliation.services.prices import implied_price_apply
 from reconciliation.services.runs import reconciliation_run
 
-COUNT_CAP = 10_000
 REPORT_MONTHS = 12
 MARGIN_CHART_ROWS = 15
 
@@ -68,17 +66,6 @@ def _numeric(text: str) -> bool:
     except ArithmeticError:
         return False
     return True
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 matches, so a page of a million-line run never waits on COUNT(*)."""
-
-    @cached_property
-    def count(self) -> int:
-        object_list: Any = self.object_list
-        if isinstance(object_list, QuerySet):
-            return object_list[: COUNT_CAP + 1].count()
-        return len(object_list)
 
 
 class ReconciliationUploadForm(forms.Form):

@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.utils.html import format_html
 
+from core.admin_base import ViewOnlyAdmin
 from pricing.models import CatalogAudit
 
 
 @admin.register(CatalogAudit)
-class CatalogAuditAdmin(admin.ModelAdmin):
+class CatalogAuditAdmin(ViewOnlyAdmin):
     """Read-only: the record of every catalog write."""
 
     list_display = ("at", "actor", "action", "object_type", "object_key", "reason")
@@ -23,15 +23,6 @@ class CatalogAuditAdmin(admin.ModelAdmin):
     fields = ("at", "actor", "action", "object_type", "object_key", "reason", "before_values", "after_values")
     readonly_fields = fields
     list_select_related = ("actor",)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Before")
     def before_values(self, entry: CatalogAudit) -> str:

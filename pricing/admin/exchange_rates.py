@@ -14,9 +14,7 @@ from django.utils import timezone
 from pricing import console, display, services
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _dry_run
 from pricing.errors import CatalogValidationError
-from pricing.forms import (
-    ExchangeRateForm,
-)
+from pricing.forms import ExchangeRateForm
 from pricing.models import ExchangeRate
 from pricing.selectors import catalog_snapshot
 

@@ -18,6 +18,7 @@ from billing.errors import BillingError
 from billing.models import ServerKey
 from billing.services.server_keys import server_key_issue, server_key_revoke
 from core.admin_base import ViewOnlyAdmin
+from core.client_ip import client_ip
 
 SERVER_KEY_FORM_TEMPLATE = "admin/billing/server_key_form.html"
 SERVER_KEY_ISSUED_TEMPLATE = "admin/billing/server_key_issued.html"
@@ -57,7 +58,7 @@ class ServerKeyAdmin(ViewOnlyAdmin):
     )  # fmt: skip
     actions = ["revoke_keys"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.has_perm("billing.add_serverkey")
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
@@ -81,7 +82,7 @@ class ServerKeyAdmin(ViewOnlyAdmin):
             try:
                 key, raw_key = server_key_issue(
                     name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], actor=request.user,
-                    ip=request.META.get("REMOTE_ADDR") or None,
+                    ip=client_ip(request),
                 )  # fmt: skip
             except BillingError as exc:
                 form.add_error(None, str(exc))
@@ -103,7 +104,7 @@ class ServerKeyAdmin(ViewOnlyAdmin):
         for key in queryset:
             if key.is_revoked:
                 continue
-            server_key_revoke(key=key, actor=request.user, ip=request.META.get("REMOTE_ADDR") or None)
+            server_key_revoke(key=key, actor=request.user, ip=client_ip(request))
             revoked += 1
         messages.success(
             request, f"Revoked {revoked} server key{'s' if revoked != 1 else ''}; they get 401 from now on."

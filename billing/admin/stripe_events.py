@@ -18,21 +18,11 @@ from django.utils.safestring import SafeString
 from billing.models import AutoRecharge, OverageBilling, StripeEvent, TopUp
 from billing.services.webhooks import HANDLED_EVENT_TYPES, stripe_event_reprocess
 from billing.stripe_conf import stripe_settings
-
-
-class StripeReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from core.admin_base import ViewOnlyAdmin
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(StripeReadOnlyAdmin):
+class StripeEventAdmin(ViewOnlyAdmin):
     list_display = ["event_id", "type", "status", "attempts", "api_version_shown", "received_at", "processed_at",
                     "error_short"]  # fmt: skip
     list_filter = ["status", "type", "api_version"]
@@ -74,7 +64,7 @@ class StripeEventAdmin(StripeReadOnlyAdmin):
 
 
 @admin.register(TopUp)
-class TopUpAdmin(StripeReadOnlyAdmin):
+class TopUpAdmin(ViewOnlyAdmin):
     list_display = ["id", "account", "source", "status", "amount_usd", "credits", "created_at", "paid_at"]
     list_filter = ["status", "source"]
     list_select_related = ["account"]
@@ -85,7 +75,7 @@ class TopUpAdmin(StripeReadOnlyAdmin):
 
 
 @admin.register(AutoRecharge)
-class AutoRechargeAdmin(StripeReadOnlyAdmin):
+class AutoRechargeAdmin(ViewOnlyAdmin):
     list_display = ["account", "enabled", "threshold_credits", "amount_usd", "consecutive_failures",
                     "last_attempt_at", "disabled_reason"]  # fmt: skip
     list_filter = ["enabled"]
@@ -94,7 +84,7 @@ class AutoRechargeAdmin(StripeReadOnlyAdmin):
 
 
 @admin.register(OverageBilling)
-class OverageBillingAdmin(StripeReadOnlyAdmin):
+class OverageBillingAdmin(ViewOnlyAdmin):
     list_display = ["period", "invoice", "step", "amount_cents", "renewal_cents", "stripe_invoice_id", "attempts",
                     "next_attempt_at", "updated_at"]  # fmt: skip
     list_filter = ["step"]
