@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -69,6 +70,8 @@ def account_create(
     account = Account.objects.create(
         name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32),
         external_id=external_id, metadata=metadata or {},
+        # the low-balance warning is on from the start; the owner moves it (or sets 0 to turn it off)
+        low_balance_threshold=settings.LOW_BALANCE_THRESHOLD_DEFAULT,
     )  # fmt: skip
     Wallet.objects.create(account=account)
     subscription_start(account=account, plan=plan, as_of=as_of)

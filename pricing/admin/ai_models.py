@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from core.csv_export import csv_write
 from pricing import console, display, services
+from pricing.admin import previews
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
 from pricing.forms import ModelCreateForm, ModelPriceForm, ModelUpdateForm
 from pricing.models import AIModel
@@ -203,6 +204,7 @@ class AIModelAdmin(CatalogAdmin):
             return self._version_saved(request, model, version, "price version")
         return self._version_page(
             request, model, form, "New price version",
+            **self._change_preview(request, form, write, previews.MODEL_PRICE),
             fieldsets=[(f"Prices (USD) of a {model.mode} model",
                         {"fields": ModelPriceForm.price_field_names(mode=model.mode)}), VERSION_FIELDSET],
             tables=(console.model_price_table(model, at=timezone.now()),),

@@ -15,8 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString
 
 from pricing import console, display
+from pricing.admin import previews
 from pricing.errors import CatalogValidationError
 from pricing.forms import CatalogForm, FeatureCostForm, tier_choices
 
@@ -70,7 +72,7 @@ class CatalogAdmin(admin.ModelAdmin):
 
     def _save(self, request: HttpRequest, form: CatalogForm, write: Callable[[], T]) -> T | None:
         """On a valid POST, call the service; its CatalogValidationError becomes form errors, nothing written."""
-        if request.method != "POST" or not form.is_valid():
+        if request.method != "POST" or not form.is_valid() or previews.PREVIEW in request.POST:
             return None
         try:
             with transaction.atomic():
@@ -78,6 +80,25 @@ class CatalogAdmin(admin.ModelAdmin):
         except CatalogValidationError as exc:
             form.add_service_errors(exc)
             return None
+
+    def _change_preview(
+        self, request: HttpRequest, form: CatalogForm, write: Callable[[], Any], kind: str
+    ) -> dict[str, Any]:
+        """The page's preview context: whether the form offers one and, after its button, the version the service
+        would write drawn by the registered previewer, then rolled back (service errors become form errors)."""
+        context: dict[str, Any] = {"change_preview_offered": previews.change_preview_offered(kind)}
+        if not previews.change_preview_wanted(request, kind) or not form.is_valid():
+            return context
+        drawn: list[SafeString] = []
+
+        def draw() -> None:
+            drawn.append(previews.change_preview_draw(kind, write()))
+
+        try:
+            _dry_run(draw)
+        except CatalogValidationError as exc:
+            form.add_service_errors(exc)
+        return {**context, "change_preview": drawn[0] if drawn else None}
 
     def _url(self, name: str, obj: Any = None) -> str:
         args = [obj.pk] if obj is not None else []

@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from pricing import console, display, services
+from pricing.admin import previews
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
 from pricing.forms import FeatureCostForm, FeatureCreateForm, FeatureUpdateForm
 from pricing.models import Feature
@@ -138,11 +139,13 @@ class FeatureAdmin(CatalogAdmin):
             multipliers = {t.tier: display.plain(t.multiplier) for t in current.tier_multipliers.all()}
         form = FeatureCostForm(_data(request), initial=initial, tiers=self._tiers(*multipliers),
                                multipliers=multipliers)  # fmt: skip
-        version = self._save(request, form, lambda: self._cost_set(request, feature, form))
+        write = lambda: self._cost_set(request, feature, form)  # noqa: E731 - saved, or drawn in the preview
+        version = self._save(request, form, write)
         if version is not None:
             return self._version_saved(request, feature, version, "cost version")
         return self._version_page(
             request, feature, form, "New cost version",
+            **self._change_preview(request, form, write, previews.FEATURE_COST),
             fieldsets=[("Cost", {"fields": ["cost_type", "cost_usd", "cepo_multiplier", "is_billable"]}),
                        VERSION_FIELDSET],
             tables=(console.feature_cost_table(feature, at=timezone.now()),),

@@ -12,6 +12,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 
 from pricing import console, display, services
+from pricing.admin import previews
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
 from pricing.forms import OperationLimitForm, PlanCreateForm, PlanTermsForm, PlanUpdateForm
 from pricing.models import OperationLimit, Plan
@@ -150,6 +151,7 @@ class PlanAdmin(CatalogAdmin):
             return self._version_saved(request, plan, version, "terms version")
         return self._version_page(
             request, plan, form, "New terms version", fieldsets=PLAN_TERMS_FIELDSETS,
+            **self._change_preview(request, form, write, previews.PLAN_TERMS),
             tables=(console.plan_terms_table(plan, at=timezone.now()),),
             intro="Accounts pick up new terms when their next period opens; a running period keeps its terms.",
         )  # fmt: skip

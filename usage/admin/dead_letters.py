@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from billing.errors import BillingError
 from core.admin_base import ViewOnlyAdmin
@@ -15,6 +17,11 @@ from usage.admin.base import _pretty_json
 from usage.models import RejectedEvent
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED
 from usage.services.replay import DISCARDED, SKIPPED, rejected_event_discard, rejected_event_replay
+from usage.services.replay_prices import (
+    WaitingForPrice,
+    model_prices_start_for_rejected,
+    rejected_events_waiting_for_prices,
+)
 
 OUTCOME_WORDS = {  # in the order the action's message lists them
     RECORDED: "recorded",
@@ -45,7 +52,7 @@ class RejectedEventAdmin(ViewOnlyAdmin):
     search_fields = ("request_id",)
     search_help_text = "Part of a request id."
     list_select_related = ("account",)
-    actions = ("replay_selected", "discard_selected")
+    actions = ("replay_selected", "discard_selected", "start_prices_at_oldest_waiting")
     fields = ("account", "request_id", "error_code", "error_message", "received_at", "status", "replayed_at",
               "replay_result", "payload_pretty", "raw_payload", "ip", "user_agent")  # fmt: skip
     readonly_fields = fields
@@ -86,3 +93,29 @@ class RejectedEventAdmin(ViewOnlyAdmin):
     @admin.action(description="Discard selected events", permissions=["replay"])
     def discard_selected(self, request: HttpRequest, queryset: QuerySet[RejectedEvent]) -> None:
         self._run(request, queryset, "Discarded", rejected_event_discard)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        if request.method == "GET":
+            for waiting in rejected_events_waiting_for_prices():
+                if waiting.price_starts_too_late:
+                    self.message_user(request, _price_too_late_text(waiting), messages.WARNING)
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Start their models' prices at the oldest waiting event", permissions=["replay"])
+    def start_prices_at_oldest_waiting(self, request: HttpRequest, queryset: QuerySet[RejectedEvent]) -> None:
+        if not request.user.has_perm("pricing.add_modelprice"):
+            raise PermissionDenied
+        for version in model_prices_start_for_rejected(rejected=queryset, actor=request.user):
+            self.message_user(request, f"The price of {version.model.model_id} now starts at "
+                              f"{version.effective_from:%Y-%m-%d %H:%M} UTC ({version.reason}). Replay the events now.",
+                              messages.SUCCESS)  # fmt: skip
+
+
+def _price_too_late_text(waiting: WaitingForPrice) -> str:
+    first = waiting.first_price_from
+    return (
+        f"{waiting.events} refused event{'s' if waiting.events != 1 else ''} wait for {waiting.model.model_id} since "
+        f"{waiting.oldest:%Y-%m-%d %H:%M} UTC, but its price starts {first:%Y-%m-%d %H:%M} UTC: a replay would be "
+        "refused with no_price_in_force. Select them and run “Start their models' prices at the oldest waiting "
+        "event” (a back-dated price version, with its reason), then replay them."
+    )
