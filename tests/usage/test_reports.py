@@ -54,3 +54,15 @@ def test_export_streams_the_accounts_events_as_csv(jive_account, api_client_for,
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [r["request_id"] for r in rows] == ["r1", "r2", "r3"]
     assert rows[0]["cost_usd"] == "0.000000200000"
+
+
+def test_the_export_keeps_a_formula_in_an_end_user_id_as_text(jive_account, api_client_for, catalog):
+    """An end user id is whatever the customer's product sends: one that a spreadsheet would run as a formula
+    downloads as text (core.csv_export's rule), while amounts stay numbers."""
+    client = api_client_for(jive_account)
+    _record(client, [{"request_id": "f1", "model": "qwen-3-32b", "input_tokens": 5, "output_tokens": 1,
+                      "user": '=HYPERLINK("http://evil.test","x")'}])  # fmt: skip
+    body = b"".join(client.get("/api/usage/export.csv").streaming_content).decode()
+    row = next(csv.DictReader(io.StringIO(body)))
+    assert row["user"] == '\'=HYPERLINK("http://evil.test","x")'
+    assert not row["cost_usd"].startswith("'")
