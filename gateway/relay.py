@@ -30,6 +30,10 @@ FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "anthropic-version", "ant
 FORWARDED_RESPONSE_HEADERS = ("x-request-id", "request-id", "openai-processing-ms", "openai-version", "openai-model")
 ANTHROPIC_VERSION = "2023-06-01"
 
+class UpstreamBrokeOff(Exception):
+    """The provider's stream ended before its end: the client's stream is broken off too, as the provider's was."""
+
+
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _background_tasks: set[asyncio.Task[Any]] = set()
 # the gateway's database work: connections stay open per thread (CONN_MAX_AGE), so the pool is kept small
@@ -112,7 +116,7 @@ class StreamRelay:
     def __init__(self, *, admission: Admission, upstream: httpx.Response, meter: StreamMeter) -> None:
         self.admission, self.upstream, self.meter = admission, upstream, meter
         self.splitter = SseSplitter()
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[bytes | UpstreamBrokeOff | None] = asyncio.Queue()
         self.received_any = False
         self.client_gone = False
         self.settled = False
@@ -121,7 +125,7 @@ class StreamRelay:
     def start(self) -> None:
         self.task = background(self._pump())
 
-    def _put(self, chunk: bytes) -> None:
+    def _put(self, chunk: bytes | UpstreamBrokeOff) -> None:
         if not self.client_gone:
             self.queue.put_nowait(chunk)
 
@@ -139,6 +143,7 @@ class StreamRelay:
                 self._put(rest)
         except httpx.HTTPError as exc:  # the provider broke off mid-stream: what it produced is still recorded
             logger.warning("gateway stream %s broke off: %s", self.admission.request_id, type(exc).__name__)
+            self._put(UpstreamBrokeOff(type(exc).__name__))
         finally:
             await self.upstream.aclose()
             if not self.settled:
@@ -162,6 +167,8 @@ class StreamRelay:
         finished = False
         try:
             while (chunk := await self.queue.get()) is not None:
+                if isinstance(chunk, UpstreamBrokeOff):
+                    raise chunk
                 yield chunk
             finished = True
         finally:

@@ -31,6 +31,7 @@ class Received:
 class FakeUpstream:
     provider: FakeProvider = field(default_factory=FakeProvider)
     received: list[Received] = field(default_factory=list)
+    answer_delay: float = 0.0  # seconds before the answer starts
     event_delay: float = 0.0  # seconds between the events of a stream
     break_after_events: int | None = None  # drop the connection after this many events of a stream
     streams_finished: int = 0
@@ -38,7 +39,7 @@ class FakeUpstream:
     def reset(self) -> None:
         self.provider = FakeProvider()
         self.received.clear()
-        self.event_delay, self.break_after_events, self.streams_finished = 0.0, None, 0
+        self.answer_delay, self.event_delay, self.break_after_events, self.streams_finished = 0.0, 0.0, None, 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,6 +62,8 @@ class FakeUpstream:
             })  # fmt: skip
         else:
             answer = self.provider.handle(httpx2.Request("POST", f"http://fake{scope['path']}", content=raw))
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         kept = [(k.encode(), v.encode()) for k, v in answer.headers.items() if k.lower() != "content-length"]
         await send({"type": "http.response.start", "status": answer.status_code, "headers": kept})
         if "text/event-stream" not in answer.headers.get("content-type", ""):
