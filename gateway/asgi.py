@@ -10,7 +10,7 @@ GATEWAY_MAX_BODY_BYTES of it, before Django (which would spool any size to disk)
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
@@ -20,11 +20,11 @@ from django.core.handlers.exception import convert_exception_to_response
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+Scope = dict[str, Any]
+Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
 
 PREFIX = "/gateway/"
 
@@ -36,7 +36,7 @@ class GatewayASGIHandler(ASGIHandler):
         self._view_middleware: list[Any] = []
         self._template_response_middleware: list[Any] = []
         self._exception_middleware: list[Any] = []
-        get_response = self._get_response_async if is_async else self._get_response
+        get_response = getattr(self, "_get_response_async" if is_async else "_get_response")
         self._middleware_chain = convert_exception_to_response(get_response)
 
 

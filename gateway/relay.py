@@ -30,6 +30,7 @@ FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "anthropic-version", "ant
 FORWARDED_RESPONSE_HEADERS = ("x-request-id", "request-id", "openai-processing-ms", "openai-version", "openai-model")
 ANTHROPIC_VERSION = "2023-06-01"
 
+
 class UpstreamBrokeOff(Exception):
     """The provider's stream ended before its end: the client's stream is broken off too, as the provider's was."""
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from tokenledger.usage_mapping import MeteredUsage
 
@@ -69,7 +69,7 @@ async def _release_once_admitted(admitting: asyncio.Future[Admission]) -> None:
     await in_thread(gateway_release, admission=admission)
 
 
-async def _forward(request: HttpRequest, route: Route) -> HttpResponse:
+async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
     call = call_request_read(route, request.read())
     admission = await _admit(route, call, _credentials(request))
     try:
@@ -147,7 +147,7 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpR
     return response
 
 
-async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponse:
+async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
     if request.method != "POST":
         return refusal_response(route.provider, GatewayRefusal(405, "method_not_allowed", "Use POST."))
     try:
@@ -156,8 +156,8 @@ async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponse:
         return refusal_response(route.provider, refusal)
     except Exception:
         logger.exception("gateway call failed")
-        refusal = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
-        return refusal_response(route.provider, refusal)
+        failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
+        return refusal_response(route.provider, failure)
 
 
 def _endpoint(name: str) -> Any:
@@ -165,7 +165,7 @@ def _endpoint(name: str) -> Any:
 
     @csrf_exempt
     @transaction.non_atomic_requests
-    async def view(request: HttpRequest) -> HttpResponse:
+    async def view(request: HttpRequest) -> HttpResponseBase:
         return await _gateway_call(request, route)
 
     view.__name__ = view.__qualname__ = f"gateway_{name.replace('-', '_')}"

@@ -3,6 +3,7 @@ provider served by another; the real `openai` and `anthropic` clients point at t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -77,10 +78,8 @@ def _close_db_thread_connections() -> None:
     barrier = threading.Barrier(workers, timeout=5)
 
     def close() -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
         connections.close_all()
 
     for future in [relay.db_threads.submit(close) for _ in range(workers)]:

@@ -18,7 +18,7 @@ from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MESSAGES = [{"role": "user", "content": "Say hello " * 20}]
+MESSAGES: Any = [{"role": "user", "content": "Say hello " * 20}]
 # claude-3-5-haiku: 100 uncached x $0.80 + 2,000 cache reads x $0.08 + 300 5-minute writes x $1.00
 # + 200 1-hour writes x $1.60 + 400 output x $4.00, per 1M = $0.00246, at 10,000 credits per USD
 MESSAGE_CREDITS = Decimal("24.6")
@@ -68,9 +68,8 @@ def test_a_server_key_acts_for_the_customer_it_names(gateway_url: str, account: 
                              default_headers={"TokenLedger-Customer": "shop-42"}) as client:  # fmt: skip
         client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
     with anthropic.Anthropic(api_key=server_key, base_url=f"{gateway_url}/gateway/anthropic", max_retries=0,
-                             default_headers={"TokenLedger-Customer": "nobody"}) as client:  # fmt: skip
-        with pytest.raises(anthropic.NotFoundError) as unknown:
-            client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
+                             default_headers={"TokenLedger-Customer": "nobody"}) as client, pytest.raises(anthropic.NotFoundError) as unknown:  # fmt: skip
+        client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
 
     assert unknown.value.body["error"]["code"] == "customer_not_found"  # type: ignore[index]
     event = UsageEvent.objects.get()

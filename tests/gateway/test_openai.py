@@ -16,7 +16,7 @@ from usage.models import Reservation, UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MESSAGES = [{"role": "user", "content": "Say hello " * 20}]
+MESSAGES: Any = [{"role": "user", "content": "Say hello " * 20}]
 # gpt-4o-mini: 200 uncached input x $0.15 + 1,000 cached x $0.075 + 300 output (100 reasoning) x $0.60 per 1M
 # = $0.000285, at 10,000 credits per USD
 CHAT_CREDITS = Decimal("2.85")
