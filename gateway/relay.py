@@ -146,10 +146,12 @@ class StreamRelay:
             logger.warning("gateway stream %s broke off: %s", self.admission.request_id, type(exc).__name__)
             self._put(UpstreamBrokeOff(type(exc).__name__))
         finally:
-            await self.upstream.aclose()
-            if not self.settled:
-                await self._settle()
-            self.queue.put_nowait(None)
+            try:
+                await self.upstream.aclose()
+                if not self.settled:
+                    await self._settle()
+            finally:
+                self.queue.put_nowait(None)  # the client's stream ends whatever happened here
 
     async def _settle(self) -> None:
         self.settled = True

@@ -40,14 +40,25 @@ def refusal_response(provider: str, refusal: GatewayRefusal) -> JsonResponse:
     return response
 
 
+def _header(request: HttpRequest, name: str) -> str | None:
+    """A header as the client sent it: ASGI hands it over as latin-1; UTF-8 bytes are read back as UTF-8."""
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
 def _credentials(request: HttpRequest) -> Credentials:
     """The key from `x-api-key` (Anthropic clients) or `Authorization: Bearer` (OpenAI clients)."""
-    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
-    key = request.headers.get("x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    scheme, _, bearer = (_header(request, "Authorization") or "").partition(" ")
+    key = _header(request, "x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
     return Credentials(
-        api_key=key.strip(), customer=request.headers.get("TokenLedger-Customer"),
-        request_id=request.headers.get("TokenLedger-Request-Id"),
-        operation_type=request.headers.get("TokenLedger-Operation-Type", "")[:100],
+        api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"),
+        request_id=_header(request, "TokenLedger-Request-Id"),
+        operation_type=(_header(request, "TokenLedger-Operation-Type") or "")[:100],
     )  # fmt: skip
 
 

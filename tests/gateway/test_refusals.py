@@ -158,3 +158,32 @@ def test_a_stream_the_provider_breaks_off_is_charged_for_the_text_produced(
     assert event.input_tokens == tokens_for("user\n" + "Say hello " * 20, provider="openai")
     assert event.output_tokens == tokens_for("Hello", provider="openai")
     assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
+
+
+def test_a_retried_request_id_is_never_forwarded_nor_charged_twice(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    headers = {"TokenLedger-Request-Id": "order-7-summary"}
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10, extra_headers=headers)
+    with pytest.raises(openai.ConflictError) as again:
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10,
+                                              extra_headers=headers)  # fmt: skip
+
+    assert again.value.code == "already_recorded"
+    assert len(fake.received) == 1
+    event = UsageEvent.objects.get(account=account)
+    assert event.request_id == "order-7-summary"
+    assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
+
+
+def test_a_provider_slower_than_the_upstreams_timeout_is_504_and_released(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    Upstream.objects.filter(name="openai").update(timeout_seconds=1)
+    fake.answer_delay = 3.0
+    with pytest.raises(openai.APIStatusError) as failed:
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10)
+
+    assert (failed.value.status_code, failed.value.code) == (504, "upstream_timeout")
+    assert _released(account)
+    assert wallet_of(account) == (Decimal(10000), Decimal(0))
