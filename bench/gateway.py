@@ -23,6 +23,7 @@ import argparse
 import http.client
 import json
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -45,12 +46,8 @@ USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
 CHAT_PATH, GATEWAY_CHAT_PATH = "/v1/chat/completions", "/gateway/openai/v1/chat/completions"
 
 
-def fake_provider(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+async def fake_provider(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """An OpenAI-compatible provider answering at once (run in its own process by `--serve-fake`)."""
-    return _fake_answer(scope, receive, send)
-
-
-async def _fake_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     body = b""
@@ -92,6 +89,18 @@ def arguments() -> argparse.Namespace:
     if args.serve_fake is None and min(args.clients, args.requests, args.streams) < 1:
         parser.error("every count must be >= 1")
     return args
+
+
+def free_port() -> int:
+    """A free port of 8600-8699 (this benchmark's range on the shared machine)."""
+    for port in range(8600, 8700):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 8600-8699")
 
 
 @contextmanager
@@ -143,9 +152,10 @@ def _chat_body(*, stream: bool) -> bytes:
     return json.dumps({"model": MODEL, "messages": messages, "max_tokens": 500, "stream": stream}).encode()
 
 
-def phase(*, port: int, path: str, keys: list[str], total: int, stream: bool) -> dict[str, Any]:
+def phase(*, port: int, pid: int, path: str, keys: list[str], total: int, stream: bool) -> dict[str, Any]:
     """`total` calls spread over one keep-alive client per key: latency to the whole answer (or, for a stream, to
-    the first byte of its body, the stream then read to the end)."""
+    the first byte of its body, the stream then read to the end), and the CPU the server process (`pid`) and the
+    database's backends spent per call: steadier than wall-clock time on a shared machine."""
     latency = harness.Latencies()
     body = _chat_body(stream=stream)
     shares = authorize._shares(total, len(keys))
@@ -171,13 +181,20 @@ def phase(*, port: int, path: str, keys: list[str], total: int, stream: bool) ->
             latency.add(took)
         conn.close()
 
+    meter = harness.CpuMeter(database=DATABASE)
+    meter.start()
+    server_cpu = harness.cpu_seconds(pid) or 0.0
     elapsed = harness.run_clients(len(keys), work)
+    server_cpu = (harness.cpu_seconds(pid) or server_cpu) - server_cpu
+    cpu = meter.stop()
     figures: dict[str, Any] = latency.summary_ms()
     figures["calls_per_second"] = round(total / elapsed, 1)
+    figures["cpu_ms_per_call"] = {"server": round(server_cpu * 1000 / total, 2),
+                                  "db": round(cpu["db_cpu_s"] * 1000 / total, 2)}  # fmt: skip
     return figures
 
 
-def books(*, keys_count: int, expected_events: int) -> dict[str, Any]:
+def books(*, expected_events: int) -> dict[str, Any]:
     from billing.models import LedgerEntry, Wallet
     from usage.models import Reservation, UsageEvent
 
@@ -194,6 +211,27 @@ def books(*, keys_count: int, expected_events: int) -> dict[str, Any]:
             "ok": events == expected_events and active == 0 and wallets_ok}  # fmt: skip
 
 
+def measure(
+    *, args: argparse.Namespace, keys: list[str], fake: tuple[int, int], gateway: tuple[int, int]
+) -> dict[str, Any]:
+    """Warm both sides up, then each phase straight to the fake provider and through the gateway (port, pid)."""
+    direct: dict[str, Any] = {"port": fake[0], "pid": fake[1], "path": CHAT_PATH, "keys": keys}
+    through: dict[str, Any] = {"port": gateway[0], "pid": gateway[1], "path": GATEWAY_CHAT_PATH, "keys": keys}
+    warm = max(len(keys), args.requests // 20)
+    for stream in (False, True):
+        phase(**direct, total=warm, stream=stream)
+        phase(**through, total=warm, stream=stream)
+    results: dict[str, Any] = {"warm_up_calls": 2 * warm, "load_average_before": harness.load_average()}
+    harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients")
+    results["direct"] = phase(**direct, total=args.requests, stream=False)
+    results["gateway"] = phase(**through, total=args.requests, stream=False)
+    harness.log(f"streams: {args.streams} calls each way")
+    results["direct_stream_ttfb"] = phase(**direct, total=args.streams, stream=True)
+    results["gateway_stream_ttfb"] = phase(**through, total=args.streams, stream=True)
+    results["load_average_after"] = harness.load_average()
+    return results
+
+
 def main() -> None:
     args = arguments()
     if args.serve_fake is not None:
@@ -202,41 +240,27 @@ def main() -> None:
         uvicorn.run(fake_provider, host="127.0.0.1", port=args.serve_fake, log_level="warning", lifespan="off")
         return
     env = harness.prepare_database(DATABASE)
-    fake_port, gateway_port = harness.free_port(), harness.free_port()
+    fake_port = free_port()
     keys = prepare(clients=args.clients, fake_port=fake_port)
     python = harness.PYTHON
-    fake_command = [python, "bench/gateway.py", "--serve-fake", str(fake_port)]
-    gateway_command = [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
-                       str(gateway_port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
-    results: dict[str, Any] = {}
-    with uvicorn_process("fake provider", fake_command, env, fake_port), \
-            uvicorn_process("gateway", gateway_command, env, gateway_port):  # fmt: skip
-        warm = max(len(keys), args.requests // 20)
-        for stream in (False, True):
-            phase(port=fake_port, path=CHAT_PATH, keys=keys, total=warm, stream=stream)
-            phase(port=gateway_port, path=GATEWAY_CHAT_PATH, keys=keys, total=warm, stream=stream)
-        load_before = harness.load_average()
-        harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients")
-        results["direct"] = phase(port=fake_port, path=CHAT_PATH, keys=keys, total=args.requests, stream=False)
-        results["gateway"] = phase(port=gateway_port, path=GATEWAY_CHAT_PATH, keys=keys, total=args.requests,
-                                   stream=False)  # fmt: skip
-        harness.log(f"streams: {args.streams} calls each way")
-        results["direct_stream_ttfb"] = phase(port=fake_port, path=CHAT_PATH, keys=keys, total=args.streams,
-                                              stream=True)  # fmt: skip
-        results["gateway_stream_ttfb"] = phase(port=gateway_port, path=GATEWAY_CHAT_PATH, keys=keys,
-                                               total=args.streams, stream=True)  # fmt: skip
-        load_after = harness.load_average()
-        time.sleep(1)  # the last streams' recording finishes after their final byte was read
-    expected = 2 * warm + args.requests + args.streams
-    results["books"] = books(keys_count=len(keys), expected_events=expected)
-    report(args, results, load_before, load_after)
+    with uvicorn_process("fake provider", [python, "bench/gateway.py", "--serve-fake", str(fake_port)], env,
+                         fake_port) as fake_pid:  # fmt: skip
+        gateway_port = free_port()
+        command = [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
+                   str(gateway_port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        with uvicorn_process("gateway", command, env, gateway_port) as gateway_pid:
+            results = measure(args=args, keys=keys, fake=(fake_port, fake_pid), gateway=(gateway_port, gateway_pid))
+            time.sleep(1)  # a stream's recording may finish just after its last byte was read
+    expected = results["warm_up_calls"] + args.requests + args.streams
+    results["books"] = books(expected_events=expected)
+    report(args, results)
     if not args.keep_db:
         harness.database_drop(DATABASE)
     if not results["books"]["ok"]:
         raise SystemExit(f"the books do not balance: {results['books']}")
 
 
-def report(args: argparse.Namespace, results: dict[str, Any], load_before: float, load_after: float) -> None:
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     direct, gateway = results["direct"], results["gateway"]
     ttfb_direct, ttfb_gateway = results["direct_stream_ttfb"], results["gateway_stream_ttfb"]
     p50 = gateway["p50_ms"] - direct["p50_ms"]
@@ -256,8 +280,10 @@ def report(args: argparse.Namespace, results: dict[str, Any], load_before: float
                 ("stream TTFB direct", f"p50 {ttfb_direct['p50_ms']:.2f} ms, p99 {ttfb_direct['p99_ms']:.2f} ms"),
                 ("stream TTFB gateway", f"p50 {ttfb_gateway['p50_ms']:.2f} ms, p99 {ttfb_gateway['p99_ms']:.2f} ms"),
                 ("stream TTFB added p50", f"{ttfb:.2f} ms  {harness.target(ttfb, at_most=TARGET_TTFB_MS)}"),
+                ("CPU ms per call, direct", _cpu(direct)),
+                ("CPU ms per call, gateway", _cpu(gateway)),
                 ("books", "ok" if results["books"]["ok"] else f"WRONG {results['books']}"),
-                ("load average (1 min)", f"{load_before:.1f} -> {load_after:.1f}"),
+                ("load average (1 min)", f"{results['load_average_before']:.1f} -> {results['load_average_after']:.1f}"),
             ],
             "bench/gateway",
         )
@@ -265,6 +291,11 @@ def report(args: argparse.Namespace, results: dict[str, Any], load_before: float
     print(json.dumps({"benchmark": "gateway", "clients": args.clients, **results, "overhead": overhead,
                       "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS, "ttfb_ms": TARGET_TTFB_MS},
                       "machine": harness.machine()}, default=str))  # fmt: skip
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    per = figures["cpu_ms_per_call"]
+    return f"server process {per['server']:.2f} + PostgreSQL {per['db']:.2f}"
 
 
 if __name__ == "__main__":
