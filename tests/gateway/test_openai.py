@@ -3,6 +3,7 @@ and not; what it used is recorded exactly and the balance moves by what the even
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -170,3 +171,20 @@ def test_models_go_to_the_upstream_their_patterns_name(
     openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
     assert len(fake.received) == 1
     assert eventually(lambda: UsageEvent.objects.filter(account=account).count() == 1)
+
+
+def test_neither_keys_nor_prompts_are_logged(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_prompt = "my card number is 4242 4242 4242 4242"
+    caplog.set_level(logging.DEBUG)
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": secret_prompt}],
+                                          max_tokens=5)  # fmt: skip
+    fake.provider.failures = [500]
+    with pytest.raises(openai.InternalServerError):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": secret_prompt}],
+                                              max_tokens=5)  # fmt: skip
+
+    assert "gateway upstream openai answered 500" in caplog.text  # the gateway's own lines are captured
+    for secret in (account.api_key, OPENAI_UPSTREAM_KEY, secret_prompt):
+        assert secret not in caplog.text
