@@ -18,7 +18,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("usage.urls")),
     path("", include("reconciliation.urls")),
-    path("", include("usage.dashboard.urls")),
+    path("", include("dashboard.urls")),
     path("", include("gateway.urls")),
 ]
 
