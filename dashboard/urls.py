@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from dashboard.views import access, alerts, balance, invoices, keys, members, plans, portal, topups, usage
+from dashboard.views import access, alerts, balance, explain, invoices, keys, members, plans, portal, topups, usage
 
 urlpatterns = [
     path("", balance.balance, name="dashboard-balance"),
@@ -16,9 +16,11 @@ urlpatterns = [
     path("plans/subscribe/", plans.plan_subscribe, name="dashboard-plan-subscribe"),
     path("plans/cancel/", plans.plan_cancel, name="dashboard-plan-cancel"),
     path("usage/", usage.usage_history, name="dashboard-usage"),
+    path("usage/events/<int:event_id>/explain/", explain.event_explain, name="dashboard-event-explain"),
     path("usage/users/", usage.usage_by_user, name="dashboard-usage-users"),
     path("usage/export.csv", usage.usage_csv, name="dashboard-usage-csv"),
     path("invoices/", invoices.invoices, name="dashboard-invoices"),
+    path("invoices/<int:invoice_id>/explain/", explain.invoice_explain, name="dashboard-invoice-explain"),
     path("keys/", keys.api_keys, name="dashboard-keys"),
     path("keys/<int:key_id>/revoke/", keys.api_key_revoke_view, name="dashboard-key-revoke"),
     path("members/", members.members, name="dashboard-members"),

@@ -6,9 +6,9 @@ import secrets
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 

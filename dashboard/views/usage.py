@@ -16,7 +16,7 @@ from dashboard.forms import (
     MAX_RANGE_DAYS,
     UsageFilterForm,
 )
-from dashboard.selectors import (
+from dashboard.history import (
     Cursor,
     UsageFilter,
     spend_by_user,

@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright against the live test server.
 
 Each test signs in through the login form and works the pages as a person would. Screenshots of every page, at a
-desktop (1280x900) and a phone (390x844) size, are saved under var/screenshots/ (not committed). Without a
+desktop (1280x800) and a phone (390x844) size, are saved under var/screenshots/ (not committed). Without a
 `chromium` on the PATH the whole module is skipped, and the summary says why.
 """
 
@@ -36,9 +36,12 @@ from playwright.sync_api import Browser, Page, Route, ViewportSize, expect, sync
 from billing.models import Account, ApiKey, BillingPeriod, Invoice, Membership, TopUp  # noqa: E402
 from billing.services.api_keys import api_key_authenticate  # noqa: E402
 from billing.services.periods import period_close, period_current  # noqa: E402
+from billing.services.wallet import wallet_adjust  # noqa: E402
+from pricing.models import AIModel  # noqa: E402
+from pricing.services import model_price_set  # noqa: E402
 from tests.billing.stripe_samples import Recorded, RecordingStripe, stripe_off, stripe_recorder  # noqa: E402, F401
 from tests.dashboard.conftest import OWNER_EMAIL, OWNER_PASSWORD, add_member, record, spread  # noqa: E402
-from usage.models import Alert  # noqa: E402
+from usage.models import Alert, UsageEvent  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +49,7 @@ LAUNCH_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]  # fmt: skip
-DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 VIEWER_EMAIL, VIEWER_PASSWORD = "viewer@example.com", "viewer-password-123"
 
@@ -315,3 +318,46 @@ def test_every_page_on_desktop_and_phone(
     phone.context.clear_cookies()
     phone.goto(f"{live_server.url}/accounts/login/")
     shoot(phone, screenshots, "login-phone")
+
+
+def test_an_owner_sees_a_negative_balance_warning(account: Account, open_page: Callable[..., Page], screenshots: Path):
+    wallet_adjust(account=account, credits="-262500", reason="usage beyond the funds", actor=None)  # -> -12,500
+    page = open_page()
+    warning = page.get_by_test_id("negative-balance")
+    expect(warning).to_be_visible()
+    expect(warning).to_contain_text("Your balance is below zero: -12,500 credits.")
+    expect(warning).to_contain_text("Top up at least 12,500 credits")
+    shoot(page, screenshots, "negative-balance")
+    warning.get_by_role("link", name="Top up now").click()
+    expect(page.get_by_role("heading", name="Top up")).to_be_visible()
+    phone = open_page(phone=True)
+    expect(phone.get_by_test_id("negative-balance")).to_be_visible()
+    shoot(phone, screenshots, "negative-balance-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_an_owner_follows_a_charge_down_to_its_price_version(
+    account: Account, open_page: Callable[..., Page], screenshots: Path
+):
+    now = timezone.now()
+    version = model_price_set(
+        model=AIModel.objects.get(model_id="gpt-4o-mini"), input_per_million="0.30", output_per_million="1.20",
+        effective_from=now - timedelta(days=2), reason="provider price change",
+    )  # fmt: skip
+    record(account, [(now - timedelta(hours=1), "gpt-4o-mini", "chat", 100_000, 10_000)], prefix="explained")
+    event = UsageEvent.objects.get(account=account)
+    assert event.price_version_id == version.pk
+    page = open_page()
+    page.get_by_role("link", name="Usage", exact=True).click()
+    page.get_by_role("link", name=f"Explain {event.request_id}").click()
+    expect(page.get_by_role("heading", name="Charge explained")).to_be_visible()
+    expect(page.get_by_test_id("price-version-id")).to_have_text(f"#{version.pk}")
+    expect(page.get_by_test_id("price-version")).to_contain_text("(provider price change)")
+    expect(page.get_by_test_id("rates")).to_contain_text("$0.30")
+    expect(page.get_by_test_id("charge-steps")).to_contain_text("$0.042")  # $0.03 input + $0.012 output
+    shoot(page, screenshots, "charge-explained")
+    phone = open_page(phone=True)
+    phone.goto(f"/usage/events/{event.pk}/explain/")
+    expect(phone.get_by_test_id("price-version-id")).to_have_text(f"#{version.pk}")
+    shoot(phone, screenshots, "charge-explained-phone")
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from dashboard.selectors import Cursor
+from dashboard.history import Cursor
 from tests.dashboard.conftest import NOW, spread
 from usage.models import UsageEvent
 
