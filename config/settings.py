@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "reconciliation",
+    "gateway",
     "console",
     "dashboard",
     "config.apps.CompositionConfig",
@@ -96,6 +97,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
     {
@@ -342,3 +344,17 @@ RECONCILIATION_ALERT_MATCH_RATE = env.str("RECONCILIATION_ALERT_MATCH_RATE", def
 RECONCILIATION_ALERT_DISCREPANCY_USD = env.str("RECONCILIATION_ALERT_DISCREPANCY_USD", default="10")
 RECONCILIATION_UPLOAD_MAX_BYTES = env.int("RECONCILIATION_UPLOAD_MAX_BYTES", default=256 * 1024 * 1024)
 RECONCILIATION_REQUEST_TIME_SLACK_SECONDS = env.int("RECONCILIATION_REQUEST_TIME_SLACK_SECONDS", default=3600)
+
+# --- Metering gateway (docs/gateway.md) --------------------------------------------------------------------------
+# the Fernet key that encrypts upstream provider keys at rest (Fernet.generate_key()); unset: derived from SECRET_KEY,
+# so changing SECRET_KEY then makes the stored keys unreadable (they must be set again in the console)
+GATEWAY_ENCRYPTION_KEY = env.str("GATEWAY_ENCRYPTION_KEY", default="")
+if GATEWAY_ENCRYPTION_KEY:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(GATEWAY_ENCRYPTION_KEY.encode())
+    except ValueError:
+        sys.exit("TokenLedger: GATEWAY_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes)")
+# the largest request body the gateway accepts (413 beyond it, in the provider's error format)
+GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)

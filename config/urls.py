@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("usage.urls")),
     path("", include("reconciliation.urls")),
     path("", include("dashboard.urls")),
+    path("", include("gateway.urls")),
 ]
 
 # Under /api/ these answer JSON in the error shape (config/api_errors.py); elsewhere Django's pages.

@@ -32,7 +32,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from billing.authentication import AccountPrincipal
-from billing.models import Subscription
+from billing.models import Account, Subscription
 from core.api_errors import ApiError
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.errors import PricingError
@@ -138,6 +138,19 @@ def rate_limit_take(*, key: str, limit: int, period_seconds: int, cost: int = 1)
     )
 
 
+def plan_rate_take(*, account: Account) -> RateDecision | None:
+    """One request against the plan's `requests_per_hour` (shared by authorize, estimate and the metering gateway);
+    None when the plan has no such limit."""
+    plan_code = Subscription.objects.filter(account=account).values_list("plan__code", flat=True).first()
+    try:
+        terms = catalog_snapshot().plan(plan_code or "").terms_at(timezone.now())
+    except PricingError:
+        return None
+    if not terms.requests_per_hour:
+        return None
+    return rate_limit_take(key=f"ratelimit:plan:{account.pk}", limit=terms.requests_per_hour, period_seconds=3600)
+
+
 def _remember(request: Request, decision: RateDecision) -> None:
     """Keep the tightest decision of this request for RateLimitHeadersMiddleware."""
     django_request = request._request
@@ -156,16 +169,9 @@ class PlanRateThrottle(BaseThrottle):
         principal = request.user
         if not isinstance(principal, AccountPrincipal):
             return True
-        plan_code = Subscription.objects.filter(account=principal.account).values_list("plan__code", flat=True).first()
-        try:
-            terms = catalog_snapshot().plan(plan_code or "").terms_at(timezone.now())
-        except PricingError:
+        decision = plan_rate_take(account=principal.account)
+        if decision is None:
             return True
-        if not terms.requests_per_hour:
-            return True
-        decision = rate_limit_take(
-            key=f"ratelimit:plan:{principal.account.pk}", limit=terms.requests_per_hour, period_seconds=3600
-        )
         _remember(request, decision)
         self._wait = decision.retry_after_seconds
         return decision.allowed

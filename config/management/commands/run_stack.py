@@ -1,4 +1,5 @@
-"""Run web (gunicorn), a Celery worker and Celery beat in the foreground; Ctrl-C stops all three."""
+"""Run web (gunicorn), the metering gateway (uvicorn: ASGI, so a long stream holds no worker), a Celery worker and
+Celery beat in the foreground; Ctrl-C stops them all."""
 
 from __future__ import annotations
 
@@ -19,14 +20,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--gateway-port", type=int, default=None, help="default: GATEWAY_PORT, else --port + 1")
 
-    def handle(self, *args: object, port: int, web_workers: int, **options: object) -> None:
+    def handle(self, *args: object, port: int, web_workers: int, gateway_port: int | None, **options: object) -> None:
         python = sys.executable
+        gateway_port = gateway_port or int(os.environ.get("GATEWAY_PORT", port + 1))
         commands = {
             "web": [
                 python, "-m", "gunicorn", "config.wsgi:application",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers), "--timeout", "60",
                 "--graceful-timeout", "10",
+            ],
+            "gateway": [
+                python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+                "--port", str(gateway_port), "--lifespan", "off", "--no-server-header",
             ],
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [
@@ -46,7 +53,11 @@ class Command(BaseCommand):
         for name, command in commands.items():
             # own process group: the terminal's Ctrl-C reaches us once, and we stop the children in order
             children[name] = subprocess.Popen(command, start_new_session=True)  # noqa: S603
-        self.stdout.write(f"TokenLedger running on http://127.0.0.1:{port}/ (web, worker, beat); Ctrl-C stops all.")
+        gateway = f"http://127.0.0.1:{gateway_port}/gateway"
+        self.stdout.write(
+            f"TokenLedger running on http://127.0.0.1:{port}/ (web, gateway, worker, beat); Ctrl-C stops all.\n"
+            f"Metering gateway: OpenAI base URL {gateway}/openai/v1, Anthropic base URL {gateway}/anthropic"
+        )
         failed = None
         while not stopping:
             for name, child in children.items():
@@ -55,7 +66,7 @@ class Command(BaseCommand):
                     stopping = True
                     break
             time.sleep(0.5)
-        self.stdout.write("Stopping web, worker and beat...")
+        self.stdout.write("Stopping web, gateway, worker and beat...")
         for child in children.values():
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)

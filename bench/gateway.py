@@ -1,0 +1,302 @@
+"""Gateway benchmark (issue 22): what the metering gateway adds over calling the provider directly.
+
+    .venv/bin/python bench/gateway.py [--clients 8] [--requests 2000] [--streams 800]
+
+Needs PostgreSQL (127.0.0.1:5432, user postgres) and Redis (db 10, flushed). The script makes its own database, the
+authorize benchmark's `bench` plan (no rate limit), one funded account per client and an upstream pointing at a fake
+provider, then runs two processes on free loopback ports: the fake provider (uvicorn, answering at once: a chat
+completion with usage, or a four-event stream) and the gateway (uvicorn, config.asgi, one process, as `make run`
+runs it). With `--clients` concurrent keep-alive clients it measures, each after a short warm-up:
+
+1. non-streaming chat completions sent straight to the fake provider, then the same through the gateway:
+   latency p50/p99, the overhead being the difference (gateway minus direct) at each percentile;
+2. streamed chat completions, both ways: time to the first byte of the body, the overhead likewise.
+
+Then the books: every call through the gateway recorded once, every hold released, each wallet equal to its ledger
+and to its funding minus its events' credits. Targets (issue 22): overhead p50 <= 5 ms and p99 <= 20 ms for
+non-streaming calls with 8 clients; time to first byte of a stream adds <= 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import authorize, harness
+
+DATABASE = "tokenledger_bench_gateway"
+MODEL = authorize.MODEL
+FUNDING = Decimal(10**9)
+TARGET_P50_MS, TARGET_P99_MS, TARGET_TTFB_MS = 5.0, 20.0, 5.0
+USAGE = {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}
+CHAT_PATH, GATEWAY_CHAT_PATH = "/v1/chat/completions", "/gateway/openai/v1/chat/completions"
+
+
+async def fake_provider(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An OpenAI-compatible provider answering at once (run in its own process by `--serve-fake`)."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    asked = json.loads(body or b"{}")
+    base = {"id": "chatcmpl-bench", "created": 1765000000, "model": MODEL}
+    if not asked.get("stream"):
+        answer = json.dumps({**base, "object": "chat.completion", "usage": USAGE, "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hello there"}, "finish_reason": "stop"}]}).encode()  # fmt: skip
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"), (b"x-request-id", b"req_bench")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": answer})
+        return
+    chunk = {**base, "object": "chat.completion.chunk"}
+    events = [
+        {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}}]},
+        {**chunk, "choices": [{"index": 0, "delta": {"content": " there"}, "finish_reason": "stop"}]},
+        {**chunk, "choices": [], "usage": USAGE},
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream"), (b"x-request-id", b"req_bench")]})  # fmt: skip
+    for event in [*(json.dumps(e) for e in events), "[DONE]"]:
+        await send({"type": "http.response.body", "body": f"data: {event}\n\n".encode(), "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (default 8)")
+    parser.add_argument("--requests", type=int, default=2000, help="non-streaming calls per side (default 2000)")
+    parser.add_argument("--streams", type=int, default=800, help="streamed calls per side (default 800)")
+    parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database afterwards")
+    parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_fake is None and min(args.clients, args.requests, args.streams) < 1:
+        parser.error("every count must be >= 1")
+    return args
+
+
+def free_port() -> int:
+    """A free port of 8600-8699 (this benchmark's range on the shared machine)."""
+    for port in range(8600, 8700):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no free port in 8600-8699")
+
+
+@contextmanager
+def uvicorn_process(name: str, command: list[str], env: dict[str, str], port: int) -> Iterator[int]:
+    log_file = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(command, cwd=harness.REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(f"{name} exited with {process.returncode}; see {log_file.name}")
+            try:
+                http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} did not start; see {log_file.name}") from None
+                time.sleep(0.2)
+        harness.log(f"{name} pid {process.pid} on 127.0.0.1:{port}; log {log_file.name}")
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log_file.close()
+
+
+def prepare(*, clients: int, fake_port: int) -> list[str]:
+    """The bench plan, one funded account per client, and the upstream the gateway sends to."""
+    from billing.services.accounts import account_create
+    from gateway.models import Upstream
+    from gateway.services import upstream_save
+
+    authorize.catalog_prepare()
+    upstream_save(upstream=Upstream(name="fake", kind="openai", base_url=f"http://127.0.0.1:{fake_port}/v1",
+                                    connect_retries=0), api_key="sk-bench-upstream")  # fmt: skip
+    keys = []
+    for index in range(clients):
+        _, key = account_create(name=f"gateway bench {index}", plan_code=authorize.PLAN, credits=FUNDING)
+        keys.append(key)
+    harness.django_disconnect()
+    return keys
+
+
+def _chat_body(*, stream: bool) -> bytes:
+    messages = [{"role": "user", "content": "Say hello " * 20}]
+    return json.dumps({"model": MODEL, "messages": messages, "max_tokens": 500, "stream": stream}).encode()
+
+
+def phase(*, port: int, pid: int, path: str, keys: list[str], total: int, stream: bool) -> dict[str, Any]:
+    """`total` calls spread over one keep-alive client per key: latency to the whole answer (or, for a stream, to
+    the first byte of its body, the stream then read to the end), and the CPU the server process (`pid`) and the
+    database's backends spent per call: steadier than wall-clock time on a shared machine."""
+    latency = harness.Latencies()
+    body = _chat_body(stream=stream)
+    shares = authorize._shares(total, len(keys))
+
+    def work(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Authorization": f"Bearer {keys[index]}", "Content-Type": "application/json"}
+        for _ in range(shares[index]):
+            started = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            if stream:
+                first = response.read1(65536)
+                took = time.perf_counter() - started
+                rest = response.read()
+                if response.status != 200 or not first or b"[DONE]" not in first + rest:
+                    raise SystemExit(f"stream: HTTP {response.status} {first[:300]!r}")
+            else:
+                answer = response.read()
+                took = time.perf_counter() - started
+                if response.status != 200:
+                    raise SystemExit(f"call: HTTP {response.status} {answer[:300]!r}")
+            latency.add(took)
+        conn.close()
+
+    meter = harness.CpuMeter(database=DATABASE)
+    meter.start()
+    server_cpu = harness.cpu_seconds(pid) or 0.0
+    elapsed = harness.run_clients(len(keys), work)
+    server_cpu = (harness.cpu_seconds(pid) or server_cpu) - server_cpu
+    cpu = meter.stop()
+    figures: dict[str, Any] = latency.summary_ms()
+    figures["calls_per_second"] = round(total / elapsed, 1)
+    figures["cpu_ms_per_call"] = {"server": round(server_cpu * 1000 / total, 2),
+                                  "db": round(cpu["db_cpu_s"] * 1000 / total, 2)}  # fmt: skip
+    return figures
+
+
+def books(*, expected_events: int) -> dict[str, Any]:
+    from billing.models import LedgerEntry, Wallet
+    from usage.models import Reservation, UsageEvent
+
+    events = UsageEvent.objects.count()
+    wallets_ok = all(
+        w.balance == sum((e.credits for e in LedgerEntry.objects.filter(wallet=w)), Decimal(0))
+        and w.balance == FUNDING - sum((e.credits for e in UsageEvent.objects.filter(account_id=w.account_id)), Decimal(0))
+        and w.held == 0
+        for w in Wallet.objects.all()
+    )  # fmt: skip
+    active = Reservation.objects.filter(status=Reservation.Status.ACTIVE).count()
+    harness.django_disconnect()
+    return {"events": events, "expected_events": expected_events, "active_holds": active, "wallets_ok": wallets_ok,
+            "ok": events == expected_events and active == 0 and wallets_ok}  # fmt: skip
+
+
+def measure(
+    *, args: argparse.Namespace, keys: list[str], fake: tuple[int, int], gateway: tuple[int, int]
+) -> dict[str, Any]:
+    """Warm both sides up, then each phase straight to the fake provider and through the gateway (port, pid)."""
+    direct: dict[str, Any] = {"port": fake[0], "pid": fake[1], "path": CHAT_PATH, "keys": keys}
+    through: dict[str, Any] = {"port": gateway[0], "pid": gateway[1], "path": GATEWAY_CHAT_PATH, "keys": keys}
+    warm = max(len(keys), args.requests // 20)
+    for stream in (False, True):
+        phase(**direct, total=warm, stream=stream)
+        phase(**through, total=warm, stream=stream)
+    results: dict[str, Any] = {"warm_up_calls": 2 * warm, "load_average_before": harness.load_average()}
+    harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients")
+    results["direct"] = phase(**direct, total=args.requests, stream=False)
+    results["gateway"] = phase(**through, total=args.requests, stream=False)
+    harness.log(f"streams: {args.streams} calls each way")
+    results["direct_stream_ttfb"] = phase(**direct, total=args.streams, stream=True)
+    results["gateway_stream_ttfb"] = phase(**through, total=args.streams, stream=True)
+    results["load_average_after"] = harness.load_average()
+    return results
+
+
+def main() -> None:
+    args = arguments()
+    if args.serve_fake is not None:
+        import uvicorn
+
+        uvicorn.run(fake_provider, host="127.0.0.1", port=args.serve_fake, log_level="warning", lifespan="off")
+        return
+    env = harness.prepare_database(DATABASE)
+    fake_port = free_port()
+    keys = prepare(clients=args.clients, fake_port=fake_port)
+    python = harness.PYTHON
+    with uvicorn_process("fake provider", [python, "bench/gateway.py", "--serve-fake", str(fake_port)], env,
+                         fake_port) as fake_pid:  # fmt: skip
+        gateway_port = free_port()
+        command = [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
+                   str(gateway_port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+        with uvicorn_process("gateway", command, env, gateway_port) as gateway_pid:
+            results = measure(args=args, keys=keys, fake=(fake_port, fake_pid), gateway=(gateway_port, gateway_pid))
+            time.sleep(1)  # a stream's recording may finish just after its last byte was read
+    expected = results["warm_up_calls"] + args.requests + args.streams
+    results["books"] = books(expected_events=expected)
+    report(args, results)
+    if not args.keep_db:
+        harness.database_drop(DATABASE)
+    if not results["books"]["ok"]:
+        raise SystemExit(f"the books do not balance: {results['books']}")
+
+
+def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    direct, gateway = results["direct"], results["gateway"]
+    ttfb_direct, ttfb_gateway = results["direct_stream_ttfb"], results["gateway_stream_ttfb"]
+    p50 = gateway["p50_ms"] - direct["p50_ms"]
+    p99 = gateway["p99_ms"] - direct["p99_ms"]
+    ttfb = ttfb_gateway["p50_ms"] - ttfb_direct["p50_ms"]
+    ttfb99 = ttfb_gateway["p99_ms"] - ttfb_direct["p99_ms"]
+    overhead = {"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "stream_ttfb_p50_ms": round(ttfb, 2),
+                "stream_ttfb_p99_ms": round(ttfb99, 2)}  # fmt: skip
+    print(
+        harness.table(
+            [
+                ("clients", f"{args.clients} keep-alive; gateway: 1 uvicorn process"),
+                ("direct", f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms, {direct['calls_per_second']:,.0f} calls/s"),
+                ("through the gateway", f"p50 {gateway['p50_ms']:.2f} ms, p99 {gateway['p99_ms']:.2f} ms, {gateway['calls_per_second']:,.0f} calls/s"),
+                ("overhead p50", f"{p50:.2f} ms  {harness.target(p50, at_most=TARGET_P50_MS)}"),
+                ("overhead p99", f"{p99:.2f} ms  {harness.target(p99, at_most=TARGET_P99_MS)}"),
+                ("stream TTFB direct", f"p50 {ttfb_direct['p50_ms']:.2f} ms, p99 {ttfb_direct['p99_ms']:.2f} ms"),
+                ("stream TTFB gateway", f"p50 {ttfb_gateway['p50_ms']:.2f} ms, p99 {ttfb_gateway['p99_ms']:.2f} ms"),
+                ("stream TTFB added p50", f"{ttfb:.2f} ms  {harness.target(ttfb, at_most=TARGET_TTFB_MS)}"),
+                ("CPU ms per call, direct", _cpu(direct)),
+                ("CPU ms per call, gateway", _cpu(gateway)),
+                ("books", "ok" if results["books"]["ok"] else f"WRONG {results['books']}"),
+                ("load average (1 min)", f"{results['load_average_before']:.1f} -> {results['load_average_after']:.1f}"),
+            ],
+            "bench/gateway",
+        )
+    )  # fmt: skip
+    print(json.dumps({"benchmark": "gateway", "clients": args.clients, **results, "overhead": overhead,
+                      "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS, "ttfb_ms": TARGET_TTFB_MS},
+                      "machine": harness.machine()}, default=str))  # fmt: skip
+
+
+def _cpu(figures: dict[str, Any]) -> str:
+    per = figures["cpu_ms_per_call"]
+    return f"server process {per['server']:.2f} + PostgreSQL {per['db']:.2f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The gateway's ASGI application: its paths go to a Django handler without the site's middleware, after the
+request body is capped; every other path goes to the site.
+
+The site's middleware (sessions, CSRF, request log, axes...) is synchronous: under ASGI each one would run on the one
+shared thread, which a call waiting on its provider would hold, so concurrent calls would queue. The gateway does
+its own authentication and answers its own errors, so it needs none of them. The body is read here, at most
+GATEWAY_MAX_BODY_BYTES of it, before Django (which would spool any size to disk) sees it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+
+from gateway.errors import GatewayRefusal
+from gateway.formats import ANTHROPIC, OPENAI, error_body
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Any], Awaitable[None]]
+ASGIApp = Callable[..., Awaitable[None]]
+
+PREFIX = "/gateway/"
+
+
+class GatewayASGIHandler(ASGIHandler):
+    """Django's ASGI handler with no middleware (see the module's docstring)."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware: list[Any] = []
+        self._template_response_middleware: list[Any] = []
+        self._exception_middleware: list[Any] = []
+        get_response = getattr(self, "_get_response_async" if is_async else "_get_response")
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
+async def _refuse(scope: Scope, send: Send, refusal: GatewayRefusal) -> None:
+    provider = ANTHROPIC if scope["path"].startswith(PREFIX + "anthropic/") else OPENAI
+    body = json.dumps(error_body(provider, refusal)).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]  # fmt: skip
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _too_large(limit: int) -> GatewayRefusal:
+    return GatewayRefusal(413, "request_too_large", f"The request body is larger than {limit} bytes.")
+
+
+async def _body_capped(scope: Scope, receive: Receive, send: Send) -> bytes | None:
+    """The whole body, or None once a refusal was sent (too large) or the client went away."""
+    limit = settings.GATEWAY_MAX_BODY_BYTES
+    declared = dict(scope.get("headers") or []).get(b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        await _refuse(scope, send, _too_large(limit) if declared.isdigit() else
+                      GatewayRefusal(400, "invalid_body", "Content-Length is not a number."))  # fmt: skip
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _refuse(scope, send, _too_large(limit))
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def gateway_application(site: ASGIApp) -> ASGIApp:
+    """The ASGI entry point: gateway paths to the gateway, the rest to `site`, lifespan answered here."""
+    gateway = GatewayASGIHandler()
+
+    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await site(scope, receive, send)
+            return
+        body = await _body_capped(scope, receive, send)
+        if body is None:
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # afterwards only http.disconnect, which Django listens for
+
+        await gateway(scope, replay, send)
+
+    return application

@@ -1,0 +1,181 @@
+"""The call to the upstream provider (httpx.AsyncClient) and the relay of its stream back to the client.
+
+A connection that cannot be made is retried (the upstream's `connect_retries`) before anything was sent back;
+nothing is retried once the provider may have received the call, so a call is never made twice. A stream is read
+by its own task, not by the client's response: when the client goes away mid-stream the task keeps reading to the
+end, so what the provider generated (and bills) is recorded; when it goes away before the first byte, the call is
+abandoned and the hold released. The usage is recorded before the stream's last event is passed on, so a client
+that has seen the end of its stream finds the call on its balance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+from asgiref.sync import sync_to_async
+
+from gateway.errors import GatewayRefusal
+from gateway.formats import ANTHROPIC, Route
+from gateway.metering import SseSplitter, StreamMeter
+from gateway.services import Admission, UpstreamTarget, gateway_release, gateway_settle, usage_estimated
+
+logger = logging.getLogger(__name__)
+
+FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "anthropic-version", "anthropic-beta", "openai-beta")
+FORWARDED_RESPONSE_HEADERS = ("x-request-id", "request-id", "openai-processing-ms", "openai-version", "openai-model")
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+class UpstreamBrokeOff(Exception):
+    """The provider's stream ended before its end: the client's stream is broken off too, as the provider's was."""
+
+
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_background_tasks: set[asyncio.Task[Any]] = set()
+# the gateway's database work: connections stay open per thread (CONN_MAX_AGE), so the pool is kept small
+db_threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gateway-db")
+
+
+def background(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Run work that must finish whether or not the client is still there (recording, releasing)."""
+    task = asyncio.ensure_future(coroutine)
+    _background_tasks.add(task)
+    task.add_done_callback(_background_tasks.discard)
+    return task
+
+
+async def in_thread(function: Any, **kwargs: Any) -> Any:
+    """Database work off the event loop, in a pool thread (never the one shared thread: calls run side by side)."""
+    return await sync_to_async(function, thread_sensitive=False, executor=db_threads)(**kwargs)
+
+
+def _client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=4)
+        client = _clients[loop] = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+    return client
+
+
+def _upstream_headers(route: Route, target: UpstreamTarget, client_headers: Mapping[str, str]) -> dict[str, str]:
+    """Only the headers the provider needs; the client's own key (our key) never leaves, the operator's goes."""
+    headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := client_headers.get(name))}
+    headers["content-type"] = "application/json"
+    if route.provider == ANTHROPIC:
+        headers["x-api-key"] = target.api_key
+        headers.setdefault("anthropic-version", ANTHROPIC_VERSION)
+    else:
+        headers["authorization"] = f"Bearer {target.api_key}"
+    return headers
+
+
+async def upstream_open(
+    *, route: Route, target: UpstreamTarget, body: bytes, client_headers: Mapping[str, str]
+) -> httpx.Response:
+    """Send the call; answer the provider's response with its body not yet read."""
+    client = _client()
+    timeout = httpx.Timeout(target.timeout_seconds, connect=min(10, target.timeout_seconds))
+    request = client.build_request(
+        "POST", target.url + route.upstream_path, content=body,
+        headers=_upstream_headers(route, target, client_headers), timeout=timeout,
+    )  # fmt: skip
+    for attempt in range(target.connect_retries + 1):
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            logger.warning("gateway upstream %s: connection failed (%s), attempt %d", target.name, type(exc).__name__,
+                           attempt + 1)  # fmt: skip
+            if attempt < target.connect_retries:
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+        except httpx.TimeoutException:
+            raise GatewayRefusal(504, "upstream_timeout", "The provider did not answer in time.") from None
+        except httpx.HTTPError as exc:
+            logger.warning("gateway upstream %s: %s", target.name, type(exc).__name__)
+            raise GatewayRefusal(502, "upstream_unreachable", "The provider's answer broke off.") from None
+    raise GatewayRefusal(502, "upstream_unreachable", "The provider cannot be reached.")
+
+
+def response_headers(upstream: httpx.Response, admission: Admission) -> dict[str, str]:
+    headers = {name: value for name in FORWARDED_RESPONSE_HEADERS if (value := upstream.headers.get(name))}
+    headers["TokenLedger-Request-Id"] = admission.request_id
+    return headers
+
+
+def provider_request_id(upstream: httpx.Response) -> str | None:
+    return upstream.headers.get("x-request-id") or upstream.headers.get("request-id")
+
+
+class StreamRelay:
+    """Reads the provider's stream in its own task and hands its events to the client's response."""
+
+    def __init__(self, *, admission: Admission, upstream: httpx.Response, meter: StreamMeter) -> None:
+        self.admission, self.upstream, self.meter = admission, upstream, meter
+        self.splitter = SseSplitter()
+        self.queue: asyncio.Queue[bytes | UpstreamBrokeOff | None] = asyncio.Queue()
+        self.received_any = False
+        self.client_gone = False
+        self.settled = False
+        self.task: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        self.task = background(self._pump())
+
+    def _put(self, chunk: bytes | UpstreamBrokeOff) -> None:
+        if not self.client_gone:
+            self.queue.put_nowait(chunk)
+
+    async def _pump(self) -> None:
+        try:
+            async for chunk in self.upstream.aiter_bytes():
+                self.received_any = True
+                for event in self.splitter.feed(chunk):
+                    forward, last = self.meter.observe(event)
+                    if last and not self.settled:
+                        await self._settle()
+                    if forward:
+                        self._put(event.raw)
+            if rest := self.splitter.rest():
+                self._put(rest)
+        except httpx.HTTPError as exc:  # the provider broke off mid-stream: what it produced is still recorded
+            logger.warning("gateway stream %s broke off: %s", self.admission.request_id, type(exc).__name__)
+            self._put(UpstreamBrokeOff(type(exc).__name__))
+        finally:
+            try:
+                await self.upstream.aclose()
+                if not self.settled:
+                    await self._settle()
+            finally:
+                self.queue.put_nowait(None)  # the client's stream ends whatever happened here
+
+    async def _settle(self) -> None:
+        self.settled = True
+        usage, estimated = self.meter.usage, False
+        if usage is None and self.meter.produced:
+            usage, estimated = await in_thread(
+                usage_estimated, admission=self.admission, produced_text=self.meter.produced_text()
+            ), True  # fmt: skip
+        if usage is None:
+            await in_thread(gateway_release, admission=self.admission)
+            return
+        usage.provider_request_id = provider_request_id(self.upstream) or usage.provider_request_id
+        await in_thread(gateway_settle, admission=self.admission, usage=usage, estimated=estimated)
+
+    async def client_body(self) -> AsyncIterator[bytes]:
+        finished = False
+        try:
+            while (chunk := await self.queue.get()) is not None:
+                if isinstance(chunk, UpstreamBrokeOff):
+                    raise chunk
+                yield chunk
+            finished = True
+        finally:
+            if not finished:  # the client went away: keep reading only if the provider has started answering
+                self.client_gone = True
+                if not self.received_any and self.task is not None:
+                    self.task.cancel()

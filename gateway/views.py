@@ -1,0 +1,197 @@
+"""The gateway's endpoints: OpenAI- and Anthropic-compatible, each call authorized, forwarded and recorded.
+
+Async views (served by uvicorn through gateway/asgi.py): a call waiting on its provider holds no thread; the
+database work runs in pool threads, one step before the call (gateway_admit) and one after (gateway_settle).
+Every answer the gateway writes itself is in the provider's error format (gateway/formats.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from tokenledger.usage_mapping import MeteredUsage
+
+from gateway.errors import GatewayRefusal
+from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body
+from gateway.metering import StreamMeter, response_usage
+from gateway.relay import (
+    StreamRelay,
+    background,
+    in_thread,
+    provider_request_id,
+    response_headers,
+    upstream_open,
+)
+from gateway.services import Admission, Credentials, gateway_admit, gateway_release, gateway_settle
+
+logger = logging.getLogger(__name__)
+
+
+def refusal_response(provider: str, refusal: GatewayRefusal) -> JsonResponse:
+    response = JsonResponse(error_body(provider, refusal), status=refusal.status)
+    if refusal.retry_after is not None:
+        response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
+def _header(request: HttpRequest, name: str) -> str | None:
+    """A header as the client sent it: ASGI hands it over as latin-1; UTF-8 bytes are read back as UTF-8."""
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def _credentials(request: HttpRequest) -> Credentials:
+    """The key from `x-api-key` (Anthropic clients) or `Authorization: Bearer` (OpenAI clients)."""
+    scheme, _, bearer = (_header(request, "Authorization") or "").partition(" ")
+    key = _header(request, "x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    return Credentials(
+        api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"),
+        request_id=_header(request, "TokenLedger-Request-Id"),
+        operation_type=(_header(request, "TokenLedger-Operation-Type") or "")[:100],
+    )  # fmt: skip
+
+
+async def _admit(route: Route, call: CallRequest, credentials: Credentials) -> Admission:
+    """Authorize; should the client go away meanwhile, the hold it was given is released once it exists."""
+    admitting = asyncio.ensure_future(in_thread(gateway_admit, route=route, call=call, credentials=credentials))
+    try:
+        return await asyncio.shield(admitting)
+    except asyncio.CancelledError:
+        background(_release_once_admitted(admitting))
+        raise
+
+
+async def _release_once_admitted(admitting: asyncio.Future[Admission]) -> None:
+    try:
+        admission = await admitting
+    except GatewayRefusal:
+        return
+    await in_thread(gateway_release, admission=admission)
+
+
+async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
+    call = call_request_read(route, request.read())
+    admission = await _admit(route, call, _credentials(request))
+    try:
+        upstream = await upstream_open(
+            route=route, target=admission.upstream, body=call.body, client_headers=request.headers
+        )
+    except GatewayRefusal:
+        await in_thread(gateway_release, admission=admission)
+        raise
+    except asyncio.CancelledError:
+        background(in_thread(gateway_release, admission=admission))
+        raise
+    if upstream.status_code >= 400:
+        return await _upstream_failed(route, admission, upstream)
+    if call.stream:
+        relay = StreamRelay(
+            admission=admission, upstream=upstream,
+            meter=StreamMeter(route, client_wants_usage=call.client_wants_usage),
+        )  # fmt: skip
+        relay.start()
+        response = StreamingHttpResponse(
+            relay.client_body(), status=upstream.status_code,
+            content_type=upstream.headers.get("content-type", "text/event-stream"),
+            headers=response_headers(upstream, admission),
+        )  # fmt: skip
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    return await _whole_answer(admission, upstream)
+
+
+async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.Response) -> HttpResponse:
+    """The provider refused or failed the call: nothing was produced, the hold is released, and its error is passed
+    on as it wrote it, except a refusal of the operator's key, which is not the client's to fix."""
+    try:
+        body = await upstream.aread()
+    except httpx.HTTPError:
+        body = b""
+    finally:
+        await upstream.aclose()
+    await in_thread(gateway_release, admission=admission)
+    logger.warning("gateway upstream %s answered %d", admission.upstream.name, upstream.status_code)
+    if upstream.status_code in (401, 403):
+        raise GatewayRefusal(502, "upstream_auth_failed", "The provider refused the gateway's provider key.")
+    response = HttpResponse(body, status=upstream.status_code,
+                            content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
+    for name, value in response_headers(upstream, admission).items():
+        response[name] = value
+    if retry_after := upstream.headers.get("retry-after"):
+        response["Retry-After"] = retry_after
+    return response
+
+
+async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpResponse:
+    try:
+        body = await upstream.aread()
+    except httpx.HTTPError:
+        await in_thread(gateway_release, admission=admission)
+        raise GatewayRefusal(502, "upstream_unreachable", "The provider's answer broke off.") from None
+    except asyncio.CancelledError:
+        background(in_thread(gateway_release, admission=admission))
+        raise
+    finally:
+        await upstream.aclose()
+    usage, estimated = response_usage(body), False
+    if usage is None:  # an answer without usage is recorded at what was authorized: never less than it may cost
+        usage = MeteredUsage(input_tokens=admission.input_tokens, output_tokens=admission.max_output_tokens)
+        estimated = True
+    usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
+    await in_thread(gateway_settle, admission=admission, usage=usage, estimated=estimated)
+    response = HttpResponse(body, status=upstream.status_code,
+                            content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
+    for name, value in response_headers(upstream, admission).items():
+        response[name] = value
+    return response
+
+
+async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
+    if request.method != "POST":
+        return refusal_response(route.provider, GatewayRefusal(405, "method_not_allowed", "Use POST."))
+    try:
+        return await _forward(request, route)
+    except GatewayRefusal as refusal:
+        return refusal_response(route.provider, refusal)
+    except Exception:
+        logger.exception("gateway call failed")
+        failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
+        return refusal_response(route.provider, failure)
+
+
+def _endpoint(name: str) -> Any:
+    route = ROUTES[name]
+
+    @csrf_exempt
+    @transaction.non_atomic_requests
+    async def view(request: HttpRequest) -> HttpResponseBase:
+        return await _gateway_call(request, route)
+
+    view.__name__ = view.__qualname__ = f"gateway_{name.replace('-', '_')}"
+    return view
+
+
+openai_chat_completions = _endpoint("openai-chat")
+openai_responses = _endpoint("openai-responses")
+openai_embeddings = _endpoint("openai-embeddings")
+anthropic_messages = _endpoint("anthropic-messages")
+
+
+@csrf_exempt
+@transaction.non_atomic_requests
+async def unknown_endpoint(request: HttpRequest, rest: str = "") -> HttpResponse:
+    provider = ANTHROPIC if request.path.startswith("/gateway/anthropic/") else "openai"
+    refusal = GatewayRefusal(404, "unknown_endpoint", f"The gateway has no endpoint {request.path}.")
+    return refusal_response(provider, refusal)

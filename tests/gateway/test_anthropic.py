@@ -1,0 +1,78 @@
+"""The real `anthropic` client pointed at the gateway: messages streamed and not, with prompt-cache reads and writes
+recorded exactly, the key sent as `x-api-key`, and a server key acting for a customer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+import pytest
+
+from billing.services.customers import customer_upsert
+from billing.services.server_keys import server_key_issue
+from billing.services.wallet import wallet_grant
+from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, wallet_of
+from tests.gateway.fake_upstream import FakeUpstream
+from usage.models import UsageEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MESSAGES: Any = [{"role": "user", "content": "Say hello " * 20}]
+# claude-3-5-haiku: 100 uncached x $0.80 + 2,000 cache reads x $0.08 + 300 5-minute writes x $1.00
+# + 200 1-hour writes x $1.60 + 400 output x $4.00, per 1M = $0.00246, at 10,000 credits per USD
+MESSAGE_CREDITS = Decimal("24.6")
+
+
+def _assert_recorded(event: UsageEvent) -> None:
+    assert (event.model_id, event.input_tokens, event.cached_input_tokens, event.cache_write_input_tokens,
+            event.cache_write_1h_input_tokens, event.output_tokens) == ("claude-3-5-haiku", 2600, 2000, 300, 200, 400)  # fmt: skip
+    assert event.credits == MESSAGE_CREDITS
+
+
+def test_a_message_is_answered_and_recorded_with_its_cache_reads_and_writes(
+    anthropic_client: anthropic.Anthropic, account: Any, fake: FakeUpstream
+) -> None:
+    message = anthropic_client.messages.create(model="claude-3-5-haiku", max_tokens=1000, system="Be brief.",
+                                               messages=MESSAGES)  # fmt: skip
+
+    assert message.content[0].text == "Hello there"  # type: ignore[union-attr]
+    event = UsageEvent.objects.get(account=account)
+    _assert_recorded(event)
+    assert event.provider_request_id == "req_anthropic_1"
+    assert wallet_of(account) == (Decimal("10000") - MESSAGE_CREDITS, Decimal(0))
+    (received,) = fake.received
+    assert received.path == "/v1/messages"
+    assert received.headers["x-api-key"] == ANTHROPIC_UPSTREAM_KEY
+    assert "authorization" not in received.headers
+    assert received.headers["anthropic-version"] == anthropic_client.default_headers["anthropic-version"]
+
+
+def test_a_streamed_message_is_recorded_exactly(
+    anthropic_client: anthropic.Anthropic, account: Any, fake: FakeUpstream
+) -> None:
+    with anthropic_client.messages.stream(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert text == "Hello there" and final.usage.output_tokens == 400
+    _assert_recorded(UsageEvent.objects.get(account=account))
+    assert wallet_of(account) == (Decimal("10000") - MESSAGE_CREDITS, Decimal(0))
+
+
+def test_a_server_key_acts_for_the_customer_it_names(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
+    customer, _ = customer_upsert(external_id="shop-42", fields={"name": "Shop 42", "plan": "jive"})
+    wallet_grant(account=customer, credits=Decimal(500), reason="test")
+    _, server_key = server_key_issue(name="backend", scopes=["usage"])
+    with anthropic.Anthropic(api_key=server_key, base_url=f"{gateway_url}/gateway/anthropic", max_retries=0,
+                             default_headers={"TokenLedger-Customer": "shop-42"}) as client:  # fmt: skip
+        client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
+    with anthropic.Anthropic(api_key=server_key, base_url=f"{gateway_url}/gateway/anthropic", max_retries=0,
+                             default_headers={"TokenLedger-Customer": "nobody"}) as client, pytest.raises(anthropic.NotFoundError) as unknown:  # fmt: skip
+        client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
+
+    assert unknown.value.body["error"]["code"] == "customer_not_found"  # type: ignore[index]
+    event = UsageEvent.objects.get()
+    assert event.account == customer
+    assert wallet_of(customer) == (Decimal(500) - MESSAGE_CREDITS, Decimal(0))
+    assert all(server_key not in v for r in fake.received for v in r.headers.values())

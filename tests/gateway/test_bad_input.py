@@ -1,0 +1,120 @@
+"""Whatever a client sends, the gateway answers a 4xx in the provider's error format, never a 500, and forwards
+nothing it refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from tests.gateway.fake_upstream import FakeUpstream
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHAT = "/gateway/openai/v1/chat/completions"
+MESSAGES = "/gateway/anthropic/v1/messages"
+
+
+def _post(gateway_url: str, path: str, account: Any, content: bytes, **headers: str) -> httpx.Response:
+    auth = {"x-api-key": account.api_key} if path == MESSAGES else {"authorization": f"Bearer {account.api_key}"}
+    return httpx.post(gateway_url + path, content=content, headers={**auth, **headers}, timeout=30)
+
+
+def _openai_error(response: httpx.Response) -> str:
+    error = response.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"}
+    return str(error["code"])
+
+
+def _anthropic_error(response: httpx.Response) -> str:
+    body = response.json()
+    assert body["type"] == "error" and {"type", "message"} <= set(body["error"])
+    return str(body["error"]["code"])
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "code"),
+    [
+        (b"not json", 400, "invalid_json"),
+        (b"\xff\xfe", 400, "invalid_json"),
+        (b"[1, 2]", 400, "invalid_body"),
+        (b'{"messages": []}', 400, "model_required"),
+        (b'{"model": 7}', 400, "model_required"),
+        (b'{"model": "gpt-4o-mini", "messages": [], "max_tokens": -1}', 400, "max_tokens_invalid"),
+        (b'{"model": "gpt-4o-mini", "messages": [], "max_tokens": "9"}', 400, "max_tokens_invalid"),
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\x00b"}]}', 400, "nul_character"),
+        (b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "a\\u0000b"}], "max_tokens": 5}', 400,
+         "nul_character"),
+        (b'{"model": "gpt-9-imaginary", "messages": [], "max_tokens": 5}', 404, "model_not_found"),
+        (b"[" * 100_000, 400, "invalid_json"),
+    ],
+)  # fmt: skip
+def test_bad_bodies_are_4xx_in_the_openai_format(
+    gateway_url: str, account: Any, fake: FakeUpstream, content: bytes, status: int, code: str
+) -> None:
+    response = _post(gateway_url, CHAT, account, content)
+
+    assert (response.status_code, _openai_error(response)) == (status, code)
+    assert fake.received == []
+
+
+def test_bad_bodies_are_4xx_in_the_anthropic_format(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
+    response = _post(gateway_url, MESSAGES, account, b"{")
+    assert (response.status_code, _anthropic_error(response)) == (400, "invalid_json")
+    response = _post(gateway_url, MESSAGES, account, b'{"model": "claude-9", "max_tokens": 5, "messages": []}')
+    assert response.status_code == 404 and response.json()["error"]["type"] == "not_found_error"
+    assert fake.received == []
+
+
+def test_a_body_over_the_cap_is_413_before_it_is_read(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
+    huge = (
+        b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "' + b"x" * settings.GATEWAY_MAX_BODY_BYTES
+    )
+    response = _post(gateway_url, CHAT, account, huge + b'"}]}')
+    assert (response.status_code, _openai_error(response)) == (413, "request_too_large")
+
+    def chunked() -> Any:  # no Content-Length: counted as it arrives
+        for _ in range(9):
+            yield b"x" * (settings.GATEWAY_MAX_BODY_BYTES // 8)
+
+    response = httpx.post(gateway_url + MESSAGES, content=chunked(), headers={"x-api-key": account.api_key})
+    assert response.status_code == 413 and response.json()["error"]["type"] == "request_too_large"
+    assert fake.received == []
+
+
+def test_keys_methods_and_paths(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [], "max_tokens": 5}).encode()
+    missing = httpx.post(gateway_url + CHAT, content=body)
+    assert (missing.status_code, _openai_error(missing)) == (401, "missing_api_key")
+    wrong = httpx.post(gateway_url + CHAT, content=body, headers={"authorization": "Bearer tl_nope_nope"})
+    assert (wrong.status_code, _openai_error(wrong)) == (401, "invalid_api_key")
+    assert httpx.get(gateway_url + CHAT).status_code == 405
+    unknown = httpx.post(gateway_url + "/gateway/openai/v1/images/generations", content=body)
+    assert (unknown.status_code, _openai_error(unknown)) == (404, "unknown_endpoint")
+    assert fake.received == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+FIELDS = st.fixed_dictionaries(
+    {}, optional={"model": JSON | st.sampled_from(["gpt-4o-mini", "claude-3-5-haiku"]), "messages": JSON,
+                  "max_tokens": JSON, "stream": JSON, "input": JSON, "stream_options": JSON, "system": JSON},
+)  # fmt: skip
+
+
+@hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=FIELDS | st.binary(max_size=64).map(lambda raw: raw))
+def test_no_body_is_answered_with_a_500(gateway_url: str, account: Any, fake: FakeUpstream, body: Any) -> None:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    for path in (CHAT, MESSAGES, "/gateway/openai/v1/responses", "/gateway/openai/v1/embeddings"):
+        response = _post(gateway_url, path, account, content)
+        assert response.status_code < 500, response.text
