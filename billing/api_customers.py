@@ -42,15 +42,10 @@ from billing.services.customers import (
 from billing.services.idempotency import idempotency_run
 from billing.services.portal import portal_session_create
 from core.api_errors import ApiError
+from core.decimals import DecimalStringField, decimal_string
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 200
-
-
-def amount_text(value: Decimal) -> str:
-    """A decimal string without trailing zeros ("0.15", "50000")."""
-    text = format(value.normalize(), "f") if value else "0"
-    return text
 
 
 def _client_ip(request: Request) -> str | None:
@@ -73,9 +68,9 @@ def api_errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 class CustomerBalanceOutput(serializers.Serializer):
-    credits = serializers.CharField()
-    held_credits = serializers.CharField()
-    available_credits = serializers.CharField()
+    credits = DecimalStringField(max_digits=28, decimal_places=12)
+    held_credits = DecimalStringField(max_digits=28, decimal_places=12)
+    available_credits = DecimalStringField(max_digits=28, decimal_places=12)
     low_balance = serializers.BooleanField()
 
 
@@ -88,7 +83,7 @@ class CustomerOutput(serializers.Serializer):
     pending_plan = serializers.CharField(allow_null=True, help_text="the plan from the next period, if changed")
     status = serializers.ChoiceField(choices=Account.Status.values)
     display_currency = serializers.CharField()
-    low_balance_threshold = serializers.CharField()
+    low_balance_threshold = DecimalStringField(max_digits=28, decimal_places=12)
     alert_webhook_url = serializers.CharField(allow_blank=True)
     metadata = serializers.DictField()
     created_at = serializers.DateTimeField()
@@ -129,14 +124,14 @@ def customer_out(account: Account) -> dict[str, Any]:
         "pending_plan": subscription.pending_plan.code if subscription.pending_plan else None,
         "status": account.status,
         "display_currency": account.display_currency,
-        "low_balance_threshold": amount_text(threshold),
+        "low_balance_threshold": decimal_string(threshold),
         "alert_webhook_url": account.alert_webhook_url,
         "metadata": account.metadata,
         "created_at": serializers.DateTimeField().to_representation(account.created_at),
         "balance": {
-            "credits": amount_text(wallet.balance),
-            "held_credits": amount_text(wallet.held),
-            "available_credits": amount_text(available),
+            "credits": decimal_string(wallet.balance),
+            "held_credits": decimal_string(wallet.held),
+            "available_credits": decimal_string(available),
             "low_balance": threshold > 0 and available < threshold,
         },
     }
@@ -417,8 +412,10 @@ class CustomerCreditsApi(CustomersApi):
         expires_at = serializers.DateTimeField(required=False, allow_null=True)
 
     class GrantOutput(serializers.Serializer):
-        balance = serializers.CharField(help_text="the customer's credits just after this grant")
-        credits = serializers.CharField()
+        balance = DecimalStringField(
+            max_digits=28, decimal_places=12, help_text="the customer's credits just after this grant"
+        )
+        credits = DecimalStringField(max_digits=28, decimal_places=12)
         expires_at = serializers.DateTimeField(allow_null=True)
 
     @extend_schema(
@@ -454,8 +451,8 @@ class CustomerCreditsApi(CustomersApi):
             )  # fmt: skip
             expires_at = values.get("expires_at")
             return 201, {
-                "balance": amount_text(posting.balance),
-                "credits": amount_text(posting.entry.credits),
+                "balance": decimal_string(posting.balance),
+                "credits": decimal_string(posting.entry.credits),
                 "expires_at": serializers.DateTimeField().to_representation(expires_at) if expires_at else None,
             }
 
