@@ -146,6 +146,10 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_CALLABLE = "core.sign_in.lockout_response"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Behind TRUSTED_PROXY_COUNT proxies that append to X-Forwarded-For, the client address is read from that header
+# (core/client_ip.py); with none (the default) the header is ignored. Sign-in pauses key on that address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 AXES_VERBOSE = False  # no start-up line on stderr (commands print one JSON object and one error line at most)
 
 LOGIN_URL = "/accounts/login/"
