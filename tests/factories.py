@@ -54,7 +54,7 @@ class AccountFactory(factory.django.DjangoModelFactory[Account]):
 
 
 class EventFactory(factory.DictFactory):
-    """A raw usage event as the API takes it: `EventFactory(model="gpt-4o-mini", input_tokens=5000)`; any other
+    """A raw usage event as the API takes it: `EventFactory.build(model="gpt-4o-mini", input_tokens=5000)`; any other
     field of CONTRACT.md (occurred_at, cached_input_tokens, operation_type, ...) is passed through."""
 
     request_id = factory.Sequence(lambda n: f"req-{n}")

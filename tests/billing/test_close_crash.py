@@ -77,7 +77,7 @@ def test_a_close_killed_after_its_first_chunk_is_finished_once_by_the_next_run(s
             for n in range(ACCOUNTS)
         ]
         for account in accounts:  # 12,000 tokens on a plan with 10,000 included: 2,000 over at 0.001 = 2 USD
-            events_record(account, [EventFactory(request_id="big", input_tokens=11000, output_tokens=1000)])
+            events_record(account, [EventFactory.build(request_id="big", input_tokens=11000, output_tokens=1000)])
     due = list(BillingPeriod.objects.order_by("end", "pk").values_list("pk", "account_id"))
     second_chunk_account = due[CHUNK][1]
 

@@ -48,7 +48,7 @@ def _stripe_invoicing(stripe: RecordingStripe) -> None:
 
 
 def _tokens(account: Any, request_id: str, tokens: int) -> None:
-    events_record(account, [EventFactory(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000)])
+    events_record(account, [EventFactory.build(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000)])
 
 
 def _basic_october(*, tokens: int = 12000, email: str = "owner@late.test") -> Any:

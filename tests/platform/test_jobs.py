@@ -90,7 +90,7 @@ def test_a_job_whose_lock_is_held_is_skipped_and_recorded():
 @pytest.mark.usefixtures("catalog")
 def test_check_integrity_finds_a_planted_mismatch_and_exits_1():
     account = AccountFactory.create(plan="jive", credits="100")
-    events_record(account, [EventFactory(request_id="a", input_tokens=1000, output_tokens=500)])
+    events_record(account, [EventFactory.build(request_id="a", input_tokens=1000, output_tokens=500)])
     out = StringIO()
     call_command("check_integrity", stdout=out)
     assert json.loads(out.getvalue()) == {"ok": True, "problems": []}

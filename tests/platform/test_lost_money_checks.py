@@ -39,7 +39,7 @@ def _checks() -> set[str]:
 
 def _record(account: Any, request_id: str, tokens: int, **extra: Any) -> None:
     events_record(
-        account, [EventFactory(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000, **extra)]
+        account, [EventFactory.build(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000, **extra)]
     )
 
 

@@ -55,7 +55,7 @@ def record() -> Record:
 
     def make(account: Account, *events: tuple[str, str, str, int, int, int]) -> None:
         raw = [
-            EventFactory(request_id=rid, model=model, occurred_at=when, input_tokens=inp, cached_input_tokens=cached,
+            EventFactory.build(request_id=rid, model=model, occurred_at=when, input_tokens=inp, cached_input_tokens=cached,
                          output_tokens=out)
             for rid, model, when, inp, cached, out in events
         ]  # fmt: skip
