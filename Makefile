@@ -37,8 +37,14 @@ run: install
 	$(RUN_ENV) $(PY) manage.py seed_demo --announce
 	$(RUN_ENV) $(PY) manage.py run_stack --port $(PORT)
 
+# The suite runs in parallel (pytest-xdist): PYTEST_WORKERS processes, 2 by default (this machine has 2 cores; `auto`
+# is one per core, 0 runs everything in this process). Each worker has its own database (test_<name>_gw0, ...; SQLite
+# in memory), its own Redis db (REDIS_URL's db + the worker's number, so a REDIS_URL ending /14 uses 14 and 15) and
+# its own var/xdist-gwN/ folder: tests/worker_isolation.py.
+PYTEST_WORKERS ?= 2
+
 test: install
-	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -10,7 +10,13 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -28,6 +34,7 @@ from billing.models import Invoice
 from billing.selectors import account_invoices, period_usage_summary, wallet_balance_summary
 from billing.services.audit import audit_via_begin, audit_via_end
 from billing.services.periods import period_current
+from core.decimals import DecimalStringField, DecimalStringModelSerializer, decimal_string
 from pricing.money import Money
 
 ErrorOutput = inline_serializer(
@@ -103,13 +110,13 @@ class AccountApi(APIView):
 
 class WalletBalanceApi(AccountApi):
     class BalanceOutputSerializer(serializers.Serializer):
-        credits = serializers.DecimalField(max_digits=28, decimal_places=12)
-        held_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
-        available_credits = serializers.DecimalField(max_digits=28, decimal_places=12)
-        usd_equivalent = serializers.DecimalField(max_digits=28, decimal_places=2)
+        credits = DecimalStringField(max_digits=28, decimal_places=12)
+        held_credits = DecimalStringField(max_digits=28, decimal_places=12)
+        available_credits = DecimalStringField(max_digits=28, decimal_places=12)
+        usd_equivalent = DecimalStringField(max_digits=28, decimal_places=2)
         local_currency = serializers.CharField()
-        local_amount = serializers.DecimalField(max_digits=28, decimal_places=2)
-        credits_per_usd = serializers.DecimalField(max_digits=28, decimal_places=12)
+        local_amount = DecimalStringField(max_digits=28, decimal_places=2)
+        credits_per_usd = DecimalStringField(max_digits=28, decimal_places=12)
         low_balance = serializers.BooleanField()
 
     @extend_schema(responses=BalanceOutputSerializer, summary="The account's credit balance")
@@ -129,7 +136,7 @@ class WalletBalanceApi(AccountApi):
         return Response(self.BalanceOutputSerializer(body).data)
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(DecimalStringModelSerializer):
     period_start = serializers.DateTimeField(source="period.start")
     period_end = serializers.DateTimeField(source="period.end")
     amount = serializers.SerializerMethodField()
@@ -143,9 +150,10 @@ class InvoiceSerializer(serializers.ModelSerializer):
             "paid_at", "created_at",
         ]  # fmt: skip
 
+    @extend_schema_field(DecimalStringField(max_digits=28, decimal_places=2))
     def get_amount(self, invoice: Invoice) -> str:
         """The invoice total in the currency's unit, from the minor units billed."""
-        return str(Money.from_minor_units(invoice.amount_cents, invoice.currency).amount)
+        return decimal_string(Money.from_minor_units(invoice.amount_cents, invoice.currency).amount)
 
 
 class InvoiceListApi(AccountApi):
@@ -173,10 +181,10 @@ class UsageSummaryApi(AccountApi):
     class UsageSummaryOutputSerializer(serializers.Serializer):
         plan = serializers.CharField()
         unit = serializers.CharField()
-        limit = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
-        used = serializers.DecimalField(max_digits=28, decimal_places=12)
-        remaining = serializers.DecimalField(max_digits=28, decimal_places=12, allow_null=True)
-        usage_percentage = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+        limit = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
+        used = DecimalStringField(max_digits=28, decimal_places=12)
+        remaining = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
+        usage_percentage = DecimalStringField(max_digits=12, decimal_places=2, allow_null=True)
         status = serializers.ChoiceField(choices=["ok", "moderate", "high", "exceeded"])
         period_start = serializers.DateTimeField()
         period_end = serializers.DateTimeField()

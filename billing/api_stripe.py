@@ -30,6 +30,7 @@ from billing.services.subscriptions_stripe import (
 from billing.services.topups import auto_recharge_configure, topup_create
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_status
 from core.api_errors import ApiError
+from core.decimals import DecimalStringField, DecimalStringModelSerializer
 
 
 class StripeAccountApi(AccountApi):
@@ -56,16 +57,16 @@ class StripeStatusApi(AccountApi):
         webhooks_enabled = serializers.BooleanField()
         message = serializers.CharField(allow_blank=True)
         api_version = serializers.CharField()
-        topup_packs_usd = serializers.ListField(child=serializers.CharField())
-        topup_min_usd = serializers.CharField()
-        topup_max_usd = serializers.CharField()
+        topup_packs_usd = serializers.ListField(child=DecimalStringField(max_digits=12, decimal_places=2))
+        topup_min_usd = DecimalStringField(max_digits=12, decimal_places=2)
+        topup_max_usd = DecimalStringField(max_digits=12, decimal_places=2)
 
     @extend_schema(responses=StripeStatusOutputSerializer, summary="Whether card payments work, and the top-up packs")
     def get(self, request: Request) -> Response:
         return Response(self.StripeStatusOutputSerializer(stripe_status()).data)
 
 
-class TopUpSerializer(serializers.ModelSerializer):
+class TopUpSerializer(DecimalStringModelSerializer):
     topup_id = serializers.IntegerField(source="pk")
 
     class Meta:
@@ -86,9 +87,9 @@ class TopUpCreateApi(StripeAccountApi):
 
     class TopUpCreateOutputSerializer(serializers.Serializer):
         topup_id = serializers.IntegerField()
-        amount_usd = serializers.DecimalField(max_digits=12, decimal_places=2)
-        credits = serializers.DecimalField(max_digits=28, decimal_places=12)
-        rate = serializers.DecimalField(max_digits=28, decimal_places=12)
+        amount_usd = DecimalStringField(max_digits=12, decimal_places=2)
+        credits = DecimalStringField(max_digits=28, decimal_places=12)
+        rate = DecimalStringField(max_digits=28, decimal_places=12)
         checkout_url = serializers.URLField()
         status = serializers.CharField()
 
@@ -117,7 +118,7 @@ class TopUpDetailApi(AccountApi):
         return Response(TopUpSerializer(topup).data)
 
 
-class AutoRechargeSerializer(serializers.ModelSerializer):
+class AutoRechargeSerializer(DecimalStringModelSerializer):
     class Meta:
         model = AutoRecharge
         fields = ["enabled", "threshold_credits", "amount_usd", "stripe_payment_method_id", "consecutive_failures",
@@ -151,7 +152,7 @@ class AutoRechargeApi(StripeAccountApi):
         return Response(AutoRechargeSerializer(row).data)
 
 
-class SubscriptionStateSerializer(serializers.ModelSerializer):
+class SubscriptionStateSerializer(DecimalStringModelSerializer):
     plan = serializers.CharField(source="plan.code")
     pending_plan = serializers.CharField(source="pending_plan.code", allow_null=True, default=None)
 

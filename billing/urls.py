@@ -1,6 +1,7 @@
 from django.urls import path
 
-from billing import api, api_customers, api_stripe, webhook_views
+from billing import api, api_stripe, webhook_views
+from billing.api_customers import api_keys, credits, customers, portal, reads
 
 urlpatterns = [
     path("api/billing/balance", api.WalletBalanceApi.as_view(), name="billing-balance"),
@@ -15,38 +16,32 @@ urlpatterns = [
     path("api/billing/subscription", api_stripe.SubscriptionStripeApi.as_view(), name="billing-subscription"),
     path("api/stripe/webhook", webhook_views.stripe_webhook, name="stripe-webhook"),
     # the customers API (server keys); /stats lives in usage/urls.py
-    path("api/customers", api_customers.CustomerListApi.as_view(), name="customers"),
-    path("api/customers/<str:external_id>", api_customers.CustomerDetailApi.as_view(), name="customer"),
-    path(
-        "api/customers/<str:external_id>/suspend", api_customers.CustomerSuspendApi.as_view(), name="customer-suspend"
-    ),
+    path("api/customers", customers.CustomerListApi.as_view(), name="customers"),
+    path("api/customers/<str:external_id>", customers.CustomerDetailApi.as_view(), name="customer"),
+    path("api/customers/<str:external_id>/suspend", customers.CustomerSuspendApi.as_view(), name="customer-suspend"),
     path(
         "api/customers/<str:external_id>/reactivate",
-        api_customers.CustomerReactivateApi.as_view(),
+        customers.CustomerReactivateApi.as_view(),
         name="customer-reactivate",
     ),
-    path("api/customers/<str:external_id>/plan", api_customers.CustomerPlanApi.as_view(), name="customer-plan"),
-    path(
-        "api/customers/<str:external_id>/credits", api_customers.CustomerCreditsApi.as_view(), name="customer-credits"
-    ),
-    path("api/customers/<str:external_id>/api-keys", api_customers.CustomerApiKeysApi.as_view(), name="customer-keys"),
+    path("api/customers/<str:external_id>/plan", customers.CustomerPlanApi.as_view(), name="customer-plan"),
+    path("api/customers/<str:external_id>/credits", credits.CustomerCreditsApi.as_view(), name="customer-credits"),
+    path("api/customers/<str:external_id>/api-keys", api_keys.CustomerApiKeysApi.as_view(), name="customer-keys"),
     path(
         "api/customers/<str:external_id>/api-keys/<str:key_id>",
-        api_customers.CustomerApiKeyRevokeApi.as_view(),
+        api_keys.CustomerApiKeyRevokeApi.as_view(),
         name="customer-key",
     ),
-    path(
-        "api/customers/<str:external_id>/balance", api_customers.CustomerBalanceApi.as_view(), name="customer-balance"
-    ),
-    path("api/customers/<str:external_id>/usage", api_customers.CustomerUsageApi.as_view(), name="customer-usage"),
+    path("api/customers/<str:external_id>/balance", reads.CustomerBalanceApi.as_view(), name="customer-balance"),
+    path("api/customers/<str:external_id>/usage", reads.CustomerUsageApi.as_view(), name="customer-usage"),
     path(
         "api/customers/<str:external_id>/invoices",
-        api_customers.CustomerInvoicesApi.as_view(),
+        reads.CustomerInvoicesApi.as_view(),
         name="customer-invoices",
     ),
     path(
         "api/customers/<str:external_id>/portal-sessions",
-        api_customers.CustomerPortalSessionApi.as_view(),
+        portal.CustomerPortalSessionApi.as_view(),
         name="customer-portal-sessions",
     ),
 ]

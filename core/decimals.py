@@ -7,6 +7,7 @@ through `decimal_string` (serializers use `DecimalStringField`), whatever places
 from decimal import Decimal
 from typing import Any
 
+from django.db import models
 from rest_framework import serializers
 
 
@@ -23,3 +24,12 @@ class DecimalStringField(serializers.DecimalField):
     def to_representation(self, value: Any) -> str:
         quantized = super().to_representation(value)  # rounds to the column's places, as before
         return decimal_string(Decimal(quantized))
+
+
+class DecimalStringModelSerializer(serializers.ModelSerializer):
+    """A ModelSerializer whose model DecimalFields answer `decimal_string`, so no model column leaks its places."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DecimalField: DecimalStringField,
+    }

@@ -11,6 +11,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from core.decimals import decimal_string
 from pricing.dimensions import MODES, OVERRIDABLE_PRICE_FIELDS
 from pricing.models import BillingInterval, CostType, PlanUnit
 from pricing.money import CURRENCIES
@@ -29,12 +30,6 @@ def without_trailing_zeros(value: Decimal) -> Decimal:
     while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
         digits, exponent = digits[:-1], exponent + 1
     return Decimal((sign, digits, exponent))
-
-
-def decimal_string(value: Decimal) -> str:
-    """A decimal as a plain string without trailing zeros or an exponent: 0.150000000000 -> "0.15", 1E+4 -> "10000"."""
-    text = format(without_trailing_zeros(value), "f")
-    return "0" if text.lstrip("-").strip("0.") == "" else text
 
 
 class MoneyField(serializers.DecimalField):

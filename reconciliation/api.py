@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_errors import ApiError, PayloadTooLarge
+from core.decimals import DecimalStringField
 from core.sign_in import BasicAuthentication
 from reconciliation.conf import reconciliation_settings
 from reconciliation.models import ReconciliationLine, ReconciliationRun
@@ -67,10 +68,12 @@ class RunOutput(serializers.Serializer):
     discrepancy = serializers.IntegerField()
     not_found = serializers.IntegerField()
     errors = serializers.IntegerField()  # type: ignore[assignment]
-    total_calculated_usd = serializers.CharField(help_text="decimal string")
-    total_actual_usd = serializers.CharField(help_text="decimal string")
-    difference_usd = serializers.CharField(help_text="actual - calculated, decimal string")
-    match_rate = serializers.CharField(allow_null=True, help_text="matched / (matched + discrepancy + not_found)")
+    total_calculated_usd = DecimalStringField(max_digits=28, decimal_places=12)
+    total_actual_usd = DecimalStringField(max_digits=28, decimal_places=12)
+    difference_usd = DecimalStringField(max_digits=28, decimal_places=12, help_text="actual - calculated")
+    match_rate = DecimalStringField(
+        max_digits=5, decimal_places=4, allow_null=True, help_text="matched / (matched + discrepancy + not_found)"
+    )
     not_in_export = serializers.IntegerField()
     status = serializers.CharField(required=False, help_text=" | ".join(ReconciliationRun.Status.values))
     failure = serializers.CharField(required=False)
@@ -96,9 +99,9 @@ class RunOutput(serializers.Serializer):
 class LineOutput(serializers.Serializer):
     key = serializers.CharField()
     status = serializers.CharField(help_text=" | ".join(ReconciliationLine.Status.values))
-    calculated_usd = serializers.CharField()
-    actual_usd = serializers.CharField(allow_null=True)
-    difference_usd = serializers.CharField(allow_null=True)
+    calculated_usd = DecimalStringField(max_digits=28, decimal_places=12)
+    actual_usd = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
+    difference_usd = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
     reason = serializers.CharField()
     reason_code = serializers.CharField()
     line_number = serializers.IntegerField(allow_null=True)
@@ -116,9 +119,9 @@ class LineOutput(serializers.Serializer):
     provider_input_tokens = serializers.IntegerField(allow_null=True)
     provider_cached_input_tokens = serializers.IntegerField(allow_null=True)
     provider_output_tokens = serializers.IntegerField(allow_null=True)
-    implied_input_per_million = serializers.CharField(allow_null=True)
-    implied_cached_input_per_million = serializers.CharField(allow_null=True)
-    implied_output_per_million = serializers.CharField(allow_null=True)
+    implied_input_per_million = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
+    implied_cached_input_per_million = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
+    implied_output_per_million = DecimalStringField(max_digits=28, decimal_places=12, allow_null=True)
 
 
 class RunDetailOutput(RunOutput):

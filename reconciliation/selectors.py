@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from billing.models import Account
+from core.decimals import decimal_string
 from pricing.models import AIModel, ModelPrice
 from reconciliation.matching import Tokens
 from reconciliation.models import ReconciliationLine, ReconciliationRun
@@ -130,8 +131,8 @@ def run_by_id(*, run_id: int) -> ReconciliationRun | None:
 
 
 def decimal_text(value: Decimal | None) -> str | None:
-    """A decimal string as the API writes money: plain digits, never an exponent (`0.000000000000`, not `0E-12`)."""
-    return None if value is None else f"{value:f}"
+    """The API's decimal string (core.decimals), or None for a value the run does not have (a match rate of no rows)."""
+    return None if value is None else decimal_string(value)
 
 
 def run_summary(run: ReconciliationRun) -> dict[str, Any]:

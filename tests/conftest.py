@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
+from rest_framework.test import APIClient
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,3 +47,23 @@ def celery_eager():
 def _fast_password_hashing(settings):
     """Tests create many users; a fast hasher keeps that cheap. Production keeps Django's default."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def catalog(db: Any) -> None:
+    """The seed catalog (models, features, rates, plans), as `seed_catalog` loads it."""
+    with open(os.devnull, "w") as sink:
+        call_command("seed_catalog", verbosity=0, stdout=sink)
+
+
+@pytest.fixture
+def api_client_for() -> Callable[[Any], APIClient]:
+    """`api_client_for(account)` or `api_client_for("tls_...")`: an APIClient that sends `Authorization: Bearer`
+    with the account's key (`account.api_key`, from AccountFactory) or the raw key given."""
+
+    def make(key: Any) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key if isinstance(key, str) else key.api_key}")
+        return client
+
+    return make

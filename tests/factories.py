@@ -1,7 +1,10 @@
-"""factory_boy factories. Accounts are made through the service, so they have a wallet, subscription and key."""
+"""factory_boy factories. Accounts are made through the service, so they have a wallet, subscription and key; events
+are recorded through the metering service, so counters, rollups and the ledger move as in production."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import factory
@@ -10,6 +13,7 @@ from django.contrib.auth.models import User
 
 from billing.models import Account
 from billing.services.accounts import account_create
+from usage.services.recording import BatchResult, usage_record_batch
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -47,3 +51,30 @@ class AccountFactory(factory.django.DjangoModelFactory[Account]):
             account.save()
         account.api_key = api_key  # type: ignore[attr-defined]
         return account
+
+
+class EventFactory(factory.DictFactory):
+    """A raw usage event as the API takes it: `EventFactory.build(model="gpt-4o-mini", input_tokens=5000)`; any other
+    field of CONTRACT.md (occurred_at, cached_input_tokens, operation_type, ...) is passed through."""
+
+    request_id = factory.Sequence(lambda n: f"req-{n}")
+    model = "qwen-3-32b"
+    input_tokens = 1000
+    output_tokens = 100
+
+
+def events_record(
+    account: Account, events: Iterable[dict[str, Any]], *, received_at: datetime | None = None
+) -> list[str]:
+    """Record raw events (EventFactory's) for the account, 1,000 a batch as the API takes them, and answer each
+    one's status (recorded or duplicate); a test that records an event the service rejects fails here, with why."""
+    raw = list(events)
+    statuses: list[str] = []
+    for start in range(0, len(raw), 1000):
+        batch: BatchResult = usage_record_batch(
+            account=account, raw_events=raw[start : start + 1000], received_at=received_at
+        )
+        rejected = [r for r in batch.results if r.status == "rejected"]
+        assert not rejected, rejected
+        statuses.extend(r.status for r in batch.results)
+    return statuses

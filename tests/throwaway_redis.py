@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,7 +14,10 @@ import pytest
 import redis
 from django.test import override_settings
 
-PORTS = range(18400, 18500)  # this project's range on the shared machine
+# this project's range on the shared machine (18400-18499), a fifth of it for each pytest-xdist worker, so two
+# workers never probe the same port
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")) % 5
+PORTS = range(18400 + 20 * _WORKER, 18420 + 20 * _WORKER)
 
 
 def _free_port() -> int:
@@ -24,7 +28,7 @@ def _free_port() -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port in 18400-18499 for a throwaway redis-server")
+    raise RuntimeError(f"no free port in {PORTS.start}-{PORTS.stop - 1} for a throwaway redis-server")
 
 
 class ThrowawayRedis:

@@ -26,6 +26,7 @@ from billing.api import AccountApi
 from billing.authentication import request_account, request_event_accounts
 from billing.services.periods import period_current
 from core.api_errors import ApiError, PayloadTooLarge
+from core.decimals import DecimalStringField, decimal_string
 from core.parsers import DecimalJSONParser
 from pricing.money import PRECISE
 from pricing.rating import FeatureUse
@@ -45,6 +46,11 @@ from usage.throttling import PlanRateThrottle, usage_events_rate_take
 def money_field(**options: Any) -> serializers.DecimalField:
     """A precise amount as a decimal string (28 digits, 12 places)."""
     return serializers.DecimalField(max_digits=28, decimal_places=12, **options)
+
+
+def amount_field(**options: Any) -> DecimalStringField:
+    """A precise amount (28 digits, 12 places) answered as the API's decimal string, without trailing zeros."""
+    return DecimalStringField(max_digits=28, decimal_places=12, **options)
 
 
 def _client_ip(request: Request) -> str | None:
@@ -398,9 +404,9 @@ class UsageEstimateApi(AccountApi):
         model_id = serializers.CharField()
         input_tokens = serializers.IntegerField()
         max_output_tokens = serializers.IntegerField()
-        cost_usd = money_field()
-        charge_usd = money_field()
-        credits = money_field()
+        cost_usd = amount_field()
+        charge_usd = amount_field()
+        credits = amount_field()
 
     @extend_schema(
         request=EstimateInputSerializer, responses=EstimateOutputSerializer, summary="Tokens and cost of a request"
@@ -454,8 +460,8 @@ def _range(request: Request) -> tuple[date, date]:
 def _bucket(bucket: Bucket) -> dict[str, Any]:
     return {
         "events": bucket.events, "input_tokens": bucket.input_tokens, "output_tokens": bucket.output_tokens,
-        "total_tokens": bucket.total_tokens, "cost_usd": str(bucket.cost_usd), "charge_usd": str(bucket.charge_usd),
-        "credits": str(bucket.credits),
+        "total_tokens": bucket.total_tokens, "cost_usd": decimal_string(bucket.cost_usd),
+        "charge_usd": decimal_string(bucket.charge_usd), "credits": decimal_string(bucket.credits),
     }  # fmt: skip
 
 
@@ -477,9 +483,9 @@ class UsageStatsApi(AccountApi):
                 "to": end.isoformat(),
                 "total_events": total.events,
                 "total_tokens": total.total_tokens,
-                "total_cost_usd": str(total.charge_usd),
-                "total_provider_cost_usd": str(total.cost_usd),
-                "avg_cost_usd": str(total.charge_usd / total.events) if total.events else "0",
+                "total_cost_usd": decimal_string(total.charge_usd),
+                "total_provider_cost_usd": decimal_string(total.cost_usd),
+                "avg_cost_usd": decimal_string(total.charge_usd / total.events) if total.events else "0",
                 "by_operation_type": {k: _bucket(v) for k, v in stats.by_operation_type.items()},
                 "by_model": {k: _bucket(v) for k, v in stats.by_model.items()},
                 "by_day": {k: _bucket(v) for k, v in stats.by_day.items()},
@@ -506,7 +512,7 @@ class ReservationOutputSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     status = serializers.ChoiceField(choices=Reservation.Status.choices)
     model_id = serializers.CharField()
-    held_credits = money_field()
+    held_credits = amount_field()
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
     closed_at = serializers.DateTimeField(allow_null=True)
@@ -538,7 +544,7 @@ class ReservationReleaseApi(AccountApi):
     class ReleaseOutputSerializer(serializers.Serializer):
         request_id = serializers.CharField()
         status = serializers.ChoiceField(choices=[Reservation.Status.RELEASED, Reservation.Status.EXPIRED])
-        released_credits = money_field()
+        released_credits = amount_field()
 
     @extend_schema(
         request=None,

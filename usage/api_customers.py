@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api_customers import EXTERNAL_ID_PARAMETER, CustomersApi, api_errors
+from billing.api_customers.base import EXTERNAL_ID_PARAMETER, CustomersApi, api_errors
 from usage.api import RANGE_PARAMETERS, UsageStatsApi
 
 

@@ -1,7 +1,20 @@
+"""Billing fixtures (the seed catalog and `api_client_for` come from tests/conftest.py)."""
+
+from collections.abc import Callable
+from typing import Any
+
 import pytest
-from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from billing.services.server_keys import server_key_issue
 
 
 @pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
+def server_client(api_client_for: Callable[[Any], APIClient]) -> Callable[..., APIClient]:
+    """`server_client(scopes="customers,usage,read")`: an APIClient with a new server key of those scopes."""
+
+    def make(scopes: str = "customers,usage,read") -> APIClient:
+        _, raw = server_key_issue(name="backend", scopes=scopes)
+        return api_client_for(raw)
+
+    return make

@@ -25,9 +25,8 @@ from billing.models import BillingPeriod, Invoice, OverageBilling
 from core.jobs import job_lock
 from core.models import JobRun
 from tests.billing.stripe_samples import Recorded, RecordingStripe, stripe_recorder  # noqa: F401
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, EventFactory, events_record
 from usage.models import Alert
-from usage.services.recording import usage_record_batch
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -78,9 +77,7 @@ def test_a_close_killed_after_its_first_chunk_is_finished_once_by_the_next_run(s
             for n in range(ACCOUNTS)
         ]
         for account in accounts:  # 12,000 tokens on a plan with 10,000 included: 2,000 over at 0.001 = 2 USD
-            usage_record_batch(account=account, raw_events=[
-                {"request_id": "big", "model": "qwen-3-32b", "input_tokens": 11000, "output_tokens": 1000}
-            ])  # fmt: skip
+            events_record(account, [EventFactory.build(request_id="big", input_tokens=11000, output_tokens=1000)])
     due = list(BillingPeriod.objects.order_by("end", "pk").values_list("pk", "account_id"))
     second_chunk_account = due[CHUNK][1]
 

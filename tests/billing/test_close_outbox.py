@@ -19,16 +19,14 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from billing.errors import CloseInFuture
 from billing.models import BillingPeriod, Invoice, InvoiceOutbox, LateUsageAdjustment
 from billing.services.periods import period_close, periods_close_chunk, periods_close_due
 from config import tasks
 from tests.billing.stripe_samples import Recorded, RecordingStripe, error_body, stripe_recorder  # noqa: F401
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, EventFactory, events_record
 from usage.models import UsageEvent
-from usage.services.recording import usage_record_batch
 
 pytestmark = pytest.mark.usefixtures("catalog")
 
@@ -50,9 +48,7 @@ def _stripe_invoicing(stripe: RecordingStripe) -> None:
 
 
 def _tokens(account: Any, request_id: str, tokens: int) -> None:
-    usage_record_batch(account=account, raw_events=[
-        {"request_id": request_id, "model": "qwen-3-32b", "input_tokens": tokens - 1000, "output_tokens": 1000}
-    ])  # fmt: skip
+    events_record(account, [EventFactory.build(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000)])
 
 
 def _basic_october(*, tokens: int = 12000, email: str = "owner@late.test") -> Any:
@@ -157,10 +153,9 @@ def test_a_failed_send_stays_pending_with_its_error_and_is_retried_with_backoff(
 # --- late usage --------------------------------------------------------------------------------------------------
 
 
-def test_an_event_of_a_closed_period_is_billed_once_as_late_usage_on_the_next_invoice():
+def test_an_event_of_a_closed_period_is_billed_once_as_late_usage_on_the_next_invoice(api_client_for):
     account = _basic_october(tokens=9000)  # within the 10,000 included
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
+    client = api_client_for(account)
     with time_machine.travel(NOV_1_CLOSE, tick=False):
         tasks.close_periods()
     october = BillingPeriod.objects.get(account=account, start=datetime(2026, 10, 1, tzinfo=UTC))

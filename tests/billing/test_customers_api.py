@@ -19,13 +19,6 @@ from tests.factories import AccountFactory, UserFactory
 pytestmark = pytest.mark.usefixtures("catalog")
 
 
-def server_client(scopes: str = "customers,usage,read") -> APIClient:
-    _, raw = server_key_issue(name="backend", scopes=scopes)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
 def put(client: APIClient, external_id: str, body: dict) -> tuple[int, dict]:
     response = client.put(f"/api/customers/{external_id}", body, format="json")
     return response.status_code, response.json()
@@ -41,7 +34,7 @@ def grant(client: APIClient, external_id: str, body: dict, key: str | None = "g-
 # --- create or update -------------------------------------------------------------------------------------------------
 
 
-def test_put_creates_then_updates_and_the_same_body_twice_changes_nothing():
+def test_put_creates_then_updates_and_the_same_body_twice_changes_nothing(server_client):
     client = server_client()
     body = {"name": "Acme", "email": "owner@acme.example", "plan": "jive", "metadata": {"crm": "A-17"},
             "low_balance_threshold": "1000", "display_currency": "ZAR"}  # fmt: skip
@@ -69,7 +62,7 @@ def test_put_creates_then_updates_and_the_same_body_twice_changes_nothing():
     assert AuditEntry.objects.filter(action="plan_changed", via__startswith="server key tls_").exists()
 
 
-def test_put_sets_the_alert_webhook_through_the_account_settings_service():
+def test_put_sets_the_alert_webhook_through_the_account_settings_service(server_client):
     client = server_client()
     status, body = put(client, "w1", {"name": "W", "alert_webhook_url": "https://hooks.example/tl"})
     assert status == 201 and body["alert_webhook_url"] == "https://hooks.example/tl"
@@ -80,7 +73,7 @@ def test_put_sets_the_alert_webhook_through_the_account_settings_service():
     assert AuditEntry.objects.filter(account=account, action="account_settings_changed").count() == 2
 
 
-def test_metadata_of_exactly_4_kb_is_kept_and_one_byte_more_is_refused():
+def test_metadata_of_exactly_4_kb_is_kept_and_one_byte_more_is_refused(server_client):
     client = server_client()
     padding = 4096 - len('{"k":""}')
     status, body = put(client, "m1", {"name": "M", "metadata": {"k": "x" * padding}})
@@ -90,7 +83,7 @@ def test_metadata_of_exactly_4_kb_is_kept_and_one_byte_more_is_refused():
     assert len(Account.objects.get(external_id="m1").metadata["k"]) == padding
 
 
-def test_put_email_makes_the_owner_who_signs_in_and_a_new_email_replaces_the_owner():
+def test_put_email_makes_the_owner_who_signs_in_and_a_new_email_replaces_the_owner(server_client):
     client = server_client()
     put(client, "org_2", {"name": "Two", "email": "first@two.example"})
     account = Account.objects.get(external_id="org_2")
@@ -101,7 +94,7 @@ def test_put_email_makes_the_owner_who_signs_in_and_a_new_email_replaces_the_own
     assert list(owners) == ["second@two.example"]
 
 
-def test_put_refuses_bad_input_with_the_field_named():
+def test_put_refuses_bad_input_with_the_field_named(server_client):
     client = server_client()
     status, body = put(client, "org_3", {"email": "x@three.example"})
     assert status == 400 and body["error"] == "invalid" and "name" in body["fields"]
@@ -125,7 +118,7 @@ def test_put_refuses_bad_input_with_the_field_named():
     assert not Account.objects.filter(external_id="org_3").exists()
 
 
-def test_put_refuses_an_email_of_a_staff_user():
+def test_put_refuses_an_email_of_a_staff_user(server_client):
     UserFactory.create(username="admin@tokenledger.example", is_staff=True)
     status, body = put(server_client(), "org_4", {"name": "Four", "email": "admin@tokenledger.example"})
     assert status == 400 and "email" in body["fields"]
@@ -136,13 +129,13 @@ def test_put_refuses_an_email_of_a_staff_user():
     # a NUL anywhere in a path is refused before any view (core.api_errors.ApiErrorMiddleware)
     [("a" * 129, "invalid"), ("tab%09here", "invalid"), ("nul%00byte", "malformed_request")],
 )
-def test_bad_external_ids_are_400(external_id, code):
+def test_bad_external_ids_are_400(external_id, code, server_client):
     response = server_client().put(f"/api/customers/{external_id}", {"name": "x"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"] == code
 
 
-def test_unicode_external_id_round_trips():
+def test_unicode_external_id_round_trips(server_client):
     client = server_client()
     status, body = put(client, "kunde-ä漢", {"name": "Ünïcode"})
     assert status == 201 and body["external_id"] == "kunde-ä漢"
@@ -152,10 +145,9 @@ def test_unicode_external_id_round_trips():
 # --- who may call -----------------------------------------------------------------------------------------------------
 
 
-def test_account_keys_sessions_and_keys_without_the_scope_are_refused():
+def test_account_keys_sessions_and_keys_without_the_scope_are_refused(server_client, api_client_for):
     account = AccountFactory.create()
-    with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+    with_account_key = api_client_for(account)
     assert with_account_key.get("/api/customers").status_code == 403
     assert APIClient().get("/api/customers").status_code == 401
     usage_only = server_client("usage")
@@ -164,17 +156,16 @@ def test_account_keys_sessions_and_keys_without_the_scope_are_refused():
     assert not Account.objects.filter(external_id="x").exists()
 
 
-def test_a_revoked_server_key_is_401():
+def test_a_revoked_server_key_is_401(api_client_for):
     key, raw = server_key_issue(name="old", scopes="customers")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = api_client_for(raw)
     assert client.get("/api/customers").status_code == 200
     server_key_revoke(key=key)
     response = client.get("/api/customers")
     assert response.status_code == 401 and response.json()["error"] == "authentication_failed"
 
 
-def test_unknown_customer_is_404_everywhere():
+def test_unknown_customer_is_404_everywhere(server_client):
     client = server_client()
     for method, path in [
         ("get", "/api/customers/nobody"), ("post", "/api/customers/nobody/suspend"),
@@ -189,7 +180,7 @@ def test_unknown_customer_is_404_everywhere():
 # --- list -------------------------------------------------------------------------------------------------------------
 
 
-def test_list_pages_with_a_cursor_and_filters():
+def test_list_pages_with_a_cursor_and_filters(server_client):
     client = server_client()
     for n in range(5):
         put(client, f"c{n}", {"name": f"C{n}", "plan": "jigga" if n % 2 else "jive"})
@@ -218,7 +209,7 @@ def test_list_pages_with_a_cursor_and_filters():
 # --- status and plan --------------------------------------------------------------------------------------------------
 
 
-def test_suspend_and_reactivate_are_audited_with_the_server_key():
+def test_suspend_and_reactivate_are_audited_with_the_server_key(server_client):
     client = server_client()
     put(client, "s1", {"name": "S"})
     body = client.post("/api/customers/s1/suspend").json()
@@ -229,7 +220,7 @@ def test_suspend_and_reactivate_are_audited_with_the_server_key():
     assert {a for a, _ in actions} >= {"account_suspended", "account_reactivated"}
 
 
-def test_plan_change_now_or_next_period():
+def test_plan_change_now_or_next_period(server_client):
     client = server_client()
     put(client, "p1", {"name": "P", "plan": "jive"})
     later = client.post("/api/customers/p1/plan", {"plan": "jigga", "when": "next_period"}, format="json").json()
@@ -246,7 +237,7 @@ def test_plan_change_now_or_next_period():
 # --- grants and Idempotency-Key --------------------------------------------------------------------------------------
 
 
-def test_grant_needs_an_idempotency_key_and_a_retry_grants_once():
+def test_grant_needs_an_idempotency_key_and_a_retry_grants_once(server_client):
     client = server_client()
     put(client, "g1", {"name": "G"})
     missing = grant(client, "g1", {"credits": "500", "reason": "welcome"}, key=None)
@@ -262,11 +253,11 @@ def test_grant_needs_an_idempotency_key_and_a_retry_grants_once():
     assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
     second = grant(client, "g1", {"credits": "250", "reason": "more"}, key="k-2")
     assert second.json()["balance"] == "750"
-    assert client.get("/api/customers/g1/balance").json()["credits"] == "750.000000000000"
+    assert client.get("/api/customers/g1/balance").json()["credits"] == "750"
     assert LedgerEntry.objects.filter(wallet__account__external_id="g1", kind="grant").count() == 2
 
 
-def test_a_refused_grant_stores_nothing_so_a_corrected_retry_may_reuse_the_key():
+def test_a_refused_grant_stores_nothing_so_a_corrected_retry_may_reuse_the_key(server_client):
     client = server_client()
     put(client, "g2", {"name": "G"})
     bad = grant(client, "g2", {"credits": "-5", "reason": "oops"}, key="k")
@@ -275,14 +266,14 @@ def test_a_refused_grant_stores_nothing_so_a_corrected_retry_may_reuse_the_key()
     assert good.status_code == 201 and good.json()["balance"] == "5"
 
 
-def test_idempotency_keys_belong_to_their_server_key():
+def test_idempotency_keys_belong_to_their_server_key(server_client):
     one, two = server_client(), server_client()
     put(one, "g3", {"name": "G"})
     assert grant(one, "g3", {"credits": "1", "reason": "a"}, key="same").json()["balance"] == "1"
     assert grant(two, "g3", {"credits": "1", "reason": "a"}, key="same").json()["balance"] == "2"
 
 
-def test_bad_grants_are_400():
+def test_bad_grants_are_400(server_client):
     client = server_client()
     put(client, "g4", {"name": "G"})
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
@@ -296,7 +287,7 @@ def test_bad_grants_are_400():
     assert bad_key.status_code == 400
 
 
-def test_an_expiring_grant_leaves_the_unspent_part_at_its_expiry():
+def test_an_expiring_grant_leaves_the_unspent_part_at_its_expiry(server_client):
     client = server_client()
     put(client, "g5", {"name": "G"})
     expires = datetime.now(UTC) + timedelta(days=3)
@@ -306,11 +297,11 @@ def test_an_expiring_grant_leaves_the_unspent_part_at_its_expiry():
     assert grants_expire(as_of=expires - timedelta(seconds=1)) == 0
     assert expire_grants_job(expires.isoformat()) == {"expired": 1}  # the job beat runs every 5 minutes
     assert grants_expire(as_of=expires) == 0  # idempotent
-    assert client.get("/api/customers/g5/balance").json()["credits"] == "200.000000000000"
+    assert client.get("/api/customers/g5/balance").json()["credits"] == "200"
     assert LedgerEntry.objects.filter(wallet__account__external_id="g5", kind="expiry").get().credits == -1000
 
 
-def test_other_posts_replay_with_the_same_idempotency_key():
+def test_other_posts_replay_with_the_same_idempotency_key(server_client):
     client = server_client()
     put(client, "i1", {"name": "I"})
     first = client.post("/api/customers/i1/api-keys", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="key-1")
@@ -326,7 +317,7 @@ def test_other_posts_replay_with_the_same_idempotency_key():
     assert first.json()["api_key"] not in "".join(IdempotencyKey.objects.values_list("response", flat=True))
 
 
-def test_idempotency_keys_are_kept_a_day_then_purged():
+def test_idempotency_keys_are_kept_a_day_then_purged(server_client):
     from billing.models import IdempotencyKey
     from config.scheduled import cleanup
 
@@ -343,7 +334,7 @@ def test_idempotency_keys_are_kept_a_day_then_purged():
 # --- the customer's API keys and reads --------------------------------------------------------------------------------
 
 
-def test_customer_api_keys_issue_list_revoke():
+def test_customer_api_keys_issue_list_revoke(server_client, api_client_for):
     client = server_client()
     put(client, "k1", {"name": "K"})
     issued = client.post("/api/customers/k1/api-keys", {"name": "prod"}, format="json").json()
@@ -351,8 +342,7 @@ def test_customer_api_keys_issue_list_revoke():
     listed = client.get("/api/customers/k1/api-keys").json()["results"]
     assert [k["key_id"] for k in listed] == [issued["key_id"]] and "api_key" not in listed[0]
 
-    as_customer = APIClient()
-    as_customer.credentials(HTTP_AUTHORIZATION=f"Bearer {issued['api_key']}")
+    as_customer = api_client_for(issued["api_key"])
     assert as_customer.get("/api/billing/balance").status_code == 200
     revoked = client.delete(f"/api/customers/k1/api-keys/{issued['key_id']}").json()
     assert revoked["revoked_at"] is not None
@@ -361,12 +351,12 @@ def test_customer_api_keys_issue_list_revoke():
     assert client.delete(f"/api/customers/k2/api-keys/{issued['key_id']}").status_code == 404
 
 
-def test_customer_reads_answer_as_the_account_endpoints():
+def test_customer_reads_answer_as_the_account_endpoints(server_client):
     client = server_client()
     put(client, "r1", {"name": "R", "plan": "jive"})
     grant(client, "r1", {"credits": "25000", "reason": "x"}, key="r1")
     balance = client.get("/api/customers/r1/balance").json()
-    assert balance["credits"] == "25000.000000000000" and balance["usd_equivalent"] == "2.50"
+    assert balance["credits"] == "25000" and balance["usd_equivalent"] == "2.5"
     assert client.get("/api/customers/r1/usage").json()["plan"] == "jive"
     assert client.get("/api/customers/r1/invoices").json() == {"results": []}
     assert client.get("/api/customers/r1/stats").json()["total_events"] == 0
@@ -375,12 +365,12 @@ def test_customer_reads_answer_as_the_account_endpoints():
 # --- one key for every account endpoint --------------------------------------------------------------------------------
 
 
-def test_a_server_key_reads_account_endpoints_for_the_customer_in_the_header():
+def test_a_server_key_reads_account_endpoints_for_the_customer_in_the_header(server_client):
     client = server_client("read")
     admin = server_client()
     put(admin, "h1", {"name": "H"})
     grant(admin, "h1", {"credits": "42", "reason": "x"}, key="h1")
-    assert client.get("/api/billing/balance", HTTP_TOKENLEDGER_CUSTOMER="h1").json()["credits"].startswith("42.")
+    assert client.get("/api/billing/balance", HTTP_TOKENLEDGER_CUSTOMER="h1").json()["credits"] == "42"
     missing = client.get("/api/billing/balance")
     assert missing.status_code == 400 and missing.json()["error"] == "customer_required"
     unknown = client.get("/api/billing/balance", HTTP_TOKENLEDGER_CUSTOMER="nobody")
@@ -395,7 +385,7 @@ def test_a_server_key_reads_account_endpoints_for_the_customer_in_the_header():
     assert no_scope.status_code == 403
 
 
-def test_a_server_key_with_usage_scope_authorizes_for_the_customer():
+def test_a_server_key_with_usage_scope_authorizes_for_the_customer(server_client):
     admin = server_client()
     put(admin, "u1", {"name": "U"})
     grant(admin, "u1", {"credits": "100000", "reason": "x"}, key="u1")
@@ -409,10 +399,9 @@ def test_a_server_key_with_usage_scope_authorizes_for_the_customer():
     assert Account.objects.get(external_id="u1").wallet.held > 0
 
 
-def test_catalog_reads_take_account_and_server_keys():
+def test_catalog_reads_take_account_and_server_keys(server_client, api_client_for):
     account = AccountFactory.create()
-    with_account_key = APIClient()
-    with_account_key.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+    with_account_key = api_client_for(account)
     for path in ["/api/tokens/models", "/api/tokens/features", "/api/tokens/exchange"]:
         assert with_account_key.get(path).status_code == 200, path
         assert server_client("read").get(path).status_code == 200, path
@@ -422,12 +411,11 @@ def test_catalog_reads_take_account_and_server_keys():
 # --- the command --------------------------------------------------------------------------------------------------------
 
 
-def test_issue_server_key_command(capsys):
+def test_issue_server_key_command(capsys, api_client_for):
     call_command("issue_server_key", "--name", "ci", "--scopes", "customers,read")
     out = json.loads(capsys.readouterr().out)
     assert out["server_key"].startswith("tls_") and out["scopes"] == ["customers", "read"]
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {out['server_key']}")
+    client = api_client_for(out["server_key"])
     assert client.get("/api/customers").status_code == 200
     from django.core.management.base import CommandError
 
@@ -435,10 +423,9 @@ def test_issue_server_key_command(capsys):
         call_command("issue_server_key", "--name", "ci", "--scopes", "admin")
 
 
-def test_last_used_is_written_at_most_once_a_minute():
+def test_last_used_is_written_at_most_once_a_minute(api_client_for):
     key, raw = server_key_issue(name="t", scopes="customers")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = api_client_for(raw)
     with time_machine.travel(datetime(2026, 12, 7, 10, 0, tzinfo=UTC), tick=False):
         client.get("/api/customers")
     key.refresh_from_db()

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from billing.models import Account, IdempotencyKey, LedgerEntry, Wallet
 from billing.services.server_keys import server_key_issue
@@ -32,18 +31,12 @@ def _raced(call, threads: int = THREADS) -> list:
         return list(pool.map(run, range(threads)))
 
 
-def _client(raw: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def test_concurrent_retries_of_a_grant_grant_once_and_answer_alike():
+def test_concurrent_retries_of_a_grant_grant_once_and_answer_alike(api_client_for):
     _, raw = server_key_issue(name="backend", scopes="customers")
-    assert _client(raw).put("/api/customers/race", {"name": "Race"}, format="json").status_code == 201
+    assert api_client_for(raw).put("/api/customers/race", {"name": "Race"}, format="json").status_code == 201
 
     def grant(n: int):
-        response = _client(raw).post(
+        response = api_client_for(raw).post(
             "/api/customers/race/credits", {"credits": "700", "reason": "welcome"}, format="json",
             HTTP_IDEMPOTENCY_KEY="one-grant",
         )  # fmt: skip
@@ -58,11 +51,11 @@ def test_concurrent_retries_of_a_grant_grant_once_and_answer_alike():
     assert IdempotencyKey.objects.count() == 1
 
 
-def test_concurrent_creates_of_one_external_id_make_one_customer():
+def test_concurrent_creates_of_one_external_id_make_one_customer(api_client_for):
     _, raw = server_key_issue(name="backend", scopes="customers")
 
     def create(n: int):
-        response = _client(raw).put(
+        response = api_client_for(raw).put(
             "/api/customers/same-id", {"name": "Same", "email": "owner@same.example"}, format="json"
         )
         return response.status_code, response.json()
@@ -73,12 +66,12 @@ def test_concurrent_creates_of_one_external_id_make_one_customer():
     assert Account.objects.filter(external_id="same-id").count() == 1
 
 
-def test_concurrent_retries_of_a_key_issue_make_one_key_and_show_it_to_all():
+def test_concurrent_retries_of_a_key_issue_make_one_key_and_show_it_to_all(api_client_for):
     _, raw = server_key_issue(name="backend", scopes="customers")
-    _client(raw).put("/api/customers/keys", {"name": "Keys"}, format="json")
+    api_client_for(raw).put("/api/customers/keys", {"name": "Keys"}, format="json")
 
     def issue(n: int):
-        response = _client(raw).post(
+        response = api_client_for(raw).post(
             "/api/customers/keys/api-keys", {"name": "prod"}, format="json", HTTP_IDEMPOTENCY_KEY="issue-1"
         )
         return response.status_code, response.json()

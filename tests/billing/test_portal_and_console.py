@@ -13,16 +13,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.models import AuditEntry, ServerKey
-from billing.services.server_keys import server_key_issue
 
 pytestmark = pytest.mark.usefixtures("catalog")
-
-
-def server_client(scopes: str = "customers") -> APIClient:
-    _, raw = server_key_issue(name="backend", scopes=scopes)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
 
 
 def text(response) -> str:
@@ -30,8 +22,8 @@ def text(response) -> str:
 
 
 @pytest.fixture
-def api() -> APIClient:
-    client = server_client()
+def api(server_client) -> APIClient:
+    client = server_client("customers")
     client.put("/api/customers/acme", {"name": "Acme Ltd", "email": "owner@acme.example"}, format="json")
     client.post("/api/customers/acme/credits", {"credits": "12345", "reason": "x"}, format="json",
                 HTTP_IDEMPOTENCY_KEY="seed")  # fmt: skip
@@ -136,7 +128,7 @@ def admin_client(db) -> Client:
     return client
 
 
-def test_staff_issue_a_server_key_once_see_last_use_and_revoke_it(admin_client):
+def test_staff_issue_a_server_key_once_see_last_use_and_revoke_it(admin_client, api_client_for):
     form = admin_client.get("/admin/billing/serverkey/add/")
     assert form.status_code == 200 and "Issue a server key" in text(form)
     page = admin_client.post("/admin/billing/serverkey/add/", {"name": "prod backend", "scopes": ["customers", "read"]})
@@ -149,8 +141,7 @@ def test_staff_issue_a_server_key_once_see_last_use_and_revoke_it(admin_client):
     assert key.created_by is not None and key.created_by.username == "root"
     assert (key.name, key.scopes) == ("prod backend", ["customers", "read"])
 
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    client = api_client_for(raw)
     assert client.get("/api/customers").status_code == 200
     listing = text(admin_client.get("/admin/billing/serverkey/"))
     assert f"tls_{key.prefix}_…" in listing and "prod backend" in listing and "customers, read" in listing

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from billing.models import Account, AutoRecharge, LedgerEntry, TopUp, Wallet
 from billing.services.topups import auto_recharge_check, auto_recharge_configure, auto_recharge_run
@@ -212,30 +211,25 @@ class TestRun:
 
 
 class TestSettings:
-    def _client(self, account: Account) -> APIClient:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
-        return client
-
-    def test_put_attaches_the_card_and_turns_it_on(self, stripe_recorder):
+    def test_put_attaches_the_card_and_turns_it_on(self, stripe_recorder, api_client_for):
         stripe_recorder.on("POST", "/v1/payment_methods/pm_new/attach", {"id": "pm_new", "object": "payment_method"})
         account = AccountFactory.create(owner_email="o@settings.test")
         body = {"enabled": True, "threshold_credits": "50000", "amount_usd": "25", "payment_method_id": "pm_new"}
-        response = self._client(account).put("/api/billing/auto-recharge", body, format="json")
+        response = api_client_for(account).put("/api/billing/auto-recharge", body, format="json")
         assert response.status_code == 200, response.json()
         assert response.json()["enabled"] is True
         attach = stripe_recorder.only("POST", "/v1/payment_methods/pm_new/attach")
         customer = Account.objects.get(pk=account.pk).stripe_customer_id
         assert (attach.form, attach.idempotency_key) == ({"customer": customer}, f"payment-method:{account.pk}:pm_new")
-        assert self._client(account).get("/api/billing/auto-recharge").json()["amount_usd"] == "25.000000000000"
+        assert api_client_for(account).get("/api/billing/auto-recharge").json()["amount_usd"] == "25"
 
     @pytest.mark.django_db(transaction=True)
-    def test_a_declined_card_is_refused_with_402(self, stripe_recorder):
+    def test_a_declined_card_is_refused_with_402(self, stripe_recorder, api_client_for):
         stripe_recorder.on("POST", "/v1/payment_methods/pm_card_visa_chargeDeclined/attach", lambda _r: (402, DECLINED))
         account = AccountFactory.create()
         body = {"enabled": True, "threshold_credits": "100", "amount_usd": "10",
                 "payment_method_id": "pm_card_visa_chargeDeclined"}  # fmt: skip
-        response = self._client(account).put("/api/billing/auto-recharge", body, format="json")
+        response = api_client_for(account).put("/api/billing/auto-recharge", body, format="json")
         assert response.status_code == 402
         assert response.json()["error"] == "card_declined"
         assert not AutoRecharge.objects.filter(account=account, enabled=True).exists()
@@ -245,9 +239,9 @@ class TestSettings:
         with pytest.raises(Exception, match="needs a saved card"):
             auto_recharge_configure(account=account, enabled=True, threshold_credits="100", amount_usd="10")
 
-    def test_without_stripe_it_answers_503(self, stripe_off):
+    def test_without_stripe_it_answers_503(self, stripe_off, api_client_for):
         account = AccountFactory.create()
         body = {"enabled": True, "threshold_credits": "100", "amount_usd": "10"}
-        response = self._client(account).put("/api/billing/auto-recharge", body, format="json")
+        response = api_client_for(account).put("/api/billing/auto-recharge", body, format="json")
         assert response.status_code == 503
         assert response.json()["message"] == "Stripe is not configured"

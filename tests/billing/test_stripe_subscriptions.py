@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from billing.models import Account, AuditEntry, Subscription
 from tests.billing.stripe_samples import (  # noqa: F401
@@ -19,12 +18,6 @@ from tests.billing.stripe_samples import (  # noqa: F401
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.usefixtures("catalog")
-
-
-def _client(account: Account) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
-    return client
 
 
 def _subscribed(plan: str = "starter") -> Account:
@@ -53,11 +46,13 @@ def _subscription_routes(stripe: RecordingStripe) -> None:
     )
 
 
-def test_subscribing_without_a_stripe_subscription_opens_checkout(stripe_recorder):
+def test_subscribing_without_a_stripe_subscription_opens_checkout(stripe_recorder, api_client_for):
     stripe_recorder.on("POST", "/v1/checkout/sessions",
                        {"id": "cs_sub", "object": "checkout.session", "url": "https://checkout.stripe.com/c/pay/cs_sub"})  # fmt: skip
     account = AccountFactory.create(plan="free", owner_email="o@sub.test")
-    response = _client(account).post("/api/billing/subscription", {"plan": "pro", "interval": "year"}, format="json")
+    response = api_client_for(account).post(
+        "/api/billing/subscription", {"plan": "pro", "interval": "year"}, format="json"
+    )
     assert response.status_code == 201, response.json()
     assert response.json() == {"action": "checkout", "checkout_url": "https://checkout.stripe.com/c/pay/cs_sub",
                                "stripe_subscription_id": "", "stripe_status": ""}  # fmt: skip
@@ -77,18 +72,18 @@ def test_subscribing_without_a_stripe_subscription_opens_checkout(stripe_recorde
     assert Subscription.objects.get(account=account).plan.code == "free"
 
 
-def test_a_plan_without_a_stripe_price_is_refused(stripe_recorder):
+def test_a_plan_without_a_stripe_price_is_refused(stripe_recorder, api_client_for):
     account = AccountFactory.create(plan="free")
-    response = _client(account).post("/api/billing/subscription", {"plan": "jive"}, format="json")
+    response = api_client_for(account).post("/api/billing/subscription", {"plan": "jive"}, format="json")
     assert response.status_code == 400
     assert response.json()["error"] == "no_stripe_price"
     assert stripe_recorder.requests == []
 
 
-def test_changing_the_plan_moves_the_item_to_the_new_price(stripe_recorder):
+def test_changing_the_plan_moves_the_item_to_the_new_price(stripe_recorder, api_client_for):
     _subscription_routes(stripe_recorder)
     account = _subscribed()
-    response = _client(account).post("/api/billing/subscription", {"plan": "professional"}, format="json")
+    response = api_client_for(account).post("/api/billing/subscription", {"plan": "professional"}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["action"] == "changed"
     audit = AuditEntry.objects.get(action="stripe_subscription_change")
@@ -101,42 +96,42 @@ def test_changing_the_plan_moves_the_item_to_the_new_price(stripe_recorder):
         "proration_behavior": "create_prorations", "cancel_at_period_end": "false",
     }  # fmt: skip
     # the same change asked again is a new request (a new key), which Stripe applies as a no-op
-    _client(account).post("/api/billing/subscription", {"plan": "professional"}, format="json")
+    api_client_for(account).post("/api/billing/subscription", {"plan": "professional"}, format="json")
     keys = [r.idempotency_key for r in stripe_recorder.requests if r.method == "POST"]
     assert len(set(keys)) == 2
 
 
-def test_cancel_at_period_end_and_now(stripe_recorder):
+def test_cancel_at_period_end_and_now(stripe_recorder, api_client_for):
     _subscription_routes(stripe_recorder)
     account = _subscribed()
-    response = _client(account).delete("/api/billing/subscription", format="json")
+    response = api_client_for(account).delete("/api/billing/subscription", format="json")
     assert response.json()["action"] == "cancel_scheduled"
     later = stripe_recorder.requests[-1]
     assert (later.method, later.form) == ("POST", {"cancel_at_period_end": "true"})
     assert (
         later.idempotency_key == f"subscription-cancel:{AuditEntry.objects.get(action='stripe_subscription_cancel').pk}"
     )
-    now = _client(account).delete("/api/billing/subscription", {"at_period_end": False}, format="json")
+    now = api_client_for(account).delete("/api/billing/subscription", {"at_period_end": False}, format="json")
     assert now.json() == {"action": "canceled", "checkout_url": "", "stripe_subscription_id": "sub_live",
                           "stripe_status": "canceled"}  # fmt: skip
     assert stripe_recorder.requests[-1].method == "DELETE"
 
 
-def test_get_shows_the_local_subscription(stripe_recorder):
+def test_get_shows_the_local_subscription(stripe_recorder, api_client_for):
     account = _subscribed()
-    body = _client(account).get("/api/billing/subscription").json()
+    body = api_client_for(account).get("/api/billing/subscription").json()
     assert (body["plan"], body["status"], body["stripe_subscription_id"]) == ("starter", "active", "sub_live")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_cancel_without_a_stripe_subscription_is_a_conflict(stripe_recorder):
+def test_cancel_without_a_stripe_subscription_is_a_conflict(stripe_recorder, api_client_for):
     account = AccountFactory.create(plan="free")
-    response = _client(account).delete("/api/billing/subscription", format="json")
+    response = api_client_for(account).delete("/api/billing/subscription", format="json")
     assert response.status_code == 409
     assert response.json()["error"] == "subscription_state"
 
 
-def test_without_stripe_subscribing_answers_503(stripe_off):
+def test_without_stripe_subscribing_answers_503(stripe_off, api_client_for):
     account = AccountFactory.create(plan="free")
-    response = _client(account).post("/api/billing/subscription", {"plan": "pro"}, format="json")
+    response = api_client_for(account).post("/api/billing/subscription", {"plan": "pro"}, format="json")
     assert (response.status_code, response.json()["message"]) == (503, "Stripe is not configured")

@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from billing.models import Account, AutoRecharge, LedgerEntry, StripeEvent, TopUp, Wallet
 from pricing.services import exchange_rate_set
@@ -25,12 +24,6 @@ from tests.billing.stripe_samples import (  # noqa: F401
 from tests.factories import AccountFactory
 
 pytestmark = pytest.mark.usefixtures("catalog")
-
-
-def _client(account: Account) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
-    return client
 
 
 def _checkout_route(stripe: RecordingStripe) -> None:
@@ -60,13 +53,13 @@ def _balance(account: Account) -> Decimal:
 # an error answer marks the request's transaction for rollback (DRF), which in a test is the test's own: these
 # tests that look at the database after an error run with real transactions
 @pytest.mark.django_db(transaction=True)
-def test_without_stripe_topups_answer_503(stripe_off):
+def test_without_stripe_topups_answer_503(stripe_off, api_client_for):
     account = AccountFactory.create()
-    response = _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    response = api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     assert response.status_code == 503
     assert response.json() == {"error": "stripe_not_configured", "message": "Stripe is not configured", "fields": {}}
     assert not TopUp.objects.exists()
-    status = _client(account).get("/api/billing/stripe").json()
+    status = api_client_for(account).get("/api/billing/stripe").json()
     assert (status["enabled"], status["message"]) == (False, "Stripe is not configured")
 
 
@@ -74,27 +67,27 @@ def test_without_stripe_topups_answer_503(stripe_off):
     ("amount", "message"),
     [("4.99", "between 5 and 500"), ("500.01", "between 5 and 500"), ("0", "between"), ("-5", "between")],
 )
-def test_amount_is_checked_against_min_and_max(stripe_recorder, amount, message):
+def test_amount_is_checked_against_min_and_max(stripe_recorder, amount, message, api_client_for):
     account = AccountFactory.create()
-    response = _client(account).post("/api/billing/topups", {"amount_usd": amount}, format="json")
+    response = api_client_for(account).post("/api/billing/topups", {"amount_usd": amount}, format="json")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_amount"
     assert message in response.json()["message"]
     assert stripe_recorder.requests == []
 
 
-def test_topup_creates_a_pending_topup_and_a_checkout_session(stripe_recorder):
+def test_topup_creates_a_pending_topup_and_a_checkout_session(stripe_recorder, api_client_for):
     _checkout_route(stripe_recorder)
     account = AccountFactory.create(name="Shop B", owner_email="b@shop.test")
-    response = _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    response = api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     assert response.status_code == 201, response.json()
     body = response.json()
     topup = TopUp.objects.get()
     assert body == {
         "topup_id": topup.pk,
-        "amount_usd": "10.00",
-        "credits": "100000.000000000000",  # 10 USD at 10,000 credits per USD
-        "rate": "10000.000000000000",
+        "amount_usd": "10",
+        "credits": "100000",  # 10 USD at 10,000 credits per USD
+        "rate": "10000",
         "checkout_url": topup.checkout_url,
         "status": "pending",
     }
@@ -120,16 +113,16 @@ def test_topup_creates_a_pending_topup_and_a_checkout_session(stripe_recorder):
         "cancel_url": "http://127.0.0.1:8000/?checkout=canceled",
     }
     assert _balance(account) == 0  # nothing is credited before Stripe says it is paid
-    detail = _client(account).get(f"/api/billing/topups/{topup.pk}").json()
-    assert (detail["status"], detail["credits"]) == ("pending", "100000.000000000000")
+    detail = api_client_for(account).get(f"/api/billing/topups/{topup.pk}").json()
+    assert (detail["status"], detail["credits"]) == ("pending", "100000")
 
 
 def test_completed_checkout_credits_once_at_the_rate_fixed_at_creation(
-    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager
+    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager, api_client_for
 ):
     _checkout_route(stripe_recorder)
     account = AccountFactory.create()
-    _client(account).post("/api/billing/topups", {"amount_usd": "25"}, format="json")
+    api_client_for(account).post("/api/billing/topups", {"amount_usd": "25"}, format="json")
     topup = TopUp.objects.get()
     exchange_rate_set(currency="CREDITS", rate="20000", reason="price change after the top-up started")
     event = _completed(topup, amount_total=2500)
@@ -156,11 +149,11 @@ def test_completed_checkout_credits_once_at_the_rate_fixed_at_creation(
 
 
 def test_a_session_that_does_not_match_the_topup_fails_and_credits_nothing(
-    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager
+    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager, api_client_for
 ):
     _checkout_route(stripe_recorder)
     account = AccountFactory.create()
-    _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     topup = TopUp.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, _completed(topup, amount_total=100))
@@ -170,10 +163,12 @@ def test_a_session_that_does_not_match_the_topup_fails_and_credits_nothing(
     assert _balance(account) == 0
 
 
-def test_an_unpaid_session_waits(stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager):
+def test_an_unpaid_session_waits(
+    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager, api_client_for
+):
     _checkout_route(stripe_recorder)
     account = AccountFactory.create()
-    _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     topup = TopUp.objects.get()
     with django_capture_on_commit_callbacks(execute=True):
         post_event(client, _completed(topup, payment_status="unpaid"))
@@ -182,13 +177,15 @@ def test_an_unpaid_session_waits(stripe_recorder, client, django_capture_on_comm
 
 
 def test_saving_the_card_keeps_it_for_auto_recharge(
-    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager
+    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager, api_client_for
 ):
     _checkout_route(stripe_recorder)
     stripe_recorder.on("GET", "/v1/payment_intents/pi_demo_1",
                        {"id": "pi_demo_1", "object": "payment_intent", "status": "succeeded", "payment_method": "pm_saved"})  # fmt: skip
     account = AccountFactory.create()
-    _client(account).post("/api/billing/topups", {"amount_usd": "10", "save_payment_method": True}, format="json")
+    api_client_for(account).post(
+        "/api/billing/topups", {"amount_usd": "10", "save_payment_method": True}, format="json"
+    )
     topup = TopUp.objects.get()
     assert (
         stripe_recorder.only("POST", "/v1/checkout/sessions").form["payment_intent_data[setup_future_usage]"]
@@ -201,23 +198,23 @@ def test_saving_the_card_keeps_it_for_auto_recharge(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_stripe_down_while_starting_a_topup_answers_503_and_marks_it_failed(stripe_recorder):
+def test_stripe_down_while_starting_a_topup_answers_503_and_marks_it_failed(stripe_recorder, api_client_for):
     stripe_recorder.on(
         "POST", "/v1/checkout/sessions", lambda _req: (503, {"error": {"type": "api_error", "message": "down"}})
     )
     account = AccountFactory.create()
-    response = _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    response = api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     assert response.status_code == 503
     assert response.json()["error"] == "stripe_unavailable"
     assert TopUp.objects.get().status == "failed"
 
 
 def test_expired_checkout_cancels_the_pending_topup(
-    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager
+    stripe_recorder, client, django_capture_on_commit_callbacks, celery_eager, api_client_for
 ):
     _checkout_route(stripe_recorder)
     account = AccountFactory.create()
-    _client(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
+    api_client_for(account).post("/api/billing/topups", {"amount_usd": "10"}, format="json")
     topup = TopUp.objects.get()
     event = _completed(topup, status="expired", payment_status="unpaid")
     event.update({"id": "evt_expired", "type": "checkout.session.expired"})

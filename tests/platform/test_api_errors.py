@@ -9,10 +9,10 @@ import json
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.http import HttpRequest
 from django.test import Client
 from django.urls import path
+from rest_framework.test import APIClient
 
 from tests.factories import AccountFactory, UserFactory
 
@@ -28,14 +28,8 @@ urlpatterns = [
 
 
 @pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
-
-
-@pytest.fixture
-def account_client(catalog) -> Client:
-    account = AccountFactory.create(plan="jive", credits="10000")
-    return Client(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+def account_client(catalog, api_client_for) -> APIClient:
+    return api_client_for(AccountFactory.create(plan="jive", credits="10000"))
 
 
 @pytest.fixture

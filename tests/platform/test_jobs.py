@@ -18,14 +18,8 @@ from billing.services.wallet import wallet_grant
 from config import tasks
 from core.jobs import job_lock
 from core.models import JobRun
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, EventFactory, events_record
 from usage.models import Alert
-from usage.services.recording import usage_record_batch
-
-
-@pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", stdout=StringIO())
 
 
 def _state():
@@ -46,11 +40,7 @@ def test_month_end_closes_periods_opens_new_ones_and_a_second_run_changes_nothin
         starter = AccountFactory.create(plan="starter", owner_email="owner@shop.test")
         jive = AccountFactory.create(plan="jive", credits="100")
         wallet_grant(account=jive, credits="50", reason="promo", expires_at=datetime(2026, 11, 30, tzinfo=UTC))
-        usage_record_batch(
-            account=starter,
-            raw_events=[{"request_id": f"m{n}", "model": "qwen-3-32b", "input_tokens": 10, "output_tokens": 10}
-                        for n in range(1500)],
-        )  # fmt: skip
+        events_record(starter, EventFactory.build_batch(1500, input_tokens=10, output_tokens=10))
         period_current(account=jive, as_of=datetime(2026, 11, 10, 12, tzinfo=UTC))
     with (
         time_machine.travel(datetime(2026, 12, 1, 3, tzinfo=UTC), tick=False),
@@ -100,10 +90,7 @@ def test_a_job_whose_lock_is_held_is_skipped_and_recorded():
 @pytest.mark.usefixtures("catalog")
 def test_check_integrity_finds_a_planted_mismatch_and_exits_1():
     account = AccountFactory.create(plan="jive", credits="100")
-    usage_record_batch(
-        account=account,
-        raw_events=[{"request_id": "a", "model": "qwen-3-32b", "input_tokens": 1000, "output_tokens": 500}],
-    )
+    events_record(account, [EventFactory.build(request_id="a", input_tokens=1000, output_tokens=500)])
     out = StringIO()
     call_command("check_integrity", stdout=out)
     assert json.loads(out.getvalue()) == {"ok": True, "problems": []}

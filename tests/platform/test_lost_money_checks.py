@@ -19,17 +19,11 @@ from billing.services.periods import period_close
 from config import tasks
 from core.jobs import job_lock
 from core.models import JobRun
-from tests.factories import AccountFactory
+from tests.factories import AccountFactory, EventFactory, events_record
 from usage.models import UsageEvent
-from usage.services.recording import usage_record_batch
 
 OCT_10 = datetime(2026, 10, 10, 12, tzinfo=UTC)
 NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", stdout=StringIO())
 
 
 def _problems() -> list[dict[str, str]]:
@@ -44,9 +38,9 @@ def _checks() -> set[str]:
 
 
 def _record(account: Any, request_id: str, tokens: int, **extra: Any) -> None:
-    usage_record_batch(account=account, raw_events=[
-        {"request_id": request_id, "model": "qwen-3-32b", "input_tokens": tokens - 1000, "output_tokens": 1000, **extra}
-    ])  # fmt: skip
+    events_record(
+        account, [EventFactory.build(request_id=request_id, input_tokens=tokens - 1000, output_tokens=1000, **extra)]
+    )
 
 
 @pytest.fixture

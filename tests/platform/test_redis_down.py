@@ -10,7 +10,6 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.test import APIClient
 
 from billing.models import Wallet
 from config.celery import app as celery_app
@@ -65,14 +64,13 @@ def _assert_json_error(response, status, error):
 
 
 @pytest.mark.django_db(transaction=True)  # commits for real, so on_commit queues tasks on the stopped broker
-def test_with_redis_stopped_recording_works_and_what_needs_redis_answers_503(broker_on):
+def test_with_redis_stopped_recording_works_and_what_needs_redis_answers_503(broker_on, api_client_for):
     call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
     # Jive limits requests per hour; the threshold makes recording queue an alert check on the broker
     account = AccountFactory.create(plan="jive", credits="100", owner_email=OWNER, owner_password=PASSWORD)
     account.low_balance_threshold = Decimal("98")
     account.save(update_fields=["low_balance_threshold"])
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")  # type: ignore[attr-defined]
+    api = api_client_for(account)
     assert api.post("/api/usage/authorize", _event("warm", max_output_tokens=10), format="json").status_code == 200
 
     broker_on.stop()

@@ -30,12 +30,6 @@ from pricing.models import (
 from pricing.selectors import catalog_generation, catalog_snapshot
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """admin_user's password hash is the slowest part of each test's setup; these tests never check passwords."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def text(response) -> str:
     """The page as a person reads it: no tags, scripts or styles, whitespace collapsed."""
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", response.content.decode(), flags=re.S)

@@ -35,11 +35,6 @@ def _basic(username: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:pw-for-tests-only".encode()).decode()
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def user_client(seeded_catalog):
     client = APIClient()

@@ -11,12 +11,10 @@ from typing import Any
 
 import pytest
 import time_machine
-from django.core.management import call_command
 
 from billing.models import Account
 from reconciliation.services.runs import RunResult, reconciliation_run
-from tests.factories import AccountFactory
-from usage.services.recording import usage_record_batch
+from tests.factories import AccountFactory, EventFactory, events_record
 
 SAMPLES = Path(__file__).parent / "samples"
 # the samples are October 2026; the clock is pinned to the month after, so reports and windows do not drift
@@ -31,11 +29,6 @@ def _pinned_clock():
 
 def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
-
-
-@pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", verbosity=0, stdout=io.StringIO())
 
 
 @pytest.fixture
@@ -62,13 +55,12 @@ def record() -> Record:
 
     def make(account: Account, *events: tuple[str, str, str, int, int, int]) -> None:
         raw = [
-            {"request_id": rid, "model": model, "occurred_at": when, "input_tokens": inp,
-             "cached_input_tokens": cached, "output_tokens": out}
+            EventFactory.build(request_id=rid, model=model, occurred_at=when, input_tokens=inp, cached_input_tokens=cached,
+                         output_tokens=out)
             for rid, model, when, inp, cached, out in events
         ]  # fmt: skip
         received = max(at(e[2].removesuffix("Z")) for e in events) + timedelta(days=1)
-        result = usage_record_batch(account=account, raw_events=raw, received_at=received)
-        assert [r.status for r in result.results] == ["recorded"] * len(events), result.results
+        assert events_record(account, raw, received_at=received) == ["recorded"] * len(events)
 
     return make
 

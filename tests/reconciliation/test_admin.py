@@ -19,11 +19,6 @@ from reconciliation.models import ReconciliationLine, ReconciliationRun
 from tests.reconciliation.conftest import run_file, sample
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def text(response) -> str:
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", response.content.decode(), flags=re.S)
     return " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())

@@ -44,8 +44,8 @@ def test_requests_sample_matches_and_sets_each_events_actual_cost(sample_events)
     result = run_file(sample("requests.csv"), as_of=AS_OF)
     summary = result.summary
     assert (summary["rows"], summary["matched"], summary["discrepancy"], summary["not_found"]) == (3, 3, 0, 0)
-    assert (summary["errors"], summary["not_in_export"], summary["match_rate"]) == (0, 0, "1.0000")
-    assert summary["total_actual_usd"] == summary["total_calculated_usd"] == "0.005535000000"
+    assert (summary["errors"], summary["not_in_export"], summary["match_rate"]) == (0, 0, "1")
+    assert summary["total_actual_usd"] == summary["total_calculated_usd"] == "0.005535"
     assert result.run is not None and result.run.events_updated == 3
     assert event_state("req_0002") == (D("0.000285"), "matched", AS_OF)
     # matched requests are rolled up per day x model (each event carries its own actual cost and status)
@@ -133,7 +133,7 @@ def test_not_found_and_not_in_export(account, record):
     )
     result = run_file(content, as_of=AS_OF)
     s = result.summary
-    assert (s["matched"], s["not_found"], s["not_in_export"], s["match_rate"]) == (1, 1, 1, "0.5000")
+    assert (s["matched"], s["not_found"], s["not_in_export"], s["match_rate"]) == (1, 1, 1, "0.5")
     found = lines(result.run)
     assert (found["ghost"].status, found["ghost"].reason_code) == ("not_found", "missing_events")
     assert (found["unlisted"].status, found["unlisted"].calculated_usd) == ("not_in_export", D("0.00015"))
@@ -184,7 +184,7 @@ def test_a_request_id_repeated_chunks_apart_is_an_error_too(sample_events, monke
     content = sample("requests.csv") + b"req_0001,2026-10-01T10:00:00Z,gpt-4o-mini,1000,500,0,0.99\r\n"
     result = run_file(content, as_of=AS_OF)
     assert (result.summary["matched"], result.summary["discrepancy"], result.summary["errors"]) == (3, 0, 1)
-    assert result.summary["total_actual_usd"] == "0.005535000000"  # the repeat's 0.99 is not counted
+    assert result.summary["total_actual_usd"] == "0.005535"  # the repeat's 0.99 is not counted
     error = result.run.lines.get(status="error")  # type: ignore[union-attr]
     assert (error.line_number, error.reason) == (5, "request id repeated (an earlier row matched its event)")
     assert event_state("req_0001")[:2] == (D("0.00045"), "matched")

@@ -22,7 +22,7 @@ def test_stats_sum_the_rollups(jive_account, api_client_for):
     ])  # fmt: skip
     body = client.get("/api/usage/stats").json()
     assert body["total_tokens"] == 3600
-    assert body["total_cost_usd"] == "0.000435000000"
+    assert body["total_cost_usd"] == "0.000435"
     assert body["avg_cost_usd"].startswith("0.0002175")
     assert set(body["by_model"]) == {"qwen-3-32b", "gpt-4o-mini"}
     assert body["by_operation_type"]["summary"]["events"] == 1

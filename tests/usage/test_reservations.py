@@ -39,10 +39,10 @@ def test_release_frees_the_hold_at_once_and_is_idempotent(jive_account, api_clie
 
     first = client.post("/api/usage/reservations/r1/release")
     assert first.status_code == 200
-    assert first.json() == {"request_id": "r1", "status": "released", "released_credits": "1.500000000000"}
+    assert first.json() == {"request_id": "r1", "status": "released", "released_credits": "1.5"}
     assert _wallet(jive_account) == (Decimal(10000), Decimal(0))
     balance = client.get("/api/billing/balance").json()
-    assert balance["available_credits"] == "10000.000000000000"
+    assert balance["available_credits"] == "10000"
 
     again = client.post("/api/usage/reservations/r1/release")
     assert (again.status_code, again.json()) == (200, first.json())
@@ -91,7 +91,7 @@ def test_reading_a_reservation_follows_its_life(jive_account, api_client_for):
     _authorize(client, "b")
     _authorize(client, "c")
     active = client.get("/api/usage/reservations/a").json()
-    assert (active["status"], active["held_credits"], active["closed_at"]) == ("active", "1.500000000000", None)
+    assert (active["status"], active["held_credits"], active["closed_at"]) == ("active", "1.5", None)
     _record(client, "a")
     client.post("/api/usage/reservations/b/release")
     assert client.get("/api/usage/reservations/a").json()["status"] == "settled"
