@@ -146,6 +146,35 @@ def _remember(request: Request, decision: RateDecision) -> None:
         django_request.rate_limit = decision  # type: ignore[attr-defined]
 
 
+# how long an account's requests-per-hour is remembered: a plan change reaches the rate limit within this time
+PLAN_LIMIT_CACHE_SECONDS = 60
+
+
+def _plan_requests_per_hour(account_id: int) -> int | None:
+    """The requests per hour of the account's plan now (None: not limited), remembered for a minute so the
+    throttle reads no row on the hot path; without the cache it is read from the database."""
+    name = f"ratelimit:plan-limit:{account_id}"
+    backend = caches["default"]
+    try:
+        remembered = None if cache_is_down() else backend.get(name)
+    except CACHE_ERRORS:
+        cache_mark_down()
+        remembered = None
+    if remembered is not None:
+        return int(remembered) or None
+    plan_code = Subscription.objects.filter(account_id=account_id).values_list("plan__code", flat=True).first()
+    try:
+        limit = catalog_snapshot().plan(plan_code or "").terms_at(timezone.now()).requests_per_hour or 0
+    except PricingError:
+        limit = 0
+    if not cache_is_down():
+        try:
+            backend.set(name, limit, timeout=PLAN_LIMIT_CACHE_SECONDS)
+        except CACHE_ERRORS:
+            cache_mark_down()
+    return limit or None
+
+
 class PlanRateThrottle(BaseThrottle):
     """The plan's `requests_per_hour` per account; plans without one are not limited."""
 
@@ -156,16 +185,11 @@ class PlanRateThrottle(BaseThrottle):
         principal = request.user
         if not isinstance(principal, AccountPrincipal):
             return True
-        plan_code = Subscription.objects.filter(account=principal.account).values_list("plan__code", flat=True).first()
-        try:
-            terms = catalog_snapshot().plan(plan_code or "").terms_at(timezone.now())
-        except PricingError:
+        account_id = principal.account_ref.pk
+        limit = _plan_requests_per_hour(account_id)
+        if not limit:
             return True
-        if not terms.requests_per_hour:
-            return True
-        decision = rate_limit_take(
-            key=f"ratelimit:plan:{principal.account.pk}", limit=terms.requests_per_hour, period_seconds=3600
-        )
+        decision = rate_limit_take(key=f"ratelimit:plan:{account_id}", limit=limit, period_seconds=3600)
         _remember(request, decision)
         self._wait = decision.retry_after_seconds
         return decision.allowed
@@ -189,7 +213,7 @@ def usage_events_rate_take(*, request: Request, events: int) -> None:
     key = (
         f"ratelimit:events:server:{server_key.pk}"
         if server_key is not None
-        else f"ratelimit:events:{principal.account.pk}"
+        else f"ratelimit:events:{principal.account_ref.pk}"
     )
     try:
         decision = rate_limit_take(key=key, limit=limit, period_seconds=60, cost=max(1, events))
