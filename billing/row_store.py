@@ -40,6 +40,7 @@ def account_wallet_periods_lock(
     left to consume), the wallet and the periods by id; None when no such period exists (nothing is locked then).
     The rows are locked in the one order: the account, the wallet, then each period by id.
     """
+    params: list[Any]
     if period_ids is not None:
         period_filter, params = "p.id = ANY(%s)", [account_id, period_ids]
     else:
@@ -80,7 +81,7 @@ def ledger_post(
         "SELECT id FROM entry"
     )
     balance_after = wallet.balance + credits
-    params = [
+    params: list[Any] = [
         wallet.pk, kind, credits, usd_amount, rate, reference, balance_after, actor_id, reason, created_at,
         credits, release_held, updated_at, wallet.pk,
     ]  # fmt: skip

@@ -42,10 +42,10 @@ def account_rows_lock(
         found = row_store.account_wallet_periods_lock(account_id=account_id, period_ids=period_ids, at=at)
         if found is None:
             return None
-        account, wallet, periods = found
+        account, wallet, locked = found
         return LockedRows(
             status=account["status"], low_balance_threshold=account["low_balance_threshold"], wallet=wallet,
-            periods={p.pk: p for p in periods}, grants_live=account["grants_live"],
+            periods={p.pk: p for p in locked}, grants_live=account["grants_live"],
         )  # fmt: skip
     status, threshold = (
         Account.objects.select_for_update().filter(pk=account_id).values_list("status", "low_balance_threshold").get()
@@ -56,7 +56,7 @@ def account_rows_lock(
         in_question = in_question.filter(pk__in=period_ids)
     else:
         in_question = in_question.filter(start__lte=at, end__gt=at)
-    periods = {p.pk: p for p in in_question.order_by("pk")}
-    if not periods:
+    by_id = {p.pk: p for p in in_question.order_by("pk")}
+    if not by_id:
         return None
-    return LockedRows(status=status, low_balance_threshold=threshold, wallet=wallet, periods=periods, grants_live=None)
+    return LockedRows(status=status, low_balance_threshold=threshold, wallet=wallet, periods=by_id, grants_live=None)

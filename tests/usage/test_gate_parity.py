@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from billing.models import BillingPeriod, Wallet
-from pricing.rating import FeatureUse  # noqa: F401 - the request type's field, for readers
+from tests.factories import AccountFactory
 from usage.models import DailyUsage, Reservation
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.recording import usage_record_batch
 from usage.services.reservations import ReservationError
-from tests.factories import AccountFactory
 
 pytestmark = [pytest.mark.usefixtures("catalog"), pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +31,7 @@ def _authorize(account, request_id: str, *, input_tokens: int = 1000, max_output
         )  # fmt: skip
     except ReservationError as exc:
         return ("refused", exc.code)
-    except Exception as exc:  # noqa: BLE001 - the kind of error is what both paths must agree on
+    except Exception as exc:  # the kind of error is what both paths must agree on
         return ("error", type(exc).__name__)
     held = decision.reservation.held_credits if decision.reservation else None
     return (decision.allowed, decision.reason, held, decision.remaining, [a.model_id for a in decision.alternatives])

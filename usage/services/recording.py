@@ -647,7 +647,7 @@ def _rollup_buckets(rows: list[_Row]) -> list[RollupBucket]:
         bucket[3] += row.cost_usd
         bucket[4] += row.charge_usd
         bucket[5] += row.credits
-    return [(*key, *sums) for key, sums in sorted(buckets.items())]  # type: ignore[misc]
+    return [(*key, *sums) for key, sums in sorted(buckets.items())]
 
 
 def _rollup(rows: list[_Row]) -> None:
