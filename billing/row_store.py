@@ -36,8 +36,8 @@ def account_wallet_periods_lock(
 ) -> tuple[dict[str, Any], Wallet, list[BillingPeriod]] | None:
     """Lock the account, its wallet and periods in one statement: the periods named, or the one in force `at`.
 
-    Answers the account's status, low_balance_threshold and grants_live (whether the wallet has unexpired grants
-    left to consume), the wallet and the periods by id; None when no such period exists (nothing is locked then).
+    Answers the account's status and low_balance_threshold, the wallet and the periods by id; None when no such
+    period exists (nothing is locked then).
     The rows are locked in the one order: the account, the wallet, then each period by id.
     """
     params: list[Any]
@@ -47,8 +47,6 @@ def account_wallet_periods_lock(
         period_filter, params = 'p.start <= %s AND p."end" > %s', [account_id, at, at]
     sql = (
         f"SELECT a.status, a.low_balance_threshold, "  # noqa: S608 - names from the models
-        f"EXISTS (SELECT 1 FROM {CreditGrant._meta.db_table} g WHERE g.wallet_id = w.id "
-        "AND g.expired_at IS NULL AND g.remaining > 0), "
         f"{_columns(Wallet, 'w')}, {_columns(BillingPeriod, 'p')} "
         f"FROM {Account._meta.db_table} a JOIN {Wallet._meta.db_table} w ON w.account_id = a.id "
         f"JOIN {BillingPeriod._meta.db_table} p ON p.account_id = a.id "
@@ -59,31 +57,40 @@ def account_wallet_periods_lock(
         rows = cursor.fetchall()
     if not rows:
         return None
-    status, threshold, grants_live = rows[0][:3]
-    wallet = _instance(Wallet, rows[0][3 : 3 + _WALLET_WIDTH])
-    periods = [_instance(BillingPeriod, row[3 + _WALLET_WIDTH :]) for row in rows]
-    return {"status": status, "low_balance_threshold": threshold, "grants_live": grants_live}, wallet, periods
+    status, threshold = rows[0][:2]
+    wallet = _instance(Wallet, rows[0][2 : 2 + _WALLET_WIDTH])
+    periods = [_instance(BillingPeriod, row[2 + _WALLET_WIDTH :]) for row in rows]
+    return {"status": status, "low_balance_threshold": threshold}, wallet, periods
 
 
 def ledger_post(
     *, wallet: Wallet, kind: str, credits: Decimal, usd_amount: Decimal, rate: Decimal | None, reference: str,
     actor_id: int | None, reason: str, created_at: datetime, release_held: Decimal, updated_at: datetime,
+    consume_grants: bool,
 ) -> LedgerEntry | None:  # fmt: skip
-    """Insert the ledger entry and move the (locked) wallet by it in one statement; None when the reference was
-    posted before (the unique (wallet, kind, reference) constraint), in which case nothing moved."""
-    table = LedgerEntry._meta.db_table
+    """Insert the ledger entry, move the (locked) wallet by it and, for a debit with `consume_grants`, spend the
+    wallet's expiring grants, in one statement; None when the reference was posted before (the unique
+    (wallet, kind, reference) constraint), in which case nothing moved."""
+    table, grants = LedgerEntry._meta.db_table, CreditGrant._meta.db_table
+    # a debit spends expiring grants soonest expiry first (wallet._grants_consume): each grant gives what the debit
+    # still needs after the grants before it; this statement's snapshot is taken under the wallet's lock
     sql = (
         f"WITH entry AS (INSERT INTO {table} (wallet_id, kind, credits, usd_amount, rate, reference, balance_after, "  # noqa: S608
         "actor_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (wallet_id, kind, reference) DO NOTHING RETURNING id), "
         f"moved AS (UPDATE {Wallet._meta.db_table} SET balance = balance + %s, held = held - %s, updated_at = %s "
-        "WHERE id = %s AND EXISTS (SELECT 1 FROM entry)) "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM entry)), "
+        f"live AS (SELECT id, COALESCE(SUM(remaining) OVER (ORDER BY expires_at, id ROWS BETWEEN UNBOUNDED PRECEDING "
+        f"AND 1 PRECEDING), 0) AS before FROM {grants} WHERE wallet_id = %s AND expired_at IS NULL AND remaining > 0), "
+        f"spent AS (UPDATE {grants} g SET remaining = g.remaining - LEAST(g.remaining, %s - live.before) FROM live "
+        "WHERE g.id = live.id AND live.before < %s AND EXISTS (SELECT 1 FROM entry)) "
         "SELECT id FROM entry"
     )
+    spend = -credits if consume_grants and credits < 0 else Decimal(0)
     balance_after = wallet.balance + credits
     params: list[Any] = [
         wallet.pk, kind, credits, usd_amount, rate, reference, balance_after, actor_id, reason, created_at,
-        credits, release_held, updated_at, wallet.pk,
+        credits, release_held, updated_at, wallet.pk, wallet.pk, spend, spend,
     ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

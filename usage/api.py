@@ -345,13 +345,14 @@ class UsageAuthorizeApi(OwnTransactionAccountApi):
         serializer = self.AuthorizeInputSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
+        snapshot = catalog_snapshot()
         try:
             decision = reservation_create(
-                account=request_account_ref(request),
+                account=request_account_ref(request), snapshot=snapshot,
                 request=AuthorizeRequest(
                     request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
                     max_output_tokens=max_output_tokens_for(
-                        model=values["model"], asked=values["max_output_tokens"], snapshot=catalog_snapshot()
+                        model=values["model"], asked=values["max_output_tokens"], snapshot=snapshot
                     ),
                     operation_type=values["operation_type"], features=tuple(values["features"]),
                     images=values["images"], dimensions=PriceDimensionsSerializer.dimensions(values),

@@ -25,7 +25,6 @@ class LockedRows:
     low_balance_threshold: Decimal
     wallet: Wallet
     periods: dict[int, BillingPeriod]
-    grants_live: bool | None  # whether the wallet has grants to consume; None: not known (the ORM path)
 
 
 def raw_sql_enabled() -> bool:
@@ -45,7 +44,7 @@ def account_rows_lock(
         account, wallet, locked = found
         return LockedRows(
             status=account["status"], low_balance_threshold=account["low_balance_threshold"], wallet=wallet,
-            periods={p.pk: p for p in locked}, grants_live=account["grants_live"],
+            periods={p.pk: p for p in locked},
         )  # fmt: skip
     status, threshold = (
         Account.objects.select_for_update().filter(pk=account_id).values_list("status", "low_balance_threshold").get()
@@ -59,4 +58,4 @@ def account_rows_lock(
     by_id = {p.pk: p for p in in_question.order_by("pk")}
     if not by_id:
         return None
-    return LockedRows(status=status, low_balance_threshold=threshold, wallet=wallet, periods=by_id, grants_live=None)
+    return LockedRows(status=status, low_balance_threshold=threshold, wallet=wallet, periods=by_id)

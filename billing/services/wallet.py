@@ -65,25 +65,20 @@ def wallet_post(
     at: datetime | None = None,
     wallet: Wallet | None = None,
     release_held: Decimal | None = None,
-    grants_live: bool | None = None,
 ) -> Posting:
     """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
     credits (balance - held) below zero raises InsufficientCredits and posts nothing.
 
     `wallet` is the account's wallet when the caller has already locked it in this transaction (its balance as
     read under that lock); `release_held` is what the settled reservations behind this debit held, released in
-    the same update as the balance (and on its own when the posting turns out to be a replay). `grants_live` False
-    says the wallet has no grants to consume (billing.services.locks knows it), which saves their lookup.
+    the same update as the balance (and on its own when the posting turns out to be a replay).
     """
     amount = _credits(credits)
     if wallet is not None and not overdraft_guard and raw_sql_enabled():
-        posting = _post_in_one_statement(
+        return _post_in_one_statement(
             wallet=wallet, kind=kind, credits=amount, reference=reference, usd_amount=to_decimal(usd_amount),
             rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0),
         )  # fmt: skip
-        if posting.created and amount < 0 and kind != Kind.EXPIRY and grants_live is not False:
-            _grants_consume(wallet=wallet, credits=-amount)
-        return posting
     # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
     with transaction.atomic(savepoint=overdraft_guard):
         if wallet is None:
@@ -123,14 +118,14 @@ def _post_in_one_statement(
     *, wallet: Wallet, kind: str, credits: Decimal, reference: str, usd_amount: Decimal, rate: Decimal | None,
     actor: Actor, reason: str, at: datetime | None, release_held: Decimal,
 ) -> Posting:  # fmt: skip
-    """wallet_post on PostgreSQL for a wallet the caller locked: the entry and the balance in one statement, the
-    replay of a reference answered by its first entry, with no savepoint."""
+    """wallet_post on PostgreSQL for a wallet the caller locked: the entry, the balance and the grants a debit
+    spends in one statement, the replay of a reference answered by its first entry, with no savepoint."""
     now = timezone.now()
     actor_user = actor_or_none(actor)
     entry = row_store.ledger_post(
         wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
         actor_id=actor_user.pk if actor_user is not None else None, reason=reason, created_at=at or now,
-        release_held=release_held, updated_at=now,
+        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY,
     )  # fmt: skip
     if entry is not None:
         return Posting(entry, created=True)

@@ -117,8 +117,12 @@ def _line(request: AuthorizeRequest, model: str, at: datetime, snapshot: Catalog
 
 
 @transaction.atomic
-def reservation_create(*, account: Account, request: AuthorizeRequest, now: datetime | None = None) -> Decision:
-    """Decide whether the account may make this call now; if so, hold its worst-case cost."""
+def reservation_create(
+    *, account: Account, request: AuthorizeRequest, now: datetime | None = None,
+    snapshot: CatalogSnapshot | None = None,
+) -> Decision:  # fmt: skip
+    """Decide whether the account may make this call now; if so, hold its worst-case cost. `snapshot` is the
+    catalog the caller already holds for this request (read now when not given)."""
     now = now or timezone.now()
     gate = _gate_read(account=account, request_id=request.request_id, now=now)
     fingerprint = authorize_fingerprint(request)
@@ -135,7 +139,7 @@ def reservation_create(*, account: Account, request: AuthorizeRequest, now: date
         return Decision(allowed=True, reservation=existing)
     if gate.request.recorded:
         raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
-    snapshot = catalog_snapshot()
+    snapshot = snapshot or catalog_snapshot()
     terms = plan_terms_by_id(terms_id=gate.period.terms_id, snapshot=snapshot)
     try:
         ask = _ask(request=request, snapshot=snapshot, terms=terms, now=now, gate=gate)

@@ -491,7 +491,6 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         posting = wallet_post(
             wallet=wallet, release_held=released, account=account, kind="usage", credits=-moves.credits,
             reference=f"usage:{batch_id}", usd_amount=-moves.usd, reason=f"{len(rows)} usage events", at=at,
-            grants_live=locked.grants_live,
         )  # fmt: skip
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
