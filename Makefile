@@ -11,7 +11,7 @@ TEST_ENV := SECRET_KEY=$${SECRET_KEY:-test-only-secret-key} DEBUG=$${DEBUG:-0}
 # `make run` is the local demo: DEBUG on unless said otherwise.
 RUN_ENV := DEBUG=$${DEBUG:-1} PORT=$(PORT)
 
-.PHONY: install run test lint format typecheck migrations-check check lock clean bench bench-gate
+.PHONY: install run test lint imports format typecheck migrations-check check lock clean bench bench-gate
 
 $(STAMP): $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -43,6 +43,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+# The import arrows of DESIGN.md (pyproject.toml, [tool.importlinter]): core at the bottom, config on top.
+imports: install
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -55,7 +55,7 @@ from billing.services.api_keys import api_key_issue, api_key_revoke
 from billing.services.overage import overage_invoice_send
 from billing.services.periods import period_close, subscription_change_plan
 from billing.services.wallet import wallet_adjust
-from config.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 from pricing.errors import PricingError, UnknownPlan
 from pricing.money import Money, MoneyError
 

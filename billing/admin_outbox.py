@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from billing.models import InvoiceOutbox, LateUsageAdjustment
 from billing.services.outbox import outbox_retry_now
-from config.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 
 
 @admin.register(InvoiceOutbox)

@@ -17,7 +17,7 @@ from django.utils.cache import add_never_cache_headers
 from billing.errors import BillingError
 from billing.models import ServerKey
 from billing.services.server_keys import server_key_issue, server_key_revoke
-from config.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 
 SERVER_KEY_FORM_TEMPLATE = "admin/billing/server_key_form.html"
 SERVER_KEY_ISSUED_TEMPLATE = "admin/billing/server_key_issued.html"

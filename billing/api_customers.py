@@ -41,7 +41,7 @@ from billing.services.customers import (
 )
 from billing.services.idempotency import idempotency_run
 from billing.services.portal import portal_session_create
-from config.api_errors import ApiError
+from core.api_errors import ApiError
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX = 50, 200

@@ -29,7 +29,7 @@ from billing.services.subscriptions_stripe import (
 )
 from billing.services.topups import auto_recharge_configure, topup_create
 from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_status
-from config.api_errors import ApiError
+from core.api_errors import ApiError
 
 
 class StripeAccountApi(AccountApi):
@@ -172,7 +172,7 @@ def _request_body(result: SubscriptionRequest) -> dict[str, Any]:
     return dict(SubscriptionRequestSerializer(result).data)
 
 
-# the error body is filled in by config.openapi for every 4xx
+# the error body is filled in by core.openapi for every 4xx
 SUBSCRIPTION_CONFLICT = OpenApiResponse(
     description="the subscription is not in a state that allows this (e.g. none is live)"
 )

@@ -17,7 +17,7 @@ from billing.selectors import customer_by_external_id, customers_by_external_id
 from billing.services.api_keys import api_key_authenticate
 from billing.services.customers import external_id_check
 from billing.services.server_keys import SERVER_KEY_PREFIX, server_key_authenticate
-from config.api_errors import ApiError
+from core.api_errors import ApiError
 
 CUSTOMER_HEADER = "TokenLedger-Customer"
 

@@ -1,13 +1,10 @@
 """Why a billing operation was refused. Each has a stable `code` for the API and the commands."""
 
+from core.errors import DomainError
 
-class BillingError(Exception):
+
+class BillingError(DomainError):
     code = "billing_error"
-    status_code = 400
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class InvalidAmount(BillingError):

@@ -11,8 +11,11 @@ from typing import Any
 
 from celery import current_app, shared_task
 
+from billing.services.overage import overage_billing_resume
+from billing.services.topups import auto_recharge_accounts_due, auto_recharge_run
+from billing.services.webhooks import stripe_event_process, stripe_events_retry
 from billing.stripe_gateway import StripeTransientError
-from config.jobs import job_run, parse_as_of
+from core.jobs import job_run, parse_as_of
 
 logger = logging.getLogger("tokenledger.stripe")
 
@@ -28,8 +31,6 @@ def _countdown(retries: int) -> int:
 
 @shared_task(name="billing.stripe_event_process", bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def stripe_event_process_task(self: Any, stripe_event_id: int) -> str:
-    from billing.services.webhooks import stripe_event_process
-
     try:
         event = stripe_event_process(stripe_event_pk=stripe_event_id, raise_transient=True)
     except StripeTransientError as exc:
@@ -40,8 +41,6 @@ def stripe_event_process_task(self: Any, stripe_event_id: int) -> str:
 @shared_task(name="billing.stripe_retry", acks_late=True)
 def stripe_retry_task(as_of: str | None = None) -> dict[str, Any]:
     """Beat job: retry failed and stuck webhook events, resume overage billing a Stripe error stopped."""
-    from billing.services.overage import overage_billing_resume
-    from billing.services.webhooks import stripe_events_retry
 
     def work(moment: Any) -> dict[str, Any]:
         counts: dict[str, Any] = {f"events_{k}": v for k, v in stripe_events_retry(as_of=moment).items()}
@@ -53,8 +52,6 @@ def stripe_retry_task(as_of: str | None = None) -> dict[str, Any]:
 
 @shared_task(name="billing.auto_recharge", bind=True, max_retries=MAX_RETRIES, acks_late=True)
 def auto_recharge_task(self: Any, account_id: int, as_of: str | None = None) -> str:
-    from billing.services.topups import auto_recharge_run
-
     try:
         outcome = auto_recharge_run(account_id=account_id, now=parse_as_of(as_of))
     except StripeTransientError as exc:
@@ -66,7 +63,6 @@ def auto_recharge_task(self: Any, account_id: int, as_of: str | None = None) -> 
 def auto_recharge_sweep_task(as_of: str | None = None) -> dict[str, Any]:
     """Beat job (safety net): queue a recharge for every account with auto-recharge on whose credits are below
     its threshold (a recharge in flight is resumed, a failed one waits out its cooldown)."""
-    from billing.services.topups import auto_recharge_accounts_due
 
     def work(moment: Any) -> dict[str, Any]:
         due = auto_recharge_accounts_due()

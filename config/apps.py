@@ -1,10 +1,10 @@
 from django.apps import AppConfig
 
 
-class PlatformConfig(AppConfig):
-    """The platform pieces under config/: worker heartbeat, scheduled-job runs and their locks."""
+class CompositionConfig(AppConfig):
+    """The composition root: settings, urls, Celery and its schedule, and the commands that span the apps
+    (close_periods, check_integrity, seed_demo, run_stack). No models; nothing imports it."""
 
     name = "config"
-    label = "platform"
-    verbose_name = "Platform"
-    default_auto_field = "django.db.models.BigAutoField"
+    label = "composition"
+    verbose_name = "Composition root"

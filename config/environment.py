@@ -97,7 +97,7 @@ def redis_url(url: str | None) -> str | None:
 def cache_config(*, redis: str | None) -> dict[str, Any]:
     if redis:
         return {
-            "BACKEND": "config.cache.RedisCache",
+            "BACKEND": "core.cache.RedisCache",
             "LOCATION": redis,
             "KEY_PREFIX": "tokenledger",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

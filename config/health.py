@@ -17,9 +17,9 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from config.cache import cache_mark_down
 from config.celery import app as celery_app
-from config.models import WorkerHeartbeat
+from core.cache import cache_mark_down
+from core.models import WorkerHeartbeat
 
 
 def database_status() -> str:

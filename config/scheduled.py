@@ -17,8 +17,9 @@ from billing.services.overage import overage_outbox_send
 from billing.services.periods import close_as_of_check, periods_close_due
 from billing.services.portal import portal_sessions_purge
 from billing.services.wallet import grants_expire
-from config.jobs import job_runs_problems
-from reconciliation.integrity import Problem, integrity_check
+from core.integrity import Problem
+from core.jobs import job_runs_problems
+from reconciliation.integrity import integrity_check
 from usage.services import summaries
 from usage.services.authorization import reservations_expire
 

@@ -66,16 +66,17 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
-    "config.apps.PlatformConfig",
+    "core.apps.PlatformConfig",
     "pricing",
     "billing",
     "usage",
     "reconciliation",
+    "config.apps.CompositionConfig",
 ]
 
 MIDDLEWARE = [
-    "config.request_log.RequestLogMiddleware",
-    "config.api_errors.ApiErrorMiddleware",
+    "core.request_log.RequestLogMiddleware",
+    "core.api_errors.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -87,7 +88,7 @@ MIDDLEWARE = [
     "usage.throttling.RateLimitHeadersMiddleware",
     # last: turns a sign-in refused by the lockout into its 429 answer (config/sign_in.py)
     "axes.middleware.AxesMiddleware",
-    "config.sign_in.SignInFailureMiddleware",
+    "core.sign_in.SignInFailureMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -143,8 +144,12 @@ AXES_RESET_ON_SUCCESS = True
 # the cool-off runs from the lockout: tries during it do not extend it (the owner's own retries would)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_HTTP_RESPONSE_CODE = 429
-AXES_LOCKOUT_CALLABLE = "config.sign_in.lockout_response"
+AXES_LOCKOUT_CALLABLE = "core.sign_in.lockout_response"
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# Behind TRUSTED_PROXY_COUNT proxies that append to X-Forwarded-For, the client address is read from that header
+# (core/client_ip.py); with none (the default) the header is ignored. Sign-in pauses key on that address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 AXES_VERBOSE = False  # no start-up line on stderr (commands print one JSON object and one error line at most)
 
 LOGIN_URL = "/accounts/login/"
@@ -157,17 +162,17 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TokenLedger <billing
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "config.sign_in.BasicAuthentication",
+        "core.sign_in.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "config.parsers.DecimalJSONParser",
+        "core.parsers.DecimalJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api_errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api_errors.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -182,7 +187,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # every operation's error answers (401, 403, 404, 413, 429, 503, ...) in the one error shape
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.openapi.error_responses"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.openapi.error_responses"],
     # several bodies have a `status` field with different choices; each set gets its own name
     "ENUM_NAME_OVERRIDES": {
         "UsageStatusEnum": ["ok", "moderate", "high", "exceeded"],
@@ -243,7 +248,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "config.request_log.JsonLineFormatter"},
+        "json": {"()": "core.request_log.JsonLineFormatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain" if DEBUG else "json"},

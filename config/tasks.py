@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from config import scheduled
-from config.jobs import job_run
-from config.models import WorkerHeartbeat
+from core.jobs import job_run
+from core.models import WorkerHeartbeat
 
 
 @shared_task(name="platform.heartbeat", acks_late=True, ignore_result=True)

@@ -22,7 +22,7 @@ urlpatterns = [
 ]
 
 # Under /api/ these answer JSON in the error shape (config/api_errors.py); elsewhere Django's pages.
-handler400 = "config.api_errors.handler400"
-handler403 = "config.api_errors.handler403"
-handler404 = "config.api_errors.handler404"
-handler500 = "config.api_errors.handler500"
+handler400 = "core.api_errors.handler400"
+handler403 = "core.api_errors.handler403"
+handler404 = "core.api_errors.handler404"
+handler500 = "core.api_errors.handler500"

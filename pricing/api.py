@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.sign_in import BasicAuthentication
+from core.sign_in import BasicAuthentication
 from pricing import services
 from pricing.dimensions import STRUCTURED_PRICE_FIELDS
 from pricing.errors import CatalogValidationError, UnknownPlan

@@ -1,12 +1,10 @@
 """Why a usage line cannot be rated. Each has a stable `code` the API and the dead-letter table report."""
 
+from core.errors import DomainError
 
-class PricingError(Exception):
+
+class PricingError(DomainError):
     code = "pricing_error"
-
-    @property
-    def message(self) -> str:
-        return str(self)
 
 
 class UnknownModel(PricingError):
@@ -49,6 +47,7 @@ class CatalogValidationError(PricingError):
     """A catalog write was refused; `fields` maps field names to messages."""
 
     code = "invalid"
+    fields: dict[str, str]
 
     def __init__(self, message: str, *, fields: dict[str, str] | None = None) -> None:
         super().__init__(message)

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Prefetch
 
-from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.catalog import (
     CatalogSnapshot,
     FeatureCostVersion,

@@ -19,8 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api_errors import ApiError, PayloadTooLarge
-from config.sign_in import BasicAuthentication
+from core.api_errors import ApiError, PayloadTooLarge
+from core.sign_in import BasicAuthentication
 from reconciliation.conf import reconciliation_settings
 from reconciliation.models import ReconciliationLine, ReconciliationRun
 from reconciliation.parsers import SOURCES, UnreadableFile

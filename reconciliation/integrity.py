@@ -11,12 +11,11 @@
   events are the ones its invoice billed, its late events are the ones its adjustments count, and no on-time event
   sits in another period while its own has closed.
 
-(That no job record is `running` without a live process is checked by config.jobs, which owns job records.)
+(That no job record is `running` without a live process is checked by core.jobs, which owns job records.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +33,7 @@ from billing.models import (
     OverageBilling,
     Wallet,
 )
+from core.integrity import Problem
 from pricing.money import Money
 from pricing.rating import plan_charge
 from pricing.selectors import plan_terms_version
@@ -44,17 +44,6 @@ ZERO = Value(Decimal(0), output_field=DecimalField(max_digits=28, decimal_places
 TOLERANCE = Decimal("0.000001")
 # an outbox row the send job has not tried for this long means the job is not running
 OUTBOX_STALE = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class Problem:
-    check: str
-    object: str
-    expected: str
-    found: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"check": self.check, "object": self.object, "expected": self.expected, "found": self.found}
 
 
 def _differs(a: Decimal, b: Decimal) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
-from config.jobs import job_run
+from core.jobs import job_run
 from reconciliation.services.inbox import reconciliation_inbox_process
 
 INBOX_JOB = "reconciliation.inbox"

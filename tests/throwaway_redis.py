@@ -62,7 +62,7 @@ class ThrowawayRedis:
 @pytest.fixture
 def throwaway_redis() -> Iterator[ThrowawayRedis]:
     """Django's cache on a redis-server of the test's own; stopped (if still running) at the end."""
-    from config.cache import cache_mark_up
+    from core.cache import cache_mark_up
 
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server on PATH")
@@ -72,7 +72,7 @@ def throwaway_redis() -> Iterator[ThrowawayRedis]:
     on_redis = override_settings(
         CACHES={
             "default": {
-                "BACKEND": "config.cache.RedisCache",
+                "BACKEND": "core.cache.RedisCache",
                 "LOCATION": server.url,
                 "KEY_PREFIX": "tokenledger",
                 "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},

@@ -32,7 +32,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from billing.errors import BillingError
-from config.admin_base import ViewOnlyAdmin
+from core.admin_base import ViewOnlyAdmin
 from pricing.models import AIModel
 from usage import selectors
 from usage.models import Alert, AlertDelivery, DailyUsage, RejectedEvent, Reservation, UsageEvent

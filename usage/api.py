@@ -25,8 +25,8 @@ from rest_framework.response import Response
 from billing.api import AccountApi, OwnTransactionAccountApi
 from billing.authentication import request_account, request_account_ref, request_event_accounts
 from billing.services.periods import period_current
-from config.api_errors import ApiError, PayloadTooLarge
-from config.parsers import DecimalJSONParser
+from core.api_errors import ApiError, PayloadTooLarge
+from core.parsers import DecimalJSONParser
 from pricing.money import PRECISE
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot, plan_terms_version

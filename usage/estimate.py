@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.dimensions import Mode
 from pricing.errors import InvalidUsage

@@ -33,8 +33,8 @@ from rest_framework.throttling import BaseThrottle
 
 from billing.authentication import AccountPrincipal, ServerKeyPrincipal
 from billing.models import Subscription
-from config.api_errors import ApiError
-from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.api_errors import ApiError
+from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 from pricing.errors import PricingError
 from pricing.selectors import catalog_snapshot
 

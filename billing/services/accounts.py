@@ -17,7 +17,7 @@ from billing.services.api_keys import api_key_issue
 from billing.services.audit import Actor, audit_record
 from billing.services.periods import plan_by_code, subscription_start
 from billing.services.wallet import wallet_grant
-from config.egress import EgressRefused, egress_url_check
+from core.egress import EgressRefused, egress_url_check
 from pricing.money import MINOR_UNITS, MoneyError, to_decimal
 
 

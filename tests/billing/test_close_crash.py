@@ -22,8 +22,8 @@ from django.core.management import call_command
 from django.db import connection
 
 from billing.models import BillingPeriod, Invoice, OverageBilling
-from config.jobs import job_lock
-from config.models import JobRun
+from core.jobs import job_lock
+from core.models import JobRun
 from tests.billing.stripe_samples import Recorded, RecordingStripe, stripe_recorder  # noqa: F401
 from tests.factories import AccountFactory
 from usage.models import Alert

@@ -133,7 +133,7 @@ def test_put_refuses_an_email_of_a_staff_user():
 
 @pytest.mark.parametrize(
     ("external_id", "code"),
-    # a NUL anywhere in a path is refused before any view (config.api_errors.ApiErrorMiddleware)
+    # a NUL anywhere in a path is refused before any view (core.api_errors.ApiErrorMiddleware)
     [("a" * 129, "invalid"), ("tab%09here", "invalid"), ("nul%00byte", "malformed_request")],
 )
 def test_bad_external_ids_are_400(external_id, code):

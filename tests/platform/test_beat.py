@@ -12,7 +12,7 @@ import pytest
 from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from config.models import JobRun
+from core.models import JobRun
 from tests.platform.test_worker import _test_database_url
 
 ROOT = Path(__file__).resolve().parents[2]

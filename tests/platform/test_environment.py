@@ -58,7 +58,7 @@ def test_malformed_redis_url_names_the_variable(url):
 
 def test_redis_url_switches_cache_and_broker(tmp_path):
     url = redis_url("redis://127.0.0.1:6379/3")
-    assert cache_config(redis=url)["BACKEND"] == "config.cache.RedisCache"
+    assert cache_config(redis=url)["BACKEND"] == "core.cache.RedisCache"
     assert broker_config(redis=url, var_dir=tmp_path)[0] == "redis://127.0.0.1:6379/3"
 
 

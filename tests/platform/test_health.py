@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from config import health
 from config.celery import app as celery_app
-from config.models import WorkerHeartbeat
 from config.tasks import heartbeat
+from core.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,8 @@ from billing.models import BillingPeriod, Invoice, LedgerEntry, Wallet
 from billing.services.periods import period_current
 from billing.services.wallet import wallet_grant
 from config import tasks
-from config.jobs import job_lock
-from config.models import JobRun
+from core.jobs import job_lock
+from core.models import JobRun
 from tests.factories import AccountFactory
 from usage.models import Alert
 from usage.services.recording import usage_record_batch

@@ -17,8 +17,8 @@ from django.utils import timezone
 from billing.models import BillingPeriod, Invoice, InvoiceOutbox, LateUsageAdjustment
 from billing.services.periods import period_close
 from config import tasks
-from config.jobs import job_lock
-from config.models import JobRun
+from core.jobs import job_lock
+from core.models import JobRun
 from tests.factories import AccountFactory
 from usage.models import UsageEvent
 from usage.services.recording import usage_record_batch

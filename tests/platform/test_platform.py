@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from config.request_log import JsonLineFormatter
+from core.request_log import JsonLineFormatter
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from billing.models import Wallet
-from config.cache import cache_mark_up
 from config.celery import app as celery_app
+from core.cache import cache_mark_up
 from pricing import selectors as pricing_selectors
 from pricing.selectors import catalog_cache_invalidate
 from tests.factories import AccountFactory

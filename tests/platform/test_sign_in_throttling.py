@@ -94,3 +94,44 @@ def test_failures_are_counted_across_the_ways_in(people, settings):
         for _ in range(settings.AXES_FAILURE_LIMIT):
             _basic(target.username, WRONG)
         assert _form("/admin/login/", target.username, RIGHT).status_code == 429
+
+
+def _form_from(path: str, username: str, password: str, *, forwarded_for: str, proxy: str = "10.0.0.2"):
+    return Client().post(
+        path, {"username": username, "password": password}, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=forwarded_for
+    )
+
+
+def test_behind_a_proxy_a_guesser_pauses_only_their_own_address(people, settings):
+    """One load balancer in front: every request's socket address is the proxy's. Keyed on REMOTE_ADDR, a guesser
+    would lock the target out for everyone; keyed on the address the proxy saw, only the guesser is paused."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    target, _ = people
+    with time_machine.travel(NOW, tick=False):
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            guess = _form_from("/accounts/login/", target.username, WRONG, forwarded_for="198.51.100.7")
+        assert guess.status_code == 429
+        owner = _form_from("/accounts/login/", target.username, RIGHT, forwarded_for="203.0.113.9")
+        assert owner.status_code == 302
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_pause(people, settings):
+    """The client writes what it likes to the left of the header; only the entry our proxy appended counts."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    target, _ = people
+    with time_machine.travel(NOW, tick=False):
+        for attempt in range(settings.AXES_FAILURE_LIMIT + 2):
+            forged = f"192.0.2.{attempt}, 198.51.100.7"  # a new forged entry each time, the same real one
+            guess = _form_from("/accounts/login/", target.username, WRONG, forwarded_for=forged)
+        assert guess.status_code == 429
+
+
+def test_without_a_trusted_proxy_the_header_is_ignored(people, settings):
+    settings.TRUSTED_PROXY_COUNT = 0
+    target, _ = people
+    with time_machine.travel(NOW, tick=False):
+        for attempt in range(settings.AXES_FAILURE_LIMIT):
+            guess = _form_from(
+                "/accounts/login/", target.username, WRONG, forwarded_for=f"192.0.2.{attempt}", proxy="198.51.100.7"
+            )
+        assert guess.status_code == 429  # a new X-Forwarded-For each time changed nothing

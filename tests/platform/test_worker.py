@@ -12,8 +12,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from config.models import WorkerHeartbeat
 from config.tasks import heartbeat
+from core.models import WorkerHeartbeat
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -680,7 +680,7 @@ def test_schema_documents_every_pricing_operation_without_warnings():
     }  # fmt: skip
     put = schema["paths"]["/api/admin/tokens/models/{model_id}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ModelPutInputRequest")
-    # the error answers every operation may give come from config.openapi (404 for a path parameter, 413/415 for a body)
+    # the error answers every operation may give come from core.openapi (404 for a path parameter, 413/415 for a body)
     assert set(put["responses"]) == {"200", "201", "400", "401", "403", "404", "413", "415", "429", "503"}
     assert "input_price_per_million" in schema["components"]["schemas"]["ModelListOutput"]["properties"]
 

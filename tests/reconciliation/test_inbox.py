@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.contrib.auth import get_user_model
 
-from config.models import JobRun
+from core.models import JobRun
 from reconciliation.models import ReconciliationRun
 from reconciliation.tasks import reconciliation_inbox_task
 from tests.reconciliation.conftest import sample

@@ -14,7 +14,7 @@ from django.test import Client
 from billing.errors import InvalidAmount
 from billing.models import Account
 from billing.services.accounts import account_settings_update
-from config import egress
+from core import egress
 from tests.factories import AccountFactory
 from usage.models import AlertDelivery
 from usage.services.alerts import alert_deliver, alert_test_send

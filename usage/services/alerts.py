@@ -18,7 +18,6 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
@@ -26,7 +25,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Membership, Wallet
-from config.egress import EgressRefused, egress_post
+from core.egress import EgressRefused, egress_post
 from pricing.selectors import plan_terms_version
 from usage.models import Alert, AlertDelivery
 
@@ -230,7 +229,3 @@ def alert_test_send(*, account: Account, now: datetime | None = None) -> Alert:
     )  # fmt: skip
     assert alert is not None
     return alert
-
-
-def site_url() -> str:
-    return getattr(settings, "SITE_URL", "http://127.0.0.1:8000")

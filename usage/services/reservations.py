@@ -16,18 +16,14 @@ from django.utils import timezone
 
 from billing.models import Account
 from billing.services.wallet import wallet_lock, wallet_release
+from core.errors import DomainError
 from usage.models import Reservation, UsageEvent
 
 
-class ReservationError(Exception):
+class ReservationError(DomainError):
     """A refusal of the reservation lifecycle, with the API error code and HTTP status it answers."""
 
     code = "reservation_error"
-    status_code = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 class ReservationNotFound(ReservationError):

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from billing.errors import CloseInFuture
 from billing.services.periods import close_as_of_check
 from config import scheduled
-from config.jobs import job_run, parse_as_of
+from core.jobs import job_run, parse_as_of
 
 
 class Command(BaseCommand):

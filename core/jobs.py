@@ -30,8 +30,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from config.models import JobRun
-from reconciliation.integrity import Problem
+from core.integrity import Problem
+from core.models import JobRun
 
 logger = logging.getLogger("tokenledger.jobs")
 

@@ -81,7 +81,7 @@ def lockout_response(
 class SignInLocked(exceptions.APIException):
     """429: sign-ins are paused for this user from this address (AXES_FAILURE_LIMIT, AXES_COOLOFF_TIME).
 
-    An APIException of its own (not config.api_errors.ApiError, which imports DRF's views, which import this
+    An APIException of its own (not core.api_errors.ApiError, which imports DRF's views, which import this
     module through DEFAULT_AUTHENTICATION_CLASSES); the error handler answers it as `sign_in_locked`.
     """
 
@@ -134,7 +134,7 @@ class SignInFailureMiddleware:
 
 
 class BasicAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "config.sign_in.BasicAuthentication"
+    target_class = "core.sign_in.BasicAuthentication"
     name = "basicAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

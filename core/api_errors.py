@@ -27,7 +27,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from config.cache import CACHE_ERRORS
+from core.cache import CACHE_ERRORS
+from core.errors import DomainError
 
 _CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
@@ -47,12 +48,6 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request body is too large."
     default_code = "payload_too_large"
-
-
-class ServiceUnavailable(exceptions.APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "A service TokenLedger depends on is not available."
-    default_code = "service_unavailable"
 
 
 class ApiError(exceptions.APIException):
@@ -78,15 +73,8 @@ def _first_message(detail: Any) -> str:
 
 def _domain_error(exc: Exception) -> ApiError | None:
     """A refusal raised by a service (PricingError, BillingError, ...) as the API error it means."""
-    from billing.errors import BillingError
-    from pricing.errors import CatalogValidationError, PricingError
-
-    if isinstance(exc, CatalogValidationError):
-        return ApiError(exc.code, str(exc), fields={name: [message] for name, message in exc.fields.items()})
-    if isinstance(exc, PricingError | BillingError):
-        return ApiError(
-            exc.code, str(exc), status_code=getattr(exc, "status_code", 400), fields=getattr(exc, "fields", None)
-        )
+    if isinstance(exc, DomainError):
+        return ApiError(exc.code, str(exc), status_code=exc.status_code, fields=exc.field_messages())
     if isinstance(exc, CACHE_ERRORS):  # whatever still needs Redis while it is down: 503 JSON, never a 500
         unavailable = ApiError(
             "service_unavailable", "The cache (Redis) is not reachable; try again shortly.", status_code=503

@@ -5,8 +5,8 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from config.admin_base import ViewOnlyAdmin
-from config.models import JobRun, WorkerHeartbeat
+from core.admin_base import ViewOnlyAdmin
+from core.models import JobRun, WorkerHeartbeat
 
 
 class JobRunStatusFilter(admin.SimpleListFilter):
