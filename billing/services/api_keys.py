@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.models import Account, ApiKey
 from billing.services.audit import Actor, actor_or_none, audit_record
-from config.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
 
 KEY_PREFIX = "tl_"
 # last_used_at is written at most this often per key, so authentication stays a read on the hot path
