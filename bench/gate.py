@@ -127,7 +127,8 @@ def wrk_parse(output: str) -> dict[str, Any]:
     figures["requests_per_second"] = float(requests.group(1)) if requests else 0.0
     total = re.search(r"(\d+) requests in", output)
     figures["requests"] = int(total.group(1)) if total else 0
-    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE):
+    # a latency past a second prints as "1.02s", and wrk may pad the line: both are read
+    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE):
         figures[f"p{pct}_ms"] = round(_milliseconds(value), 2)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if non_2xx:
