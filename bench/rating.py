@@ -92,9 +92,9 @@ def _dimension_lines(at: datetime) -> list[Any]:
 
 def _add_dimension_prices() -> None:
     from pricing import services
-    from pricing.models import AIModel
+    from pricing.models import AIModel, ModelPrice
 
-    fields = {f.name for f in services.ModelPrice._meta.get_fields()}
+    fields = {f.name for f in ModelPrice._meta.get_fields()}
     if "tiers" not in fields:
         return
     haiku = AIModel.objects.get(model_id="claude-3-5-haiku")

@@ -6,8 +6,6 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # the Stripe models' console pages live in their own module (billing/admin.py holds the rest)
-        from billing import admin_outbox, admin_server_keys, admin_stripe  # noqa: F401
         from billing.authentication import ApiKeyAuthentication
         from pricing import api as pricing_api
 

@@ -11,6 +11,39 @@ class InvalidAmount(BillingError):
     code = "invalid_amount"
 
 
+class InvalidAccountName(BillingError):
+    code = "invalid_account_name"
+
+
+class UnknownDisplayCurrency(BillingError):
+    code = "unknown_display_currency"
+
+
+class UnknownAccountSetting(BillingError):
+    code = "unknown_account_setting"
+
+
+class WebhookUrlRefused(BillingError):
+    """An alert webhook URL the egress rule refuses (not https, or not a public internet address)."""
+
+    code = "webhook_url_refused"
+
+
+class InvalidAccountStatus(BillingError):
+    code = "invalid_account_status"
+
+
+class InvalidMemberRole(BillingError):
+    code = "invalid_member_role"
+
+
+class LastOwner(BillingError):
+    """An account keeps at least one owner: its last owner cannot be removed."""
+
+    code = "last_owner"
+    status_code = 409
+
+
 class InsufficientCredits(BillingError):
     code = "insufficient_credits"
     status_code = 402

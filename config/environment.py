@@ -6,6 +6,7 @@ one-line message naming the variable when the value cannot be used, so start-up 
 
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -122,3 +123,14 @@ def broker_config(*, redis: str | None, var_dir: Path) -> tuple[str, dict[str, A
         "control_folder": str(control_dir),
         "store_processed": False,
     }
+
+
+def credits_setting(name: str, raw: str) -> Decimal:
+    """A number of credits from the environment: a decimal >= 0, else a clear error naming the variable."""
+    try:
+        value = Decimal(raw.strip())
+    except InvalidOperation:
+        raise ConfigurationError(f"{name} must be a number of credits, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ConfigurationError(f"{name} must be a number of credits >= 0, got {raw!r}")
+    return value

@@ -47,6 +47,13 @@ SCHEDULE: tuple[ScheduledJob, ...] = (
         crontab={"minute": "17"},
     ),
     ScheduledJob(
+        name="alert lines",
+        task="jobs.alerts_sweep",
+        description="Alerts accounts whose available credits are below a low-balance line or whose spend reached a "
+        "spend line this period, also when no usage crossed it (a new account, a line raised past the balance).",
+        every_seconds=900,
+    ),
+    ScheduledJob(
         name="anomaly scan",
         task="jobs.anomaly_scan",
         description="Flags accounts whose last hour cost over 5x their average hour of the past week.",

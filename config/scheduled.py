@@ -20,7 +20,7 @@ from billing.services.wallet import grants_expire
 from core.integrity import Problem
 from core.jobs import job_runs_problems
 from reconciliation.integrity import integrity_check
-from usage.services import summaries
+from usage.services import alerts, summaries
 from usage.services.authorization import reservations_expire
 
 logger = logging.getLogger("tokenledger.jobs")
@@ -95,6 +95,10 @@ def expire_reservations(as_of: datetime) -> dict[str, Any]:
 
 def daily_cost_alerts(as_of: datetime) -> dict[str, Any]:
     return {"alerts": summaries.daily_cost_alerts(as_of=as_of)}
+
+
+def alerts_sweep(as_of: datetime) -> dict[str, Any]:
+    return {"alerts": alerts.alerts_sweep(as_of=as_of)}
 
 
 def anomaly_scan(as_of: datetime) -> dict[str, Any]:

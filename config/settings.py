@@ -17,6 +17,7 @@ from config.environment import (
     ConfigurationError,
     broker_config,
     cache_config,
+    credits_setting,
     database_config,
     redis_url,
 )
@@ -71,6 +72,8 @@ INSTALLED_APPS = [
     "billing",
     "usage",
     "reconciliation",
+    "console",
+    "dashboard",
     "config.apps.CompositionConfig",
 ]
 
@@ -155,7 +158,9 @@ AXES_VERBOSE = False  # no start-up line on stderr (commands print one JSON obje
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Mail (alerts, summaries): one EMAIL_URL sends real mail (smtp+tls://user:password@host:587, smtp+ssl://...:465;
+# django-environ's email_url); without it every message is printed on the console, as the demo wants.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="TokenLedger <billing@tokenledger.local>")
 
 # --- Django REST Framework and OpenAPI -------------------------------------------------------------------------
@@ -287,6 +292,14 @@ RATE_LIMIT_UNAVAILABLE_RETRY_SECONDS = env.int("RATE_LIMIT_UNAVAILABLE_RETRY_SEC
 RESERVATION_TTL_SECONDS = env.int("RESERVATION_TTL_SECONDS", default=600)
 # after an unpaid invoice, authorization answers account_past_due once this grace period has passed
 PAST_DUE_GRACE_DAYS = env.int("PAST_DUE_GRACE_DAYS", default=7)
+
+# The account dashboard (docs/dashboard.md). A new account warns its people when its available credits are below
+# LOW_BALANCE_THRESHOLD_DEFAULT (credits; the owner changes it on the alerts page, 0 turns it off). SUPPORT_EMAIL,
+# when set, is the contact the dashboard names next to a negative balance.
+LOW_BALANCE_THRESHOLD_DEFAULT = credits_setting(
+    "LOW_BALANCE_THRESHOLD_DEFAULT", env.str("LOW_BALANCE_THRESHOLD_DEFAULT", default="10000")
+)
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="")
 # characters per token used by /api/usage/estimate, by provider (Decimal strings)
 ESTIMATE_CHARS_PER_TOKEN = {"openai": Decimal("4"), "anthropic": Decimal("3.5"), "default": Decimal("4")}
 ESTIMATE_CACHE_SECONDS = 3600

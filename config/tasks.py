@@ -51,6 +51,11 @@ def daily_cost_alerts(as_of: str | None = None) -> dict[str, Any]:
     return job_run("daily_cost_alerts", as_of, scheduled.daily_cost_alerts)
 
 
+@shared_task(name="jobs.alerts_sweep", acks_late=True)
+def alerts_sweep(as_of: str | None = None) -> dict[str, Any]:
+    return job_run("alerts_sweep", as_of, scheduled.alerts_sweep)
+
+
 @shared_task(name="jobs.anomaly_scan", acks_late=True)
 def anomaly_scan(as_of: str | None = None) -> dict[str, Any]:
     return job_run("anomaly_scan", as_of, scheduled.anomaly_scan)

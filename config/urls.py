@@ -18,7 +18,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("usage.urls")),
     path("", include("reconciliation.urls")),
-    path("", include("usage.dashboard.urls")),
+    path("", include("dashboard.urls")),
 ]
 
 # Under /api/ these answer JSON in the error shape (config/api_errors.py); elsewhere Django's pages.

@@ -17,6 +17,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 class DecimalJSONParser(JSONParser):
+    """JSON whose numbers with a fraction or an exponent become Decimal, so an amount never passes through a float.
+
+    NaN and Infinity are refused; anything unreadable is a 400 (ParseError), never a 500. The API's default parser
+    (settings.REST_FRAMEWORK) and the views that name their parsers use this one.
+    """
+
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:

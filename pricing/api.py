@@ -7,13 +7,10 @@ Request and response serializers are in pricing/serializers.py.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
-from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -22,13 +19,13 @@ from django.utils.http import parse_etags, quote_etag
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
-from rest_framework.exceptions import NotFound, ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.parsers import DecimalJSONParser
 from core.sign_in import BasicAuthentication
 from pricing import services
 from pricing.dimensions import STRUCTURED_PRICE_FIELDS
@@ -85,25 +82,6 @@ MODEL_PRICE_INPUTS = {
     "image_price_per_unit": "image_price",
 }
 API_FIELD_NAMES = {service: api for api, service in MODEL_PRICE_INPUTS.items()}
-
-
-def _refuse_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
-class DecimalJSONParser(JSONParser):
-    """JSON whose numbers with a fraction or an exponent become Decimal, so an amount never passes through a float.
-
-    NaN and Infinity are refused; anything unreadable is a 400 (ParseError), never a 500.
-    """
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            reader = codecs.getreader(encoding)(stream)
-            return json.load(reader, parse_float=Decimal, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError, LookupError) as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
 
 
 # The project's error shape (config/api_errors.py), for the schema.

@@ -14,6 +14,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from pricing.display import usd_short
+
 WIDTH = Decimal(760)
 HEIGHT = Decimal(280)
 LEFT, RIGHT, TOP, BOTTOM = Decimal(78), Decimal(12), Decimal(30), Decimal(46)
@@ -29,17 +31,6 @@ class Series:
 
 def _n(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.1'), rounding=ROUND_HALF_UP):f}"
-
-
-def money_short(value: Decimal) -> str:
-    """$1.2k, $3.4M, $0.12: an axis label."""
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    for limit, suffix in ((Decimal(10) ** 6, "M"), (Decimal(10) ** 3, "k")):
-        if value >= limit:
-            return f"{sign}${(value / limit).quantize(Decimal('0.1'), rounding=ROUND_HALF_UP)}{suffix}"
-    places = Decimal("0.01") if value >= 1 or value == 0 else Decimal("0.0001")
-    return f"{sign}${value.quantize(places, rounding=ROUND_HALF_UP)}"
 
 
 def _nice_top(value: Decimal) -> Decimal:
@@ -80,7 +71,7 @@ class _Frame:
             parts.append(
                 f'<line class="grid" x1="{_n(LEFT)}" x2="{_n(WIDTH - RIGHT)}" y1="{y}" y2="{y}"/>'
                 f'<text class="tick" x="{_n(LEFT - 6)}" y="{y}" text-anchor="end" dominant-baseline="middle">'
-                f"{escape(money_short(value))}</text>"
+                f"{escape(usd_short(value))}</text>"
             )
         zero = _n(self.y(Decimal(0)))
         parts.append(f'<line class="zero" x1="{_n(LEFT)}" x2="{_n(WIDTH - RIGHT)}" y1="{zero}" y2="{zero}"/>')
@@ -145,7 +136,7 @@ def bar_chart(*, title: str, categories: Sequence[str], series: Sequence[Series]
             x = LEFT + step * index + step * Decimal("0.1") + bar * s_index
             y = frame.y(value)
             top, height = (y, zero - y) if value >= 0 else (zero, y - zero)
-            label = f"{categories[index] if index < len(categories) else ''}: {s.name} {money_short(value)} ({value})"
+            label = f"{categories[index] if index < len(categories) else ''}: {s.name} {usd_short(value)} ({value})"
             body.append(
                 f'<rect x="{_n(x)}" y="{_n(top)}" width="{_n(bar)}" height="{_n(height)}" fill="{color}">'
                 f"<title>{escape(label)}</title></rect>"

@@ -5,8 +5,9 @@ does not gets the first reason that explains it: a non-USD currency, a model nam
 counts that differ (events missing on one side), cache writes billed that our events do not carry, a bill that is
 our tokens at a service tier's prices (batch: half) or at a long-context tier's prices, cached input tokens priced
 as uncached (on either side), prices
-that drifted (with the implied price per 1M tokens where our token counts allow it), else events missing on our
-side or usage the provider did not bill.
+that drifted (with the implied price per 1M tokens where our token counts allow it). When the provider's token
+counts agree with ours (always so for a matched request), nothing is missing on either side and what remains is price
+drift; only an amount without token counts leaves events missing on our side or usage the provider did not bill.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Comparison:
     currency: str = "USD"
     model_problem: tuple[str, str] | None = None  # (reason code, text) when the model names disagree
     subject: str = "the provider"
+    one_request: bool = False  # one logged request against its one event: nothing can be missing on either side
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +148,16 @@ def _token_reason(c: Comparison) -> tuple[str, str]:
             f"{c.subject} counted {_count(theirs.cached)} cached input tokens; our events carry none, so we priced "
             "them as uncached input",
         )
-    side = (
-        "events missing on our side"
-        if theirs.total > ours.total
-        else f"we recorded more than {c.subject} counted (usage it did not bill)"
-    )
+    if c.one_request:
+        side = (
+            f"our event recorded fewer tokens than {c.subject} logged for this request"
+            if theirs.total > ours.total
+            else f"our event recorded more tokens than {c.subject} logged for this request"
+        )
+    elif theirs.total > ours.total:
+        side = "events missing on our side"
+    else:
+        side = f"we recorded more than {c.subject} counted (usage it did not bill)"
     return (
         Reason.TOKEN_COUNTS,
         f"token counts differ: {c.subject} counted input {_count(theirs.input)} (cached {_count(theirs.cached)}), "
@@ -206,6 +213,8 @@ def _explain(c: Comparison, difference: Decimal, tolerance: Tolerance) -> tuple[
                 f"{per_million(_catalog_price(price, part))}{_change(value, _catalog_price(price, part))}"
                 for part, value in drifted.items()
             )
+            if c.theirs is not None:  # the token counts agree, so only the prices can differ
+                return Reason.PRICE_DRIFT, f"price drift: {words}", drifted
             unless = (
                 "unless events are missing on our side"
                 if difference > 0
@@ -223,6 +232,8 @@ def _explain(c: Comparison, difference: Decimal, tolerance: Tolerance) -> tuple[
             )
         if not implied and not c.parts:
             mixed_hint = " (input and output are mixed, so a price change cannot be told apart)"
+    if c.theirs is not None:
+        return _drift_on_same_tokens(c, difference)
     if difference > 0:
         return (
             Reason.MISSING_EVENTS,
@@ -234,6 +245,21 @@ def _explain(c: Comparison, difference: Decimal, tolerance: Tolerance) -> tuple[
         Reason.NOT_BILLED,
         f"we calculated {usd(-difference)} more than {c.subject} billed: usage it did not bill, or lower "
         f"prices{mixed_hint}",
+        {},
+    )
+
+
+def _drift_on_same_tokens(c: Comparison, difference: Decimal) -> tuple[str, str, dict[str, Decimal]]:
+    """The provider counted the tokens we did (a matched request, or a bucket whose counts agree): nothing is missing
+    on either side, so a cost difference is the price per token."""
+    direction = "more" if difference > 0 else "less"
+    change = _change(c.calculated + difference, c.calculated).removeprefix(", ")
+    return (
+        Reason.PRICE_DRIFT,
+        f"price drift: {c.subject} charged {usd(abs(difference))} {direction} than the catalog's prices for the same "
+        f"tokens ({usd(c.calculated + difference)} against {usd(c.calculated)}"
+        f"{', ' + change if change else ''}): the provider's price changed, or a surcharge or discount the catalog "
+        "does not carry",
         {},
     )
 

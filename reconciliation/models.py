@@ -106,6 +106,8 @@ class ReconciliationLine(models.Model):
         CACHE_WRITES = "cache_writes", "cache writes not on our events"
         SERVICE_TIER = "service_tier", "batch or another service tier"
         LONG_CONTEXT = "long_context", "long-context tier"
+        REPEATED = "repeated", "request id repeated in the file"
+        NOT_LOGGED = "not_logged", "not in the gateway's log"
 
     run = models.ForeignKey(ReconciliationRun, on_delete=models.CASCADE, related_name="lines")
     status = models.CharField(max_length=20, choices=Status.choices)

@@ -199,6 +199,7 @@ class Alert(models.Model):
         PAYMENT_FAILED = "payment_failed"
         DAILY_COST = "daily_cost"
         ANOMALY = "anomaly"
+        SPEND = "spend"
         WEEKLY_SUMMARY = "weekly_summary"
         MONTHLY_SUMMARY = "monthly_summary"
         TEST = "test"
@@ -225,6 +226,30 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.threshold} for {self.account_id} ({self.period_key})"
+
+
+class AlertThreshold(models.Model):
+    """A line an account's owner draws: warn when the available credits are below it (balance) or when the period's
+    spend in USD reaches it (spend). Each fires once per period, as every alert does; one row per line."""
+
+    class Kind(models.TextChoices):
+        BALANCE = "balance", "available credits below"
+        SPEND = "spend", "spend this period reaches (USD)"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="alert_thresholds")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = PreciseDecimalField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["kind", "amount"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "kind", "amount"], name="alert_threshold_unique_line"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="alert_threshold_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} for {self.account_id}"
 
 
 class AlertDelivery(models.Model):

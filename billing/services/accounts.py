@@ -8,10 +8,21 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.errors import AlreadyMember, InvalidAmount
+from billing.errors import (
+    AlreadyMember,
+    InvalidAccountName,
+    InvalidAccountStatus,
+    InvalidAmount,
+    InvalidMemberRole,
+    LastOwner,
+    UnknownAccountSetting,
+    UnknownDisplayCurrency,
+    WebhookUrlRefused,
+)
 from billing.models import Account, Membership, Wallet
 from billing.services.api_keys import api_key_issue
 from billing.services.audit import Actor, audit_record
@@ -44,7 +55,7 @@ def account_create(
     """
     as_of = as_of or timezone.now()
     if not name.strip():
-        raise InvalidAmount("name: required")
+        raise InvalidAccountName("name: required")
     plan = plan_by_code(plan_code)
     opening: Decimal | None = None
     if credits is not None:
@@ -55,10 +66,12 @@ def account_create(
         if opening <= 0:
             raise InvalidAmount(f"credits must be > 0, got {opening}")
     if display_currency not in MINOR_UNITS or display_currency == "CREDITS":
-        raise InvalidAmount(f"unknown display currency {display_currency!r}")
+        raise UnknownDisplayCurrency(f"unknown display currency {display_currency!r}")
     account = Account.objects.create(
         name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32),
         external_id=external_id, metadata=metadata or {},
+        # the low-balance warning is on from the start; the owner moves it (or sets 0 to turn it off)
+        low_balance_threshold=settings.LOW_BALANCE_THRESHOLD_DEFAULT,
     )  # fmt: skip
     Wallet.objects.create(account=account)
     subscription_start(account=account, plan=plan, as_of=as_of)
@@ -87,7 +100,7 @@ def account_create(
 @transaction.atomic
 def member_add(*, account: Account, user: User, role: str, actor: Actor = None) -> Membership:
     if role not in Membership.Role.values:
-        raise InvalidAmount(f"role must be one of {', '.join(Membership.Role.values)}")
+        raise InvalidMemberRole(f"role must be one of {', '.join(Membership.Role.values)}")
     try:
         with transaction.atomic():
             membership = Membership.objects.create(account=account, user=user, role=role)
@@ -103,7 +116,7 @@ def account_set_status(*, account: Account, status: str, actor: Actor = None, ip
     """Suspend or reactivate. A suspended account can read its balance and invoices but not spend."""
     locked = Account.objects.select_for_update().get(pk=account.pk)
     if status not in Account.Status.values:
-        raise InvalidAmount(f"status must be one of {', '.join(Account.Status.values)}")
+        raise InvalidAccountStatus(f"status must be one of {', '.join(Account.Status.values)}")
     if locked.status != status:
         before = locked.status
         locked.status = status
@@ -129,24 +142,24 @@ def account_settings_update(
     """
     unknown = set(changes) - set(ACCOUNT_SETTINGS)
     if unknown:
-        raise InvalidAmount(f"cannot change {', '.join(sorted(unknown))}")
+        raise UnknownAccountSetting(f"cannot change {', '.join(sorted(unknown))}")
     webhook_url = str(changes.get("alert_webhook_url") or "").strip()
     if webhook_url:  # checked before the lock: it may wait on DNS
         try:
             webhook_url = egress_url_check(webhook_url)
         except EgressRefused as exc:
-            raise InvalidAmount(f"alert_webhook_url: {exc} (or leave it empty to turn webhooks off)") from None
+            raise WebhookUrlRefused(f"alert_webhook_url: {exc} (or leave it empty to turn webhooks off)") from None
     locked = Account.objects.select_for_update().get(pk=account.pk)
     before = {name: getattr(locked, name) for name in changes}
     if "name" in changes:
         name = str(changes["name"] or "").strip()
         if not name or len(name) > 200:
-            raise InvalidAmount("name: 1 to 200 characters")
+            raise InvalidAccountName("name: 1 to 200 characters")
         locked.name = name
     if "display_currency" in changes:
         currency = str(changes["display_currency"] or "").upper()
         if currency not in MINOR_UNITS or currency == "CREDITS":
-            raise InvalidAmount(f"unknown display currency {currency!r}")
+            raise UnknownDisplayCurrency(f"unknown display currency {currency!r}")
         locked.display_currency = currency
     if "low_balance_threshold" in changes:
         try:
@@ -183,7 +196,7 @@ def member_remove(*, membership: Membership, actor: Actor = None, ip: str | None
         .exclude(pk=locked.pk)
         .exists()
     ):
-        raise InvalidAmount("an account keeps at least one owner")
+        raise LastOwner("an account keeps at least one owner")
     audit_record(action="member_removed", account=locked.account, object_type="Membership", object_key=str(locked.user_id),
                  actor=actor, ip=ip, before={"role": locked.role})  # fmt: skip
     locked.delete()

@@ -20,7 +20,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from billing.errors import BillingError, IdempotencyConflict, InvalidAmount, InvalidCustomer
+from billing.errors import BillingError, IdempotencyConflict, InvalidCustomer, UnknownDisplayCurrency
 from billing.models import Account, Membership
 from billing.selectors import customer_owner
 from billing.services.accounts import account_create, account_set_status, account_settings_update, member_add
@@ -181,7 +181,7 @@ def _customer_create(
             owner_email=values.get("email"), display_currency=values.get("display_currency", "USD"), actor=actor,
             as_of=as_of, external_id=external_id, metadata=values.get("metadata") or {}, issue_key=False,
         )  # fmt: skip
-    except InvalidAmount as exc:  # the one account_create refusal a checked body can still meet
+    except UnknownDisplayCurrency as exc:  # the one account_create refusal a checked body can still meet
         raise _refuse("display_currency", str(exc)) from None
     return _settings_apply(account=account, values=values, actor=actor, ip=ip)
 

@@ -67,6 +67,30 @@ class TopUpStarted:
     checkout_url: str
 
 
+def topup_pending_create(
+    *, account: Account, amount_usd: object, save_payment_method: bool = False, actor: Actor = None,
+    now: datetime | None = None,
+) -> TopUp:  # fmt: skip
+    """A pending Checkout top-up of `amount_usd` (between TOPUP_MIN_USD and TOPUP_MAX_USD) for an active account,
+    its credits fixed at the rate in force now; committed at once, since its id keys what follows."""
+    conf = stripe_settings()
+    now = now or timezone.now()
+    amount = _usd(amount_usd, field="amount_usd")
+    if not conf.topup_min_usd <= amount <= conf.topup_max_usd:
+        raise InvalidAmount(
+            f"amount_usd must be between {conf.topup_min_usd} and {conf.topup_max_usd} USD, got {amount}"
+        )
+    if account.status != Account.Status.ACTIVE:
+        raise InvalidAmount(f"account {account.pk} is {account.status}: top-ups are closed")
+    rate = credits_rate(at=now)
+    with transaction.atomic():
+        return TopUp.objects.create(
+            account=account, source=TopUp.Source.CHECKOUT, amount_usd=amount, currency=USD,
+            amount_cents=Money(amount, USD).to_minor_units(), credits=precise(amount * rate), rate=rate,
+            save_payment_method=save_payment_method, created_by=actor_or_none(actor), created_at=now,
+        )  # fmt: skip
+
+
 def topup_create(
     *, account: Account, amount_usd: object, save_payment_method: bool = False, actor: Actor = None,
     now: datetime | None = None,
@@ -79,22 +103,11 @@ def topup_create(
     conf = stripe_settings()
     if not conf.enabled:
         raise gateway.StripeNotConfigured(NOT_CONFIGURED_MESSAGE)
-    now = now or timezone.now()
-    amount = _usd(amount_usd, field="amount_usd")
-    if not conf.topup_min_usd <= amount <= conf.topup_max_usd:
-        raise InvalidAmount(
-            f"amount_usd must be between {conf.topup_min_usd} and {conf.topup_max_usd} USD, got {amount}"
-        )
-    if account.status != Account.Status.ACTIVE:
-        raise InvalidAmount(f"account {account.pk} is {account.status}: top-ups are closed")
-    rate = credits_rate(at=now)
-    price = Money(amount, USD)
-    with transaction.atomic():
-        topup = TopUp.objects.create(
-            account=account, source=TopUp.Source.CHECKOUT, amount_usd=amount, currency=USD,
-            amount_cents=price.to_minor_units(), credits=precise(amount * rate), rate=rate,
-            save_payment_method=save_payment_method, created_by=actor_or_none(actor), created_at=now,
-        )  # fmt: skip
+    topup = topup_pending_create(
+        account=account, amount_usd=amount_usd, save_payment_method=save_payment_method, actor=actor, now=now
+    )
+    price = Money(topup.amount_usd, USD)
+    amount = topup.amount_usd
     try:
         customer_id = customer_ensure(account=account)
         session = gateway.checkout_session_create_payment(

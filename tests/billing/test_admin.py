@@ -338,6 +338,52 @@ def test_add_member_adds_an_existing_user_with_a_role(admin_client: Client, admi
     assert "No user with the username or email 'ghost'." in text(unknown)
 
 
+def test_remove_member_asks_first_then_removes_through_the_service(admin_client: Client, admin_user, shop: Shop):
+    ann = get_user_model().objects.create_user(username="ann", email="ann@acme.test")
+    membership = Membership.objects.create(account=shop.account, user=ann, role=Membership.Role.ADMIN)
+    remove = url("account_remove_member", shop.account.pk, membership.pk)
+    assert remove in text(admin_client.get(url("account_change", shop.account.pk)))  # the link beside the member
+
+    confirm = admin_client.get(remove)
+    assert "Remove member" in text(confirm) and "ann (admin) loses access" in text(confirm)
+    assert Membership.objects.filter(pk=membership.pk).exists()  # asking removes nothing
+
+    response = admin_client.post(remove, follow=True)
+    assert "Ann is no longer admin of Acme Shop (#1)." in text(response)
+    assert not Membership.objects.filter(pk=membership.pk).exists()
+    assert AuditEntry.objects.filter(action="member_removed", actor=admin_user, object_key=str(ann.pk)).exists()
+
+
+def test_the_last_owner_is_not_removed_and_the_refusal_is_shown(admin_client: Client, shop: Shop):
+    owner = Membership.objects.get(account=shop.account, role=Membership.Role.OWNER)
+    before = snapshot_counts()
+    response = admin_client.post(url("account_remove_member", shop.account.pk, owner.pk), follow=True)
+    assert response.redirect_chain[-1][0] == url("account_change", shop.account.pk)
+    assert "An account keeps at least one owner" in text(response)
+    assert Membership.objects.filter(pk=owner.pk).exists()
+    assert snapshot_counts() == before  # no audit entry either
+
+    second = Membership.objects.create(
+        account=shop.account, user=get_user_model().objects.create_user(username="bo"), role=Membership.Role.OWNER
+    )
+    admin_client.post(url("account_remove_member", shop.account.pk, owner.pk))
+    assert list(Membership.objects.filter(account=shop.account)) == [second]  # with another owner, it goes
+
+
+def test_removing_a_member_needs_the_permission_and_the_right_account(client: Client, admin_client: Client, shop):
+    owner = Membership.objects.get(account=shop.account)
+    other, _ = account_create(name="Other Shop", plan_code="jive", owner_email="boss@other.test")
+    assert admin_client.post(url("account_remove_member", other.pk, owner.pk)).status_code == 404
+
+    clerk = get_user_model().objects.create_user(username="clerk", password="clerk-pass-for-tests", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_account"))
+    client.force_login(clerk)
+    remove = url("account_remove_member", shop.account.pk, owner.pk)
+    assert remove not in text(client.get(url("account_change", shop.account.pk)))
+    assert client.post(remove).status_code == 403
+    assert Membership.objects.filter(pk=owner.pk).exists()
+
+
 # --- plans -------------------------------------------------------------------------------------------------------
 
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.template import Context, Template
 
+from dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
+from dashboard.templatetags.money import format_credits, format_money, price_filter
 from pricing.money import Money, MoneyError
-from usage.dashboard.charts import ChartPoint, axis_scale, bar_list_chart, column_chart, nice_step
-from usage.templatetags.money import format_credits, format_money, price_filter
 
 
 @pytest.mark.parametrize(
@@ -18,9 +18,11 @@ from usage.templatetags.money import format_credits, format_money, price_filter
     [
         (Decimal("1234.5"), "USD", "$1,234.50"),
         (Decimal("0.005"), "USD", "$0.01"),  # half up, once
-        (Decimal("0.004999"), "USD", "$0.00"),
+        (Decimal("0.004999"), "USD", "$0.005"),  # not zero, so never shown as $0.00 (issue 21)
         (Decimal("-12.345"), "USD", "-$12.35"),
-        (Decimal("-0.001"), "USD", "$0.00"),  # never "-$0.00"
+        (Decimal("-0.001"), "USD", "-$0.001"),
+        (Decimal("-0.0000001"), "USD", "-$0.0000001"),
+        (Decimal(0), "USD", "$0.00"),  # never "-$0.00"
         (Decimal("2284.01"), "ZAR", "R\u00a02,284.01"),
         (Decimal("99.999"), "EUR", "€100.00"),
         (Decimal("1234.5"), "JPY", "¥1,235"),  # no minor unit
@@ -44,10 +46,11 @@ def test_money_objects_carry_their_currency_and_floats_are_refused():
 
 def test_credits_and_prices():
     assert format_credits(Decimal("250000.000000000000")) == "250,000"
-    assert format_credits(Decimal("0.4")) == "0"
+    assert format_credits(Decimal("0.4")) == "0.4"  # under one credit: never a bare 0 (issue 21)
+    assert format_credits(Decimal("0.000321")) == "0.0003"
     assert price_filter(Decimal("0.000150000000"), "USD") == "$0.00015"
     assert price_filter(Decimal("5"), "USD") == "$5.00"
-    assert price_filter(Decimal("0.0000004"), "USD") == "$0.00"  # display rounds at 6 places
+    assert price_filter(Decimal("0.0000004"), "USD") == "$0.0000004"  # a price too small for 6 places keeps its own
 
 
 def test_filters_in_a_template():

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from dashboard.selectors import Cursor
 from tests.dashboard.conftest import NOW, spread
-from usage.dashboard.selectors import Cursor
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.usefixtures("frozen")

@@ -15,8 +15,8 @@ from rest_framework.test import APIClient
 from billing.models import Wallet
 from config.celery import app as celery_app
 from core.cache import cache_mark_up
-from pricing import selectors as pricing_selectors
 from pricing.selectors import catalog_cache_invalidate
+from pricing.selectors import snapshot_cache as pricing_selectors
 from tests.factories import AccountFactory
 from tests.throwaway_redis import throwaway_redis  # noqa: F401 - a fixture
 from usage.models import UsageEvent

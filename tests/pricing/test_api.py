@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from pricing.api import DecimalJSONParser
+from core.parsers import DecimalJSONParser
 from pricing.errors import InactiveModel, UnknownModel
 from pricing.models import AIModel, CatalogAudit, ExchangeRate, FeatureCost, ModelPrice, PlanTerms
 from pricing.rating import FeatureUse, UsageLine, rate_usage

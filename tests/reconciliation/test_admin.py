@@ -82,6 +82,17 @@ def test_lines_download_as_csv(admin_client, drift_run):
     assert len(list(csv.DictReader(io.StringIO(b"".join(only.streaming_content).decode())))) == 3
 
 
+def test_a_csv_cell_starting_with_a_formula_downloads_as_text(admin_client, catalog):
+    # a gateway log can name any request id or model: a spreadsheet must not run them
+    header = b"request_id,timestamp,model,input_tokens,output_tokens,cached_input_tokens,cost_usd\r\n"
+    run = run_file(header + b'"=HYPERLINK(""http://x"")",2026-10-01T10:00:00Z,@SUM(1),10,5,0,-0.5\r\n').run
+    assert run is not None
+    response = admin_client.get(reverse("admin:reconciliation_run_lines_csv", args=[run.pk]))
+    (row,) = csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert (row["key"], row["model_name"]) == ('\'=HYPERLINK("http://x")', "'@SUM(1)")
+    assert row["actual_usd"] == "-0.500000000000"  # a negative amount stays a number
+
+
 def test_upload_form_runs_the_file_and_shows_the_run(admin_client, account, record):
     record(account, ("req_0001", "gpt-4o-mini", "2026-10-01T10:00:00Z", 1000, 0, 500))
     url = reverse("admin:reconciliation_run_upload")

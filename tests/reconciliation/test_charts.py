@@ -6,7 +6,8 @@ import re
 from decimal import Decimal
 from xml.etree import ElementTree
 
-from reconciliation.charts import Series, bar_chart, line_chart, money_short
+from pricing.display import usd_short
+from reconciliation.charts import Series, bar_chart, line_chart
 
 
 def test_bar_chart_escapes_labels_and_hangs_negatives_below_zero():
@@ -34,6 +35,6 @@ def test_line_chart_and_empty_data():
 
 
 def test_axis_labels():
-    assert [money_short(Decimal(v)) for v in ("0", "0.05", "12.345", "2500", "-3400000")] == [
+    assert [usd_short(Decimal(v)) for v in ("0", "0.05", "12.345", "2500", "-3400000")] == [
         "$0.00", "$0.0500", "$12.35", "$2.5k", "-$3.4M",
     ]  # fmt: skip

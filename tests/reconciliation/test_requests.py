@@ -112,7 +112,7 @@ def test_discrepancy_reasons_per_request(account, record):
         "alias": "model_alias",
         "model": "model_differs",
     }
-    assert found["tokens"].reason.endswith("events missing on our side")
+    assert found["tokens"].reason.endswith("our event recorded fewer tokens than the gateway logged for this request")
     assert found["drift"].implied_output_per_million == D("1.2")
     assert (
         "the gateway's amount is our 8,000 cached input tokens priced at the full input price" in found["cached"].reason
@@ -180,7 +180,7 @@ def test_a_request_id_repeated_in_the_file_is_an_error(sample_events):
 
 
 def test_a_request_id_repeated_chunks_apart_is_an_error_too(sample_events, monkeypatch):
-    monkeypatch.setattr("reconciliation.services.requests.CHUNK", 2)  # lines 2-3, then 4-5: the repeat is apart
+    monkeypatch.setattr("reconciliation.services.requests.matcher.CHUNK", 2)  # lines 2-3, then 4-5: the repeat is apart
     content = sample("requests.csv") + b"req_0001,2026-10-01T10:00:00Z,gpt-4o-mini,1000,500,0,0.99\r\n"
     result = run_file(content, as_of=AS_OF)
     assert (result.summary["matched"], result.summary["discrepancy"], result.summary["errors"]) == (3, 0, 1)

@@ -74,6 +74,8 @@ class FakeProvider:
             return self._responses(body)
         if path.endswith("/messages"):
             return self._messages(body)
+        if path.endswith("/embeddings"):
+            return self._embeddings(body)
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
 
     def _chat(self, body: dict[str, Any]) -> httpx.Response:
@@ -130,6 +132,21 @@ class FakeProvider:
         return httpx.Response(
             200, headers={"x-request-id": request_id, "content-type": "text/event-stream"}, content=_sse(events)
         )
+
+    def _embeddings(self, body: dict[str, Any]) -> httpx.Response:
+        """One vector per input; the usage counts 7 tokens per text, or the token ids given."""
+        raw = body.get("input")
+        inputs = [raw] if isinstance(raw, str) or (raw and isinstance(raw[0], int)) else list(raw or [])
+        tokens = sum(len(item) if isinstance(item, list) else 7 for item in inputs)
+        if raw and isinstance(raw[0], int):
+            tokens = len(raw)
+        data = [{"object": "embedding", "index": i, "embedding": [0.5, -0.25]} for i, _ in enumerate(inputs)]
+        return httpx.Response(
+            200,
+            headers={"x-request-id": f"req_openai_{self.served}"},
+            json={"object": "list", "data": data, "model": body.get("model"),
+                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+        )  # fmt: skip
 
     def _messages(self, body: dict[str, Any]) -> httpx.Response:
         request_id = f"req_anthropic_{self.served}"

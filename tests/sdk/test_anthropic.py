@@ -153,3 +153,58 @@ def test_async_client_streaming_and_not(async_ledger_factory: Any, account: Any,
     total = sum(UsageEvent.objects.values_list("credits", flat=True))
     assert UsageEvent.objects.count() == 2
     assert wallet_of(account) == (Decimal(10000) - total, Decimal(0))
+
+
+def test_the_stream_helper_is_metered_however_it_is_read(
+    ledger: TokenLedger, account: Any, provider: FakeProvider, sent: list[dict[str, Any]]
+) -> None:
+    """`messages.stream(...)` reads the events itself: the call is authorized when its block opens and recorded
+    from the message it accumulated, whether read as text, as events, or with get_final_message()."""
+    client = wrap_anthropic(_client(provider), ledger)
+    manager = client.messages.stream(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES,
+                                     tokenledger={"request_id": "h1"})  # fmt: skip
+    assert provider.calls == [] and not Reservation.objects.exists()  # nothing leaves before the block opens
+    with manager as stream:
+        assert Reservation.objects.get(request_id="h1").status == "active"
+        assert "".join(stream.text_stream) == "Hello there"
+    with client.messages.stream(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES,
+                                tokenledger={"request_id": "h2"}) as stream:  # fmt: skip
+        assert stream.get_final_message().usage.output_tokens == 400
+    assert "tokenledger" not in provider.calls[0]["body"]
+    first, second = _assert_message_recorded(account, "h1"), _assert_message_recorded(account, "h2")
+    assert [e["provider_request_id"] for e in _recorded(sent)] == ["req_anthropic_1", "req_anthropic_2"]
+    assert wallet_of(account) == (Decimal(10000) - first.credits - second.credits, Decimal(0))
+
+
+def test_the_stream_helper_denied_or_failing_sends_nothing_and_keeps_nothing(
+    ledger: TokenLedger, account: Any, provider: FakeProvider
+) -> None:
+    client = wrap_anthropic(_client(provider), ledger)
+    with pytest.raises(Denied), client.messages.stream(model="claude-3-5-haiku", max_tokens=10_000_000,
+                                                       messages=MESSAGES):  # fmt: skip
+        pass
+    assert provider.calls == []
+    provider.failures = [529]
+    with (
+        pytest.raises(anthropic.APIStatusError),
+        client.messages.stream(
+            model="claude-3-5-haiku", max_tokens=100, messages=MESSAGES, tokenledger={"request_id": "h3"}
+        ),
+    ):
+        pass
+    assert Reservation.objects.get(request_id="h3").status == "released"
+    assert not UsageEvent.objects.exists()
+    assert wallet_of(account) == (Decimal(10000), Decimal(0))
+
+
+def test_the_async_stream_helper_is_metered(async_ledger_factory: Any, account: Any, provider: FakeProvider) -> None:
+    async def scenario() -> None:
+        async with async_ledger_factory() as ledger:
+            client = wrap_anthropic(_async_client(provider), ledger)
+            async with client.messages.stream(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES,
+                                              tokenledger={"request_id": "ah1"}) as stream:  # fmt: skip
+                assert [text async for text in stream.text_stream] == ["Hello there"]
+
+    asyncio.run(scenario())
+    event = _assert_message_recorded(account, "ah1")
+    assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))

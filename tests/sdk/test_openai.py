@@ -168,3 +168,37 @@ def test_async_client_streaming_and_not(async_ledger_factory: Any, account: Any,
 def test_a_sync_client_needs_a_sync_ledger(async_ledger_factory: Any, provider: FakeProvider) -> None:
     with pytest.raises(TypeError):
         wrap_openai(_client(provider), async_ledger_factory())
+
+
+@pytest.fixture
+def embedding_model(catalog: None) -> None:
+    """text-embedding-3-small at OpenAI's list price, $0.02 per million input tokens."""
+    from datetime import UTC, datetime
+
+    from pricing.models import AIModel
+    from pricing.services import model_create, model_price_set
+
+    if not AIModel.objects.filter(model_id="text-embedding-3-small").exists():
+        model_create(model_id="text-embedding-3-small", display_name="Embedding 3 small", provider="openai",
+                     mode="embedding")  # fmt: skip
+    model_price_set(
+        model=AIModel.objects.get(model_id="text-embedding-3-small"), input_per_million="0.02",
+        output_per_million="0", effective_from=datetime(2024, 1, 2, tzinfo=UTC), reason="list price",
+    )  # fmt: skip
+
+
+def test_embeddings_hold_the_input_only_and_record_the_reported_count(
+    embedding_model: None, ledger: TokenLedger, account: Any, provider: FakeProvider, sent: list[dict[str, Any]]
+) -> None:
+    client = wrap_openai(_client(provider), ledger)
+    client.embeddings.create(model="text-embedding-3-small", input=["first text", "second text"],
+                             tokenledger={"request_id": "emb1"})  # fmt: skip
+    client.embeddings.create(model="text-embedding-3-small", input=[101, 102, 103, 104, 105],
+                             tokenledger={"request_id": "emb2"})  # fmt: skip
+    asked = [s["json"] for s in sent if s["path"] == "/api/usage/authorize"]
+    assert [a["max_output_tokens"] for a in asked] == [0, 0]  # an embedding holds no output
+    assert asked[1]["input_tokens"] == 5  # token ids are counted, not estimated
+    first, second = UsageEvent.objects.get(request_id="emb1"), UsageEvent.objects.get(request_id="emb2")
+    assert (first.input_tokens, first.output_tokens, second.input_tokens) == (14, 0, 5)
+    assert _events_sent(sent)[0]["provider_request_id"] == "req_openai_1"
+    assert wallet_of(account) == (Decimal(10000) - first.credits - second.credits, Decimal(0))

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from billing.errors import InvalidAmount
+from billing.errors import WebhookUrlRefused
 from billing.models import Account
 from billing.services.accounts import account_settings_update
 from core import egress
@@ -81,7 +81,7 @@ def _deliver_to(account: Account, url: str) -> AlertDelivery:
 )  # fmt: skip
 def test_a_private_address_is_refused_when_set(url):
     account = _account()
-    with pytest.raises(InvalidAmount, match="not a public internet address"):
+    with pytest.raises(WebhookUrlRefused, match="not a public internet address"):
         account_settings_update(account=account, alert_webhook_url=url)
     account.refresh_from_db()
     assert account.alert_webhook_url == ""
@@ -97,7 +97,7 @@ def test_a_private_address_is_refused_when_set(url):
     ],
 )
 def test_other_bad_urls_are_refused_with_the_reason(url, message):
-    with pytest.raises(InvalidAmount, match=message):
+    with pytest.raises(WebhookUrlRefused, match=message):
         account_settings_update(account=_account(), alert_webhook_url=url)
 
 

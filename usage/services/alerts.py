@@ -21,13 +21,14 @@ from typing import Any
 from django.core.mail import EmailMultiAlternatives
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Membership, Wallet
 from core.egress import EgressRefused, egress_post
 from pricing.selectors import plan_terms_version
-from usage.models import Alert, AlertDelivery
+from usage.models import Alert, AlertDelivery, AlertThreshold
 
 logger = logging.getLogger("tokenledger.alerts")
 
@@ -175,49 +176,152 @@ def percent(used: Decimal, included: Decimal | None) -> Decimal | None:
 
 
 def alerts_check_account(*, account: Account, as_of: datetime) -> int:
-    """Raise the quota, overage and low-balance alerts the account's state calls for now. Idempotent."""
-    raised = 0
+    """Raise the quota, overage, low-balance and spend alerts the account's state calls for now. Idempotent."""
     period = (
         BillingPeriod.objects.select_related("terms__plan", "plan")
         .filter(account=account, start__lte=as_of, end__gt=as_of)
         .first()
     )
+    lines = account_alert_lines(account=account)
+    raised = _balance_alerts(account=account, period=period, lines=lines.balance, as_of=as_of)
     if period is not None:
-        terms = plan_terms_version(period.terms)
-        used_pct = percent(period.units_used, period.included_units)
-        key = period.start.date().isoformat()
-        if used_pct is not None:
-            for threshold in terms.alert_thresholds:
-                if used_pct >= threshold:
-                    raised += bool(alert_raise(
-                        account=account, kind=Alert.Kind.QUOTA, threshold=threshold, period_key=key,
-                        value=used_pct.quantize(Decimal("0.01"), ROUND_HALF_UP),
-                        subject=f"{account.name} has used {threshold} % of its {period.unit} this period",
-                        message=(f"{period.units_used.normalize():f} of {period.included_units.normalize():f} "  # type: ignore[union-attr]
-                                 f"{period.unit} used ({used_pct:.1f} %) in the period ending {period.end:%Y-%m-%d}."),
-                        context={"period_start": period.start, "period_end": period.end}, now=as_of,
-                    ))  # fmt: skip
-            if used_pct > 100 and terms.overage_allowed and not terms.hard_limit:
-                raised += bool(alert_raise(
-                    account=account, kind=Alert.Kind.OVERAGE_STARTED, threshold=100, period_key=key,
-                    value=period.units_used - (period.included_units or 0),
-                    subject=f"{account.name} is past its included {period.unit}: overage has started",
-                    message=f"Usage beyond the included {period.unit} is billed at ${terms.overage_rate} per unit.",
-                    now=as_of,
-                ))  # fmt: skip
-    low_line = account.low_balance_threshold
-    if low_line > 0:
-        wallet = Wallet.objects.get(account=account)
-        available = wallet.balance - wallet.held
-        if available < low_line:
-            key = period.start.date().isoformat() if period else as_of.date().isoformat()
-            raised += bool(alert_raise(
-                account=account, kind=Alert.Kind.LOW_BALANCE, threshold=low_line, period_key=key, value=available,
-                subject=f"{account.name}'s credit balance is low",
-                message=f"{available.normalize():f} credits are available, below the {low_line.normalize():f} set.",
-                now=as_of,
-            ))  # fmt: skip
+        raised += _quota_alerts(account=account, period=period, as_of=as_of)
+        raised += _spend_alerts(account=account, period=period, lines=lines.spend, as_of=as_of)
     return raised
+
+
+def _quota_alerts(*, account: Account, period: BillingPeriod, as_of: datetime) -> int:
+    terms = plan_terms_version(period.terms)
+    used_pct = percent(period.units_used, period.included_units)
+    if used_pct is None:
+        return 0
+    raised = 0
+    key = period.start.date().isoformat()
+    for threshold in terms.alert_thresholds:
+        if used_pct >= threshold:
+            raised += bool(alert_raise(
+                account=account, kind=Alert.Kind.QUOTA, threshold=threshold, period_key=key,
+                value=used_pct.quantize(Decimal("0.01"), ROUND_HALF_UP),
+                subject=f"{account.name} has used {threshold} % of its {period.unit} this period",
+                message=(f"{period.units_used.normalize():f} of {period.included_units.normalize():f} "  # type: ignore[union-attr]
+                         f"{period.unit} used ({used_pct:.1f} %) in the period ending {period.end:%Y-%m-%d}."),
+                context={"period_start": period.start, "period_end": period.end}, now=as_of,
+            ))  # fmt: skip
+    if used_pct > 100 and terms.overage_allowed and not terms.hard_limit:
+        raised += bool(alert_raise(
+            account=account, kind=Alert.Kind.OVERAGE_STARTED, threshold=100, period_key=key,
+            value=period.units_used - (period.included_units or 0),
+            subject=f"{account.name} is past its included {period.unit}: overage has started",
+            message=f"Usage beyond the included {period.unit} is billed at ${terms.overage_rate} per unit.",
+            now=as_of,
+        ))  # fmt: skip
+    return raised
+
+
+def _balance_alerts(*, account: Account, period: BillingPeriod | None, lines: list[Decimal], as_of: datetime) -> int:
+    """One alert per line the available credits are below, however they got there: crossing it, or starting under
+    it (a new account, a line raised past the balance)."""
+    if not lines:
+        return 0
+    wallet = Wallet.objects.get(account=account)
+    available = wallet.balance - wallet.held
+    key = period.start.date().isoformat() if period else as_of.date().isoformat()
+    raised = 0
+    for line in (line for line in lines if available < line):
+        raised += bool(alert_raise(
+            account=account, kind=Alert.Kind.LOW_BALANCE, threshold=line, period_key=key, value=available,
+            subject=f"{account.name}'s credit balance is low",
+            message=f"{available.normalize():f} credits are available, below the {line.normalize():f} set.",
+            now=as_of,
+        ))  # fmt: skip
+    return raised
+
+
+def _spend_alerts(*, account: Account, period: BillingPeriod, lines: list[Decimal], as_of: datetime) -> int:
+    """One alert per spend line the period's charge (USD) has reached."""
+    spent = period.charge_usd
+    raised = 0
+    for line in (line for line in lines if spent >= line):
+        raised += bool(alert_raise(
+            account=account, kind=Alert.Kind.SPEND, threshold=line, period_key=period.start.date().isoformat(),
+            value=spent, subject=f"{account.name} has spent ${line.normalize():f} this period",
+            message=f"${spent.quantize(Decimal('0.01'), ROUND_HALF_UP)} spent in the period ending "
+            f"{period.end:%Y-%m-%d}, at or past the ${line.normalize():f} set.",
+            now=as_of,
+        ))  # fmt: skip
+    return raised
+
+
+@dataclass(frozen=True)
+class AlertLines:
+    """The account's alert lines: balance lines in credits, spend lines in USD, lowest first."""
+
+    balance: list[Decimal]
+    spend: list[Decimal]
+
+
+def account_alert_lines(*, account: Account) -> AlertLines:
+    """The account's own low-balance threshold (0: off) with the owner's extra lines."""
+    rows = AlertThreshold.objects.filter(account=account).values_list("kind", "amount")
+    balance = {amount for kind, amount in rows if kind == AlertThreshold.Kind.BALANCE}
+    if account.low_balance_threshold > 0:
+        balance.add(account.low_balance_threshold)
+    spend = {amount for kind, amount in rows if kind == AlertThreshold.Kind.SPEND}
+    return AlertLines(balance=sorted(balance), spend=sorted(spend))
+
+
+class AlertThresholdRefused(Exception):
+    """An alert line the owner asked for that cannot be kept; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+MAX_THRESHOLDS_PER_ACCOUNT = 20
+
+
+def alert_threshold_add(*, account: Account, kind: str, amount: Decimal, now: datetime | None = None) -> bool:
+    """Add an alert line. The same line twice is kept once (the unique constraint): False the second time."""
+    if kind not in AlertThreshold.Kind.values:
+        raise AlertThresholdRefused(f"unknown kind of alert {kind!r}")
+    if amount <= 0:
+        raise AlertThresholdRefused("a threshold must be above 0")
+    if AlertThreshold.objects.filter(account=account).count() >= MAX_THRESHOLDS_PER_ACCOUNT:
+        raise AlertThresholdRefused(f"an account keeps at most {MAX_THRESHOLDS_PER_ACCOUNT} alert lines")
+    try:
+        with transaction.atomic():
+            AlertThreshold.objects.create(account=account, kind=kind, amount=amount, created_at=now or timezone.now())
+    except IntegrityError:
+        return False
+    _check_on_commit(account)
+    return True
+
+
+def alert_threshold_remove(*, account: Account, threshold_id: int) -> bool:
+    """Remove one of the account's lines (another account's id removes nothing)."""
+    deleted, _ = AlertThreshold.objects.filter(account=account, pk=threshold_id).delete()
+    return bool(deleted)
+
+
+def _check_on_commit(account: Account) -> None:
+    """A new line may already be passed: check now (after the commit) rather than at the next crossing."""
+    from usage.tasks import alerts_check_task
+
+    transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
+
+
+def alert_lines_changed(*, account: Account) -> None:
+    """The account's own low-balance threshold changed (alert settings): check it against the balance now."""
+    _check_on_commit(account)
+
+
+def alerts_sweep(*, as_of: datetime) -> int:
+    """Check every active account with an alert line, so a balance that is below a line (an account that started
+    under it, a line raised past the balance) alerts without waiting for usage to cross it. Idempotent."""
+    has_lines = Exists(AlertThreshold.objects.filter(account=OuterRef("pk")))
+    accounts = Account.objects.filter(status=Account.Status.ACTIVE).filter(Q(low_balance_threshold__gt=0) | has_lines)
+    return sum(alerts_check_account(account=account, as_of=as_of) for account in accounts.iterator(chunk_size=500))
 
 
 def alert_test_send(*, account: Account, now: datetime | None = None) -> Alert:

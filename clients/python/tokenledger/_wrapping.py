@@ -89,7 +89,12 @@ def estimate_tokens(*parts: Any) -> int:
 
 
 def plan_call(
-    kwargs: dict[str, Any], options: WrapOptions, *, max_output: int | None, input_parts: tuple[Any, ...]
+    kwargs: dict[str, Any],
+    options: WrapOptions,
+    *,
+    max_output: int | None,
+    input_parts: tuple[Any, ...],
+    input_count: int | None = None,
 ) -> Plan:
     """Take our per-call options out of the provider kwargs (`tokenledger={...}`) and plan the call."""
     own = dict(kwargs.pop("tokenledger", None) or {})
@@ -103,6 +108,8 @@ def plan_call(
         input_tokens = int(own["input_tokens"])
     elif options.estimate_input_tokens is not None:
         input_tokens = int(options.estimate_input_tokens(kwargs))
+    elif input_count is not None:  # the call gives its input as token ids: they are counted, not estimated
+        input_tokens = input_count
     else:
         input_tokens = estimate_tokens(*input_parts)
     metadata = {**(options.metadata or {}), **(own.get("metadata") or {})} or None
@@ -113,26 +120,39 @@ def plan_call(
         request_id=own.get("request_id") or new_request_id(),
         model=model,
         input_tokens=input_tokens,
-        max_output_tokens=int(own.get("max_output_tokens") or max_output or options.default_max_output_tokens),
+        max_output_tokens=int(
+            _first_given(own.get("max_output_tokens"), max_output, options.default_max_output_tokens)
+        ),
         operation_type=own.get("operation_type", options.operation_type),
         features=own.get("features"),
         event_fields={k: v for k, v in fields.items() if v is not None},
     )
 
 
-class StreamMeter(Protocol):
-    """Reads a provider stream's items as they pass: the usage when the provider sends it, else what was seen."""
+def _first_given(*values: Any) -> Any:
+    """The first value that is not None (0 is a value: an embedding holds no output)."""
+    return next(value for value in values if value is not None)
 
-    items: int
 
-    def feed(self, item: Any) -> None: ...
+class StreamOutcome(Protocol):
+    """What a stream used once it ended: the usage when the provider sent it, else what was seen."""
+
+    @property
+    def items(self) -> int:
+        """How many items have passed (0: nothing came, and the hold is released)."""
 
     def usage(self) -> MeteredUsage | None: ...
 
     def seen_output_tokens(self) -> int: ...
 
 
-def stream_outcome(plan: Plan, meter: StreamMeter, provider_request_id: str | None) -> dict[str, Any] | None:
+class StreamMeter(StreamOutcome, Protocol):
+    """Reads a provider stream's items as they pass."""
+
+    def feed(self, item: Any) -> None: ...
+
+
+def stream_outcome(plan: Plan, meter: StreamOutcome, provider_request_id: str | None) -> dict[str, Any] | None:
     """The event for a stream that ended (or was closed, or broke): the provider's usage when it came; an estimate
     from what was streamed when it did not; None when nothing came at all (the hold is released instead)."""
     metered = meter.usage()
@@ -203,9 +223,10 @@ class SyncMeter:
         except BaseException:
             self.release(plan)
             raise
-        return MeteredStream(stream, meter, lambda: self._finish(plan, meter, header(stream, request_id_header)))
+        return MeteredStream(stream, meter, lambda: self.finish(plan, meter, header(stream, request_id_header)))
 
-    def _finish(self, plan: Plan, meter: StreamMeter, provider_request_id: str | None) -> None:
+    def finish(self, plan: Plan, meter: StreamOutcome, provider_request_id: str | None) -> None:
+        """Record what a stream used when it ended, or release its hold when nothing came."""
         event = stream_outcome(plan, meter, provider_request_id)
         if event is None:
             self.release(plan)
@@ -246,18 +267,18 @@ class AsyncMeter:
         except BaseException:
             await self.release(plan)
             raise
+        return AsyncMeteredStream(stream, meter, lambda: self.finish(plan, meter, header(stream, request_id_header)))
 
-        async def finish() -> None:
-            event = stream_outcome(plan, meter, header(stream, request_id_header))
-            if event is None:
-                await self.release(plan)
-                return
-            try:
-                await self.ledger.record(event)
-            except TokenLedgerError as error:
-                record_failed(self.options, error)
-
-        return AsyncMeteredStream(stream, meter, finish)
+    async def finish(self, plan: Plan, meter: StreamOutcome, provider_request_id: str | None) -> None:
+        """Record what a stream used when it ended, or release its hold when nothing came."""
+        event = stream_outcome(plan, meter, provider_request_id)
+        if event is None:
+            await self.release(plan)
+            return
+        try:
+            await self.ledger.record(event)
+        except TokenLedgerError as error:
+            record_failed(self.options, error)
 
 
 class MeteredStream:

@@ -4,8 +4,9 @@
 streaming (`stream=True`) or not. Every call is authorized before it leaves (a denial raises `Denied` and nothing is
 sent to Anthropic) and recorded with its usage: cache reads and the 5-minute and 1-hour cache writes as the
 contract names them (see `tokenledger.usage_mapping`); a stream's usage is read from `message_start` and
-`message_delta`. A call that fails releases its hold. The `messages.stream(...)` helper is not metered: use
-`create(stream=True)`.
+`message_delta`. The `messages.stream(...)` helper is metered too: authorized when its `with` block opens (the
+request leaves then), recorded from the message it accumulated when the block closes, however the stream was read
+(`text_stream`, events, `get_final_message()`), or left early. A call that fails releases its hold.
 """
 
 from __future__ import annotations
@@ -43,6 +44,88 @@ class MessageStreamMeter:
 
     def seen_output_tokens(self) -> int:
         return -(-self._chars // 4)
+
+
+class SnapshotMeter:
+    """The usage of a `messages.stream(...)` helper's stream, read from the message it accumulated: the helper
+    reads the events itself, so the wrapper looks at the result rather than at each event."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _snapshot(self) -> Any:
+        try:
+            return self._stream.current_message_snapshot
+        except AssertionError:  # no message_start came: nothing was produced
+            return None
+
+    @property
+    def items(self) -> int:
+        return 0 if self._snapshot() is None else 1
+
+    def usage(self) -> MeteredUsage | None:
+        snapshot = self._snapshot()
+        if snapshot is None or getattr(snapshot, "usage", None) is None:
+            return None
+        metered = usage_from_response(snapshot)
+        metered.extra["message_id"] = getattr(snapshot, "id", None)
+        metered.provider_request_id = None  # the stream's request-id header is the provider's request id
+        return metered
+
+    def seen_output_tokens(self) -> int:
+        snapshot = self._snapshot()
+        blocks = getattr(snapshot, "content", None) or []
+        return -(-sum(len(getattr(block, "text", None) or "") for block in blocks) // 4)
+
+
+class MeteredStreamManager:
+    """`messages.stream(...)`, metered: the request leaves when the `with` block opens, so it is authorized then."""
+
+    def __init__(self, meter: SyncMeter, plan: Plan, open_manager: Callable[[], Any]) -> None:
+        self._meter, self._plan, self._open = meter, plan, open_manager
+        self._manager: Any = None
+        self._stream: Any = None
+
+    def __enter__(self) -> Any:
+        self._meter.ledger.authorize(**self._plan.authorize_kwargs())  # Denied: nothing is sent
+        try:
+            self._manager = self._open()
+            self._stream = self._manager.__enter__()
+        except BaseException:
+            self._meter.release(self._plan)
+            raise
+        return self._stream
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._manager.__exit__(*exc)
+        finally:
+            self._meter.finish(self._plan, SnapshotMeter(self._stream), self._stream.request_id)
+
+
+class AsyncMeteredStreamManager:
+    """`AsyncAnthropic.messages.stream(...)`, metered as `MeteredStreamManager` is."""
+
+    def __init__(self, meter: AsyncMeter, plan: Plan, open_manager: Callable[[], Any]) -> None:
+        self._meter, self._plan, self._open = meter, plan, open_manager
+        self._manager: Any = None
+        self._stream: Any = None
+
+    async def __aenter__(self) -> Any:
+        await self._meter.ledger.authorize(**self._plan.authorize_kwargs())
+        try:
+            self._manager = self._open()
+            self._stream = await self._manager.__aenter__()
+        except BaseException:
+            await self._meter.release(self._plan)
+            raise
+        return self._stream
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._manager.__aexit__(*exc)
+        finally:
+            await self._meter.finish(self._plan, SnapshotMeter(self._stream), self._stream.request_id)
 
 
 def _plan(kwargs: dict[str, Any], options: WrapOptions) -> Plan:
@@ -85,7 +168,11 @@ def wrap_anthropic(
                 )
             return await meter_async.call(plan, lambda: create(*args, **kwargs), usage_from_response)
 
-        return Proxy(client, messages=Proxy(client.messages, create=create_async))
+        def stream_async(*args: Any, **kwargs: Any) -> AsyncMeteredStreamManager:
+            plan = _plan(kwargs, options)
+            return AsyncMeteredStreamManager(meter_async, plan, lambda: client.messages.stream(*args, **kwargs))
+
+        return Proxy(client, messages=Proxy(client.messages, create=create_async, stream=stream_async))
     if not isinstance(ledger, TokenLedger):
         raise TypeError("an Anthropic client is metered by a TokenLedger (AsyncAnthropic by an AsyncTokenLedger)")
     meter_sync = SyncMeter(ledger, options)
@@ -97,4 +184,8 @@ def wrap_anthropic(
             return meter_sync.stream(plan, lambda: create(*args, **kwargs), MessageStreamMeter(), REQUEST_ID_HEADER)
         return meter_sync.call(plan, lambda: create(*args, **kwargs), usage_from_response)
 
-    return Proxy(client, messages=Proxy(client.messages, create=create_sync))
+    def stream_sync(*args: Any, **kwargs: Any) -> MeteredStreamManager:
+        plan = _plan(kwargs, options)
+        return MeteredStreamManager(meter_sync, plan, lambda: client.messages.stream(*args, **kwargs))
+
+    return Proxy(client, messages=Proxy(client.messages, create=create_sync, stream=stream_sync))

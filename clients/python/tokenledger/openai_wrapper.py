@@ -1,6 +1,7 @@
 """`wrap_openai(client, ledger)`: the official OpenAI client, metered.
 
-Chat Completions (`chat.completions.create` and `.parse`) and the Responses API (`responses.create`), sync
+Chat Completions (`chat.completions.create` and `.parse`), the Responses API (`responses.create`) and embeddings
+(`embeddings.create`: the input is held, no output; input given as token ids is counted exactly), sync
 (`OpenAI` with `TokenLedger`) and async (`AsyncOpenAI` with `AsyncTokenLedger`), streaming or not. Every call is
 authorized before it leaves (a denial raises `Denied` and nothing is sent to OpenAI), and recorded with the usage
 OpenAI reports: a chat stream is asked for its usage (`stream_options={"include_usage": True}`), a Responses stream
@@ -87,6 +88,22 @@ def _responses_plan(kwargs: dict[str, Any], options: WrapOptions) -> Plan:
     return plan_call(kwargs, options, max_output=kwargs.get("max_output_tokens"), input_parts=parts)
 
 
+def _token_ids(value: Any) -> int | None:
+    """How many tokens an embeddings input given as token ids holds (a list of ints, or a list of such lists);
+    None when the input is text."""
+    if isinstance(value, list) and value and all(isinstance(item, int) for item in value):
+        return len(value)
+    if isinstance(value, list) and value and all(isinstance(item, list) for item in value):
+        return sum(len(item) for item in value)
+    return None
+
+
+def _embeddings_plan(kwargs: dict[str, Any], options: WrapOptions) -> Plan:
+    raw = kwargs.get("input")
+    texts = [raw] if isinstance(raw, str) else [item for item in raw or [] if isinstance(item, str)]
+    return plan_call(kwargs, options, max_output=0, input_parts=(" ".join(texts),), input_count=_token_ids(raw))
+
+
 def _with_stream_usage(kwargs: dict[str, Any]) -> None:
     kwargs["stream_options"] = {**(kwargs.get("stream_options") or {}), "include_usage": True}
 
@@ -114,6 +131,23 @@ def _async_method(method: Callable[..., Any], meter: AsyncMeter, chat: bool) -> 
                 _with_stream_usage(kwargs)
             stream_meter = ChatStreamMeter() if chat else ResponsesStreamMeter()
             return await meter.stream(plan, lambda: method(*args, **kwargs), stream_meter, REQUEST_ID_HEADER)
+        return await meter.call(plan, lambda: method(*args, **kwargs), usage_from_response)
+
+    return create
+
+
+def _sync_embeddings(method: Callable[..., Any], meter: SyncMeter) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def create(*args: Any, **kwargs: Any) -> Any:
+        return meter.call(_embeddings_plan(kwargs, meter.options), lambda: method(*args, **kwargs), usage_from_response)
+
+    return create
+
+
+def _async_embeddings(method: Callable[..., Any], meter: AsyncMeter) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def create(*args: Any, **kwargs: Any) -> Any:
+        plan = _embeddings_plan(kwargs, meter.options)
         return await meter.call(plan, lambda: method(*args, **kwargs), usage_from_response)
 
     return create
@@ -156,11 +190,13 @@ def wrap_openai(
         if hasattr(completions, "parse"):
             methods["parse"] = _async_method(completions.parse, meter_async, chat=True)
         responses = Proxy(client.responses, create=_async_method(client.responses.create, meter_async, chat=False))
+        embeddings = Proxy(client.embeddings, create=_async_embeddings(client.embeddings.create, meter_async))
     else:
         meter_sync = SyncMeter(ledger, options)
         methods = {"create": _sync_method(completions.create, meter_sync, chat=True)}
         if hasattr(completions, "parse"):
             methods["parse"] = _sync_method(completions.parse, meter_sync, chat=True)
         responses = Proxy(client.responses, create=_sync_method(client.responses.create, meter_sync, chat=False))
+        embeddings = Proxy(client.embeddings, create=_sync_embeddings(client.embeddings.create, meter_sync))
     chat = Proxy(client.chat, completions=Proxy(completions, **methods))
-    return Proxy(client, chat=chat, responses=responses)
+    return Proxy(client, chat=chat, responses=responses, embeddings=embeddings)

@@ -1,6 +1,9 @@
-"""Seed the demo data `make run` shows: an admin user, the seed catalog with the bundled list prices, a demo account.
+"""Seed the demo `make run` shows: an admin user, the seed catalog with the bundled list prices, and the business of
+config/demo (plans with a margin, customers with 60 days of usage, closed periods with invoices, a reconciliation run,
+rejected events waiting for replay).
 
-Idempotent: a second run keeps the data and the credentials written to var/demo-credentials.json the first time.
+Idempotent: a second run changes nothing (every part is found by its natural key first) and keeps the credentials
+written to var/demo-credentials.json the first time.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
+
+from config.demo import customers
+from config.demo.plans import demo_plans_seed
+from config.demo.reconciliation import reconciliation_seed
 
 ADMIN_USERNAME = "admin"
-DEMO_OWNER = "owner@demo.example"
 
 
 def _credentials_path() -> Path:
@@ -71,23 +78,10 @@ class Command(BaseCommand):
         call_command("seed_catalog", stdout=StringIO())
         # today's models at their public list prices, beside the seed: a model the seed has keeps the seed's price
         call_command("import_model_prices", "--bundled", stdout=StringIO())
+        demo_plans_seed()
+        now = timezone.now()
+        owner_password = credentials.get("demo_owner_password") or customers.new_password()
         seeded = {"admin_username": ADMIN_USERNAME, "admin_password": password}
-        return seeded | self._seed_demo_account(credentials)
-
-    def _seed_demo_account(self, credentials: dict[str, Any]) -> dict[str, Any]:
-        """A demo shop on the `jive` credit plan with 50,000 credits, an owner who can sign in, and an API key."""
-        from billing.models import Account
-        from billing.services.accounts import account_create
-
-        if credentials.get("account_id") and Account.objects.filter(pk=credentials["account_id"]).exists():
-            return {}
-        password = credentials.get("demo_owner_password") or secrets.token_urlsafe(12)
-        account, api_key = account_create(
-            name="Demo Shop",
-            plan_code="jive",
-            owner_email=DEMO_OWNER,
-            owner_password=password,
-            credits="50000",
-            display_currency="ZAR",
-        )
-        return {"account_id": account.pk, "api_key": api_key, "demo_owner": DEMO_OWNER, "demo_owner_password": password}
+        seeded |= customers.customers_seed(now=now, main_password=owner_password)
+        reconciliation_seed(start=customers.demo_start(now), now=now)
+        return seeded
