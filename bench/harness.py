@@ -148,6 +148,17 @@ def django_disconnect() -> None:
 
 
 def free_port() -> int:
+    """A free port: from BENCH_PORTS ("8700-8799") when set (a shared machine gives each person a range), else any."""
+    first, _, last = os.environ.get("BENCH_PORTS", "").partition("-")
+    if first and last:
+        for port in range(int(first), int(last) + 1):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise SystemExit(f"no free port in BENCH_PORTS={first}-{last}")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

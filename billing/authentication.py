@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
@@ -31,14 +32,23 @@ class AccountPrincipal:
 
     def __init__(self, key: ApiKey) -> None:
         self.key = key
-        self._account: Account | None = key.account
+        self._account: Account | None = None
         self.pk = None
         self.id = None
 
     @property
     def account(self) -> Account:
-        assert self._account is not None
+        """The key's account, read once per request when first needed (authentication itself reads no row)."""
+        if self._account is None:
+            self._account = Account.objects.get(pk=self.key.account_id)
         return self._account
+
+    @property
+    def account_ref(self) -> Account:
+        """The account by id alone, for the hot endpoints that read its rows themselves (a field read loads it)."""
+        if self._account is not None:
+            return self._account
+        return Account.from_db(DEFAULT_DB_ALIAS, ["id"], [self.key.account_id])
 
     def __str__(self) -> str:
         return f"api key {self.key.prefix} of account {self.account.pk}"
@@ -71,6 +81,10 @@ class ServerKeyPrincipal(AccountPrincipal):
                                fields={CUSTOMER_HEADER: ["1 to 128 printable characters"]}) from None  # fmt: skip
             self._account = customer_by_external_id(external_id=external_id)
         return self._account
+
+    @property
+    def account_ref(self) -> Account:
+        return self.account
 
     def act_for(self, account: Account) -> None:
         """The customer named by the request's path (the customers API)."""
@@ -175,6 +189,14 @@ def request_account(request: Request) -> Account:
     return principal.account
 
 
+def request_account_ref(request: Request) -> Account:
+    """As request_account, without reading the account row for an account key (see AccountPrincipal.account_ref)."""
+    principal = request.user
+    if not isinstance(principal, AccountPrincipal):
+        raise exceptions.NotAuthenticated("An account API key is required (Authorization: Bearer tl_...).")
+    return principal.account_ref
+
+
 def request_event_accounts(request: Request, external_ids: set[str]) -> tuple[Account | None, dict[str, Account], bool]:
     """For a usage batch: (the default account, the customers the events name by external id, own_only).
 
@@ -185,4 +207,4 @@ def request_event_accounts(request: Request, external_ids: set[str]) -> tuple[Ac
     if isinstance(principal, ServerKeyPrincipal):
         default = principal.account if principal.customer_header is not None else None
         return default, customers_by_external_id(external_ids=external_ids), False
-    return request_account(request), {}, True
+    return request_account_ref(request), {}, True

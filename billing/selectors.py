@@ -31,7 +31,9 @@ class BalanceSummary:
 
 def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSummary:
     """The wallet in credits, its USD value at today's credits rate, and in the account's display currency."""
-    wallet = Wallet.objects.get(account=account)
+    # the account's display settings come with the wallet: one row read, whether `account` is loaded or not
+    wallet = Wallet.objects.select_related("account").get(account_id=account.pk)
+    account = wallet.account
     snapshot = catalog_snapshot()
     credits_rate = snapshot.rate_at(CREDITS, as_of).rate
     try:

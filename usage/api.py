@@ -22,8 +22,8 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from billing.api import AccountApi
-from billing.authentication import request_account, request_event_accounts
+from billing.api import AccountApi, OwnTransactionAccountApi
+from billing.authentication import request_account, request_account_ref, request_event_accounts
 from billing.services.periods import period_current
 from core.api_errors import ApiError, PayloadTooLarge
 from core.decimals import DecimalStringField, decimal_string
@@ -126,6 +126,12 @@ def _amount_out(value: Decimal | None) -> str | None:
     return None if value is None else format(value.quantize(PRECISE), "f")
 
 
+def _time_out(value: datetime) -> str:
+    """A time as DRF's DateTimeField writes it: ISO 8601 in UTC, with Z."""
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
 def _result_out(result: EventResult) -> dict[str, Any]:
     return {
         "request_id": result.request_id,
@@ -138,7 +144,7 @@ def _result_out(result: EventResult) -> dict[str, Any]:
     }
 
 
-class UsageRecordApi(AccountApi):
+class UsageRecordApi(OwnTransactionAccountApi):
     # JSON only: a form or multipart body (a file part) answers 415 unsupported_media_type
     parser_classes = [DecimalJSONParser]
 
@@ -293,7 +299,7 @@ class PriceDimensionsSerializer(serializers.Serializer):
         return out
 
 
-class UsageAuthorizeApi(AccountApi):
+class UsageAuthorizeApi(OwnTransactionAccountApi):
     throttle_classes = [PlanRateThrottle]
 
     class AuthorizeInputSerializer(PriceDimensionsSerializer):
@@ -345,13 +351,14 @@ class UsageAuthorizeApi(AccountApi):
         serializer = self.AuthorizeInputSerializer(data=_body(request))
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
+        snapshot = catalog_snapshot()
         try:
             decision = reservation_create(
-                account=request_account(request),
+                account=request_account_ref(request), snapshot=snapshot,
                 request=AuthorizeRequest(
                     request_id=values["request_id"], model=values["model"], input_tokens=values["input_tokens"],
                     max_output_tokens=max_output_tokens_for(
-                        model=values["model"], asked=values["max_output_tokens"], snapshot=catalog_snapshot()
+                        model=values["model"], asked=values["max_output_tokens"], snapshot=snapshot
                     ),
                     operation_type=values["operation_type"], features=tuple(values["features"]),
                     images=values["images"], dimensions=PriceDimensionsSerializer.dimensions(values),
@@ -369,16 +376,15 @@ class UsageAuthorizeApi(AccountApi):
             return Response(body)
         reservation = decision.reservation
         assert reservation is not None
+        # written as AuthorizeOutputSerializer describes it, without a serializer on the hot path
         return Response(
-            self.AuthorizeOutputSerializer(
-                {
-                    "allowed": True,
-                    "reservation_id": reservation.pk,
-                    "held_credits": reservation.held_credits,
-                    "expires_at": reservation.expires_at,
-                    "remaining": decision.remaining,
-                }
-            ).data
+            {
+                "allowed": True,
+                "reservation_id": reservation.pk,
+                "held_credits": _amount_out(reservation.held_credits),
+                "expires_at": _time_out(reservation.expires_at),
+                "remaining": _amount_out(decision.remaining),
+            }
         )
 
 

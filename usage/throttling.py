@@ -31,7 +31,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from billing.authentication import AccountPrincipal
+from billing.authentication import AccountPrincipal, ServerKeyPrincipal
 from billing.models import Account, Subscription
 from core.api_errors import ApiError
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
@@ -138,17 +138,24 @@ def rate_limit_take(*, key: str, limit: int, period_seconds: int, cost: int = 1)
     )
 
 
-def plan_rate_take(*, account: Account) -> RateDecision | None:
-    """One request against the plan's `requests_per_hour` (shared by authorize, estimate and the metering gateway);
-    None when the plan has no such limit."""
-    plan_code = Subscription.objects.filter(account=account).values_list("plan__code", flat=True).first()
+def _plan_limit_now(account_id: int) -> int | None:
+    """The requests per hour of the account's plan now; None when it has no such limit."""
+    plan_code = Subscription.objects.filter(account_id=account_id).values_list("plan__code", flat=True).first()
     try:
-        terms = catalog_snapshot().plan(plan_code or "").terms_at(timezone.now())
+        return catalog_snapshot().plan(plan_code or "").terms_at(timezone.now()).requests_per_hour or None
     except PricingError:
         return None
-    if not terms.requests_per_hour:
-        return None
-    return rate_limit_take(key=f"ratelimit:plan:{account.pk}", limit=terms.requests_per_hour, period_seconds=3600)
+
+
+def _plan_rate_take(account_id: int, limit: int) -> RateDecision:
+    return rate_limit_take(key=f"ratelimit:plan:{account_id}", limit=limit, period_seconds=3600)
+
+
+def plan_rate_take(*, account: Account) -> RateDecision | None:
+    """One request against the plan's `requests_per_hour` (the metering gateway's; the API's throttle shares the
+    bucket); None when the plan has no such limit."""
+    limit = _plan_limit_now(account.pk)
+    return _plan_rate_take(account.pk, limit) if limit else None
 
 
 def _remember(request: Request, decision: RateDecision) -> None:
@@ -157,6 +164,26 @@ def _remember(request: Request, decision: RateDecision) -> None:
     previous: RateDecision | None = getattr(django_request, "rate_limit", None)
     if previous is None or decision.remaining < previous.remaining or not decision.allowed:
         django_request.rate_limit = decision  # type: ignore[attr-defined]
+
+
+# how long a key's plan limit is remembered in the process: a plan change reaches the rate limit within this time
+PLAN_LIMIT_MEMO_SECONDS = 30.0
+_plan_limits: dict[str, tuple[float, int | None]] = {}  # by the key's hash: (when read, requests per hour)
+
+
+def _plan_requests_per_hour(principal: AccountPrincipal) -> int | None:
+    """The requests per hour of the account's plan now (None: not limited), remembered in the process for
+    PLAN_LIMIT_MEMO_SECONDS per key, so the throttle reads no row and makes no round trip for it."""
+    memo_key = "" if isinstance(principal, ServerKeyPrincipal) else principal.key.secret_hash
+    remembered = _plan_limits.get(memo_key) if memo_key else None
+    if remembered is not None and time.monotonic() - remembered[0] < PLAN_LIMIT_MEMO_SECONDS:
+        return remembered[1]
+    limit = _plan_limit_now(principal.account_ref.pk)
+    if memo_key:
+        if len(_plan_limits) > 10_000:
+            _plan_limits.clear()
+        _plan_limits[memo_key] = (time.monotonic(), limit)
+    return limit
 
 
 class PlanRateThrottle(BaseThrottle):
@@ -169,9 +196,10 @@ class PlanRateThrottle(BaseThrottle):
         principal = request.user
         if not isinstance(principal, AccountPrincipal):
             return True
-        decision = plan_rate_take(account=principal.account)
-        if decision is None:
+        limit = _plan_requests_per_hour(principal)
+        if not limit:
             return True
+        decision = _plan_rate_take(principal.account_ref.pk, limit)
         _remember(request, decision)
         self._wait = decision.retry_after_seconds
         return decision.allowed
@@ -195,7 +223,7 @@ def usage_events_rate_take(*, request: Request, events: int) -> None:
     key = (
         f"ratelimit:events:server:{server_key.pk}"
         if server_key is not None
-        else f"ratelimit:events:{principal.account.pk}"
+        else f"ratelimit:events:{principal.account_ref.pk}"
     )
     try:
         decision = rate_limit_take(key=key, limit=limit, period_seconds=60, cost=max(1, events))

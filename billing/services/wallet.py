@@ -16,9 +16,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from billing import row_store
 from billing.errors import AccountSuspended, InsufficientCredits, InvalidAmount
 from billing.models import Account, CreditGrant, LedgerEntry, Wallet
 from billing.services.audit import Actor, actor_or_none, audit_record
+from billing.services.locks import raw_sql_enabled
 from pricing.money import MoneyError, to_decimal
 
 Kind = LedgerEntry.Kind
@@ -72,6 +74,11 @@ def wallet_post(
     the same update as the balance (and on its own when the posting turns out to be a replay).
     """
     amount = _credits(credits)
+    if wallet is not None and not overdraft_guard and raw_sql_enabled():
+        return _post_in_one_statement(
+            wallet=wallet, kind=kind, credits=amount, reference=reference, usd_amount=to_decimal(usd_amount),
+            rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0),
+        )  # fmt: skip
     # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
     with transaction.atomic(savepoint=overdraft_guard):
         if wallet is None:
@@ -105,6 +112,26 @@ def wallet_post(
         if amount < 0 and kind != Kind.EXPIRY:
             _grants_consume(wallet=wallet, credits=-amount)
         return Posting(entry, created=True)
+
+
+def _post_in_one_statement(
+    *, wallet: Wallet, kind: str, credits: Decimal, reference: str, usd_amount: Decimal, rate: Decimal | None,
+    actor: Actor, reason: str, at: datetime | None, release_held: Decimal,
+) -> Posting:  # fmt: skip
+    """wallet_post on PostgreSQL for a wallet the caller locked: the entry, the balance and the grants a debit
+    spends in one statement, the replay of a reference answered by its first entry, with no savepoint."""
+    now = timezone.now()
+    actor_user = actor_or_none(actor)
+    entry = row_store.ledger_post(
+        wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
+        actor_id=actor_user.pk if actor_user is not None else None, reason=reason, created_at=at or now,
+        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY,
+    )  # fmt: skip
+    if entry is not None:
+        return Posting(entry, created=True)
+    if release_held:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - release_held)
+    return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
 
 
 def _grants_consume(*, wallet: Wallet, credits: Decimal) -> None:
@@ -190,11 +217,13 @@ def wallet_adjust(*, account: Account, credits: object, reason: str, actor: Acto
     return posting
 
 
-@transaction.atomic
-def wallet_hold(*, account: Account, credits: Decimal) -> Wallet:
-    """Hold credits for a reservation (the caller has checked availability under the same lock)."""
-    Wallet.objects.filter(account_id=account.pk).update(held=F("held") + credits, updated_at=timezone.now())
-    return Wallet.objects.get(account_id=account.pk)
+def wallet_hold(*, wallet: Wallet, credits: Decimal) -> None:
+    """Hold credits for a reservation. The caller locked the wallet (billing.services.locks) and checked, under
+    that lock, that the available credits cover the hold."""
+    if credits < 0:
+        raise InvalidAmount(f"a hold takes credits >= 0, got {credits}")
+    if credits:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") + credits, updated_at=timezone.now())
 
 
 @transaction.atomic

@@ -26,14 +26,16 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Subscription, Wallet
+from billing.services.locks import LockedRows, account_rows_lock, raw_sql_enabled
 from billing.services.periods import period_current
-from billing.services.wallet import wallet_lock
+from billing.services.wallet import wallet_hold, wallet_lock
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
-from pricing.rating import FeatureUse, UsageLine, plan_charge, rate_usage, usage_line_worst_case
+from pricing.plans import debits_wallet, event_units, quota_allowed_units, quota_enforced, spend_cap_enforced
+from pricing.rating import FeatureUse, Rating, UsageLine, plan_charge, rate_usage, usage_line_worst_case
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
+from usage.event_store import RequestState, request_state_read, reservation_insert
 from usage.models import DailyUsage, Reservation
-from usage.services.recording import debits_wallet, event_units, quota_allowed_units
 from usage.services.reservations import AlreadyRecorded, IdempotencyConflict, request_recorded
 
 
@@ -68,9 +70,40 @@ class Decision:
 
 
 class _Denied(Exception):
-    def __init__(self, reason: str, message: str, *, cost_related: bool = False) -> None:
+    """The one way a rule refuses: a reason, a message and, for a cost refusal, the budget left (for the
+    alternatives offered)."""
+
+    def __init__(
+        self, reason: str, message: str, *, budget_usd: Decimal | None = None, budget_credits: Decimal | None = None
+    ) -> None:
         super().__init__(message)
-        self.reason, self.message, self.cost_related = reason, message, cost_related
+        self.reason, self.message = reason, message
+        self.budget_usd, self.budget_credits = budget_usd, budget_credits
+
+    @property
+    def cost_related(self) -> bool:
+        return self.budget_usd is not None or self.budget_credits is not None
+
+
+@dataclass
+class _Gate:
+    """What the decision reads, all of it under the account's locks (account, wallet, period)."""
+
+    rows: LockedRows
+    period: BillingPeriod
+    request: RequestState
+
+
+@dataclass
+class _Ask:
+    """The call as the rules see it: its worst-case rating and what it counts against the plan."""
+
+    request: AuthorizeRequest
+    snapshot: CatalogSnapshot
+    terms: PlanTermsVersion
+    rating: Rating
+    units: Decimal
+    now: datetime
 
 
 def _line(request: AuthorizeRequest, model: str, at: datetime, snapshot: CatalogSnapshot) -> UsageLine:
@@ -84,16 +117,19 @@ def _line(request: AuthorizeRequest, model: str, at: datetime, snapshot: Catalog
 
 
 @transaction.atomic
-def reservation_create(*, account: Account, request: AuthorizeRequest, now: datetime | None = None) -> Decision:
-    """Decide whether the account may make this call now; if so, hold its worst-case cost."""
+def reservation_create(
+    *, account: Account, request: AuthorizeRequest, now: datetime | None = None,
+    snapshot: CatalogSnapshot | None = None,
+) -> Decision:  # fmt: skip
+    """Decide whether the account may make this call now; if so, hold its worst-case cost. `snapshot` is the
+    catalog the caller already holds for this request (read now when not given)."""
     now = now or timezone.now()
-    locked_account = Account.objects.select_for_update().get(pk=account.pk)
+    gate = _gate_read(account=account, request_id=request.request_id, now=now)
     fingerprint = authorize_fingerprint(request)
-    existing = Reservation.objects.filter(account=account, request_id=request.request_id).first()
+    existing = gate.request.existing
     if existing is not None:  # a retried authorize answers what the first one decided, if it asks the same
         if existing.status == Reservation.Status.SETTLED or (
-            existing.status != Reservation.Status.ACTIVE
-            and request_recorded(account=account, request_id=request.request_id)
+            existing.status != Reservation.Status.ACTIVE and gate.request.recorded
         ):
             raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
         if existing.fingerprint and existing.fingerprint != fingerprint:
@@ -101,12 +137,43 @@ def reservation_create(*, account: Account, request: AuthorizeRequest, now: date
                 f"Request {request.request_id!r} was authorized with other parameters; use a new request_id."
             )
         return Decision(allowed=True, reservation=existing)
-    if request_recorded(account=account, request_id=request.request_id):
+    if gate.request.recorded:
         raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
+    snapshot = snapshot or catalog_snapshot()
+    terms = plan_terms_by_id(terms_id=gate.period.terms_id, snapshot=snapshot)
     try:
-        return _decide(account=locked_account, request=request, now=now, fingerprint=fingerprint)
+        ask = _ask(request=request, snapshot=snapshot, terms=terms, now=now, gate=gate)
+        held, committed = _decide(account=account, gate=gate, ask=ask)
     except _Denied as denied:
-        return Decision(allowed=False, reason=denied.reason, message=denied.message)
+        alternatives = _alternatives(request=request, snapshot=snapshot, terms=terms, now=now, denied=denied)
+        return Decision(allowed=False, reason=denied.reason, message=denied.message, alternatives=alternatives)
+    return _reserve(account=account, gate=gate, ask=ask, held=held, committed=committed, fingerprint=fingerprint)
+
+
+def _gate_read(*, account: Account, request_id: str, now: datetime) -> _Gate:
+    """Lock the account, wallet and period in force (opening it on the first call of a new period), then read the
+    request's state: two statements on PostgreSQL."""
+    rows = account_rows_lock(account_id=account.pk, at=now)
+    if rows is None:  # the first call of a new period opens it
+        period_current(account=account, as_of=now)
+        rows = account_rows_lock(account_id=account.pk, at=now)
+        assert rows is not None
+    if raw_sql_enabled():
+        state = request_state_read(account_id=account.pk, request_id=request_id)
+    else:
+        state = _request_state_orm(account=account, request_id=request_id)
+    return _Gate(rows=rows, period=next(iter(rows.periods.values())), request=state)
+
+
+def _request_state_orm(*, account: Account, request_id: str) -> RequestState:
+    """event_store.request_state_read through the ORM."""
+    subscription = Subscription.objects.filter(account=account).values_list("status", "past_due_since").first()
+    return RequestState(
+        subscription_status=subscription[0] if subscription else None,
+        past_due_since=subscription[1] if subscription else None,
+        existing=Reservation.objects.filter(account=account, request_id=request_id).first(),
+        recorded=request_recorded(account=account, request_id=request_id),
+    )
 
 
 def authorize_fingerprint(request: AuthorizeRequest) -> str:
@@ -119,116 +186,141 @@ def authorize_fingerprint(request: AuthorizeRequest) -> str:
     return hashlib.sha256(json.dumps(asked, separators=(",", ":")).encode()).hexdigest()
 
 
-def _decide(*, account: Account, request: AuthorizeRequest, now: datetime, fingerprint: str) -> Decision:
-    if account.status == Account.Status.SUSPENDED:
-        raise _Denied("account_suspended", "This account is suspended.")
-    # read after the account's lock, never joined to it: a joined row would be as it was before the lock's wait
-    subscription = Subscription.objects.filter(account=account).first()
-    grace = timedelta(days=settings.PAST_DUE_GRACE_DAYS)
-    past_due_since = subscription.past_due_since if subscription else None
-    if (
-        subscription
-        and subscription.status == Subscription.Status.PAST_DUE
-        and past_due_since
-        and now - past_due_since > grace
-    ):
-        raise _Denied("account_past_due", "A payment is overdue past the grace period.")
-    wallet = wallet_lock(account=account)
-    in_force = BillingPeriod.objects.select_for_update().filter(account=account, start__lte=now, end__gt=now)
-    period = in_force.first()
-    if period is None:  # the first call of a new period opens it
-        period = in_force.get(pk=period_current(account=account, as_of=now).pk)
-    snapshot = catalog_snapshot()
-    terms = plan_terms_by_id(terms_id=period.terms_id, snapshot=snapshot)
-    tier = terms.plan_code
+def _ask(*, request: AuthorizeRequest, snapshot: CatalogSnapshot, terms: PlanTermsVersion, now: datetime,
+         gate: _Gate) -> _Ask:  # fmt: skip
+    _account_in_good_standing(gate=gate, now=now)
     try:
-        rating = rate_usage(_line(request, request.model, now, snapshot), snapshot, tier=tier, terms=terms)
+        rating = rate_usage(_line(request, request.model, now, snapshot), snapshot, tier=terms.plan_code, terms=terms)
     except ModelNotAllowed as exc:
         raise _Denied("model_not_allowed", str(exc)) from None
-
-    limit = snapshot.operation_limit(plan_code=tier, operation_type=request.operation_type)
-    if limit is not None:
-        checks = (
-            (limit.max_input_tokens, request.input_tokens, "input"),
-            (limit.max_output_tokens, request.max_output_tokens, "output"),
-            (limit.max_total_tokens, request.input_tokens + request.max_output_tokens, "total"),
-        )
-        for maximum, asked, what in checks:
-            if maximum is not None and asked > maximum:
-                raise _Denied(
-                    "message_limit_exceeded", f"{asked} {what} tokens exceed the limit of {maximum} per message."
-                )
-        if limit.max_daily_cost_usd is not None:
-            today = _charged(account=account, operation_type=request.operation_type, since=now.date(), until=now.date())
-            if today + rating.charge_usd > limit.max_daily_cost_usd:
-                return _deny_for_cost(
-                    "daily_cost_limit", f"Today's spend on {request.operation_type} would pass ${limit.max_daily_cost_usd}.",
-                    request=request, snapshot=snapshot, tier=tier, terms=terms, now=now,
-                    budget_usd=limit.max_daily_cost_usd - today,
-                )  # fmt: skip
-        if limit.max_monthly_cost_usd is not None:
-            month = _charged(
-                account=account, operation_type=request.operation_type, since=period.start.date(), until=now.date()
-            )
-            if month + rating.charge_usd > limit.max_monthly_cost_usd:
-                return _deny_for_cost(
-                    "monthly_cost_limit", f"This period's spend on {request.operation_type} would pass ${limit.max_monthly_cost_usd}.",
-                    request=request, snapshot=snapshot, tier=tier, terms=terms, now=now,
-                    budget_usd=limit.max_monthly_cost_usd - month,
-                )  # fmt: skip
-
     units = event_units(unit=terms.unit, line_input=request.input_tokens, line_output=request.max_output_tokens,
                         credits=rating.credits)  # fmt: skip
-    included = period.included_units
-    # what open reservations hold counts against a quota or a spend cap; a plan with neither needs no sum
-    reserved = Decimal(0)
-    if included is not None or (terms.monthly_spend_cap is not None and not debits_wallet(terms)):
-        active = Reservation.objects.filter(account=account, status=Reservation.Status.ACTIVE)
-        reserved = active.aggregate(units=Sum("estimated_units"))["units"] or Decimal(0)
-    committed = period.units_used + reserved
-    if included is not None and not (debits_wallet(terms) and terms.overage_allowed and not terms.hard_limit):
+    return _Ask(request=request, snapshot=snapshot, terms=terms, rating=rating, units=units, now=now)
+
+
+def _decide(*, account: Account, gate: _Gate, ask: _Ask) -> tuple[Decimal, Decimal]:
+    """Apply the plan's rules in order; answer the credits to hold and the units committed before this call (used
+    and reserved), or raise _Denied."""
+    _message_limits_check(account=account, gate=gate, ask=ask)
+    committed = gate.period.units_used + _reserved_units(account=account, gate=gate, terms=ask.terms)
+    _quota_check(gate=gate, ask=ask, committed=committed)
+    return _credits_check(gate=gate, ask=ask, committed=committed), committed
+
+
+def _account_in_good_standing(*, gate: _Gate, now: datetime) -> None:
+    if gate.rows.status == Account.Status.SUSPENDED:
+        raise _Denied("account_suspended", "This account is suspended.")
+    since = gate.request.past_due_since
+    grace = timedelta(days=settings.PAST_DUE_GRACE_DAYS)
+    if gate.request.subscription_status == Subscription.Status.PAST_DUE and since and now - since > grace:
+        raise _Denied("account_past_due", "A payment is overdue past the grace period.")
+
+
+def _message_limits_check(*, account: Account, gate: _Gate, ask: _Ask) -> None:
+    """The plan's per-operation limits: tokens per message, then today's and this period's spend."""
+    request = ask.request
+    limit = ask.snapshot.operation_limit(plan_code=ask.terms.plan_code, operation_type=request.operation_type)
+    if limit is None:
+        return
+    checks = (
+        (limit.max_input_tokens, request.input_tokens, "input"),
+        (limit.max_output_tokens, request.max_output_tokens, "output"),
+        (limit.max_total_tokens, request.input_tokens + request.max_output_tokens, "total"),
+    )
+    for maximum, asked, what in checks:
+        if maximum is not None and asked > maximum:
+            raise _Denied("message_limit_exceeded", f"{asked} {what} tokens exceed the limit of {maximum} per message.")
+    operation, today = request.operation_type, ask.now.date()
+    if limit.max_daily_cost_usd is not None:
+        spent = _charged(account=account, operation_type=operation, since=today, until=today)
+        if spent + ask.rating.charge_usd > limit.max_daily_cost_usd:
+            raise _Denied(
+                "daily_cost_limit", f"Today's spend on {operation} would pass ${limit.max_daily_cost_usd}.",
+                budget_usd=limit.max_daily_cost_usd - spent,
+            )  # fmt: skip
+    if limit.max_monthly_cost_usd is not None:
+        spent = _charged(account=account, operation_type=operation, since=gate.period.start.date(), until=today)
+        if spent + ask.rating.charge_usd > limit.max_monthly_cost_usd:
+            raise _Denied(
+                "monthly_cost_limit", f"This period's spend on {operation} would pass ${limit.max_monthly_cost_usd}.",
+                budget_usd=limit.max_monthly_cost_usd - spent,
+            )  # fmt: skip
+
+
+def _reserved_units(*, account: Account, gate: _Gate, terms: PlanTermsVersion) -> Decimal:
+    """What open reservations hold counts against a quota or a spend cap; a plan with neither needs no sum."""
+    if gate.period.included_units is None and not spend_cap_enforced(terms):
+        return Decimal(0)
+    active = Reservation.objects.filter(account=account, status=Reservation.Status.ACTIVE)
+    return active.aggregate(units=Sum("estimated_units"))["units"] or Decimal(0)
+
+
+def _quota_check(*, gate: _Gate, ask: _Ask, committed: Decimal) -> None:
+    terms, included = ask.terms, gate.period.included_units
+    if included is not None and quota_enforced(terms, included):
         allowed_units = quota_allowed_units(terms, included)
-        if committed + units > allowed_units:
+        if committed + ask.units > allowed_units:
             raise _Denied(
                 "quota_exceeded",
-                f"This would use {committed + units} of the {allowed_units} {terms.unit} allowed this period.",
+                f"This would use {committed + ask.units} of the {allowed_units} {terms.unit} allowed this period.",
             )
-    if terms.monthly_spend_cap is not None and not debits_wallet(terms):
-        charge = plan_charge(terms, committed + units)
-        if charge.base.amount + charge.overage.amount > terms.monthly_spend_cap:
+    if spend_cap_enforced(terms):
+        charge = plan_charge(terms, committed + ask.units)
+        if charge.base.amount + charge.overage.amount > terms.monthly_spend_cap:  # type: ignore[operator]
             raise _Denied("spend_cap_reached", f"This period's charges would pass the ${terms.monthly_spend_cap} cap.")
 
-    held = Decimal(0)
-    if debits_wallet(terms):
-        free_left = Decimal(0) if included is None else max(Decimal(0), included - committed)
-        held = max(Decimal(0), units - free_left)
-        available = wallet.balance - wallet.held
-        if held > available:
-            return _deny_for_cost(
-                "insufficient_credits", f"This call may cost {held} credits; {max(available, Decimal(0))} are available.",
-                request=request, snapshot=snapshot, tier=tier, terms=terms, now=now,
-                budget_credits=available + free_left,
-            )  # fmt: skip
-    try:
-        with transaction.atomic():
-            reservation = Reservation.objects.create(
-                account=account, request_id=request.request_id, fingerprint=fingerprint, model_id=rating.model_id,
-                operation_type=request.operation_type, held_credits=held, estimated_cost_usd=rating.charge_usd,
-                estimated_units=units, created_at=now,
-                expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
-            )  # fmt: skip
-    except IntegrityError:
+
+def _credits_check(*, gate: _Gate, ask: _Ask, committed: Decimal) -> Decimal:
+    """The credits to hold on a credit plan (what lies beyond the included credits left); refused when more
+    than the wallet has available."""
+    if not debits_wallet(ask.terms):
+        return Decimal(0)
+    included, wallet = gate.period.included_units, gate.rows.wallet
+    free_left = Decimal(0) if included is None else max(Decimal(0), included - committed)
+    held = max(Decimal(0), ask.units - free_left)
+    available = wallet.balance - wallet.held
+    if held > available:
+        raise _Denied(
+            "insufficient_credits", f"This call may cost {held} credits; {max(available, Decimal(0))} are available.",
+            budget_credits=available + free_left,
+        )  # fmt: skip
+    return held
+
+
+def _reserve(
+    *, account: Account, gate: _Gate, ask: _Ask, held: Decimal, committed: Decimal, fingerprint: str
+) -> Decision:
+    """Create the reservation and hold its credits (billing's wallet_hold, under the wallet's lock)."""
+    request, now = ask.request, ask.now
+    reservation = Reservation(
+        account_id=account.pk, request_id=request.request_id, fingerprint=fingerprint, model_id=ask.rating.model_id,
+        operation_type=request.operation_type, held_credits=held, estimated_cost_usd=ask.rating.charge_usd,
+        estimated_units=ask.units, created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
+    )  # fmt: skip
+    if not _reservation_insert(reservation):
         return Decision(
             allowed=True, reservation=Reservation.objects.get(account=account, request_id=request.request_id)
         )
-    if held:
-        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") + held)
+    wallet_hold(wallet=gate.rows.wallet, credits=held)
+    wallet, included = gate.rows.wallet, gate.period.included_units
     remaining: Decimal | None
-    if debits_wallet(terms):
+    if debits_wallet(ask.terms):
         remaining = wallet.balance - wallet.held - held
     else:
-        remaining = None if included is None else max(Decimal(0), included - committed - units)
+        remaining = None if included is None else max(Decimal(0), included - committed - ask.units)
     return Decision(allowed=True, reservation=reservation, remaining=remaining)
+
+
+def _reservation_insert(reservation: Reservation) -> bool:
+    """Insert unless the request id has a reservation; the unique constraint decides (a savepoint off PostgreSQL)."""
+    if raw_sql_enabled():
+        return reservation_insert(reservation=reservation)
+    try:
+        with transaction.atomic():
+            reservation.save(force_insert=True)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _charged(*, account: Account, operation_type: str, since: object, until: object) -> Decimal:
@@ -238,11 +330,13 @@ def _charged(*, account: Account, operation_type: str, since: object, until: obj
     return total or Decimal(0)
 
 
-def _deny_for_cost(
-    reason: str, message: str, *, request: AuthorizeRequest, snapshot: CatalogSnapshot, tier: str,
-    terms: PlanTermsVersion, now: datetime, budget_usd: Decimal | None = None, budget_credits: Decimal | None = None,
-) -> Decision:  # fmt: skip
-    """A cost denial, with the cheaper models this tier may use that would fit the budget left."""
+def _alternatives(
+    *, request: AuthorizeRequest, snapshot: CatalogSnapshot, terms: PlanTermsVersion, now: datetime, denied: _Denied
+) -> list[Alternative]:
+    """For a cost refusal: the cheaper models this tier may use that would fit the budget left (at most three)."""
+    if not denied.cost_related:
+        return []
+    tier = terms.plan_code
     options = []
     for entry in snapshot.models.values():
         if not entry.is_active or not entry.allows(tier) or entry.model_id == request.model:
@@ -251,9 +345,9 @@ def _deny_for_cost(
             rating = rate_usage(_line(request, entry.model_id, now, snapshot), snapshot, tier=tier, terms=terms)
         except Exception:  # noqa: S112 - a model without a price now is simply not an alternative
             continue
-        if budget_usd is not None and rating.charge_usd > budget_usd:
+        if denied.budget_usd is not None and rating.charge_usd > denied.budget_usd:
             continue
-        if budget_credits is not None and rating.credits > budget_credits:
+        if denied.budget_credits is not None and rating.credits > denied.budget_credits:
             continue
         if rating.charge_usd <= 0 and entry.prices and request.input_tokens + request.max_output_tokens > 0:
             # a model priced only per image costs nothing for text; it is no alternative for a text call
@@ -262,7 +356,7 @@ def _deny_for_cost(
                 continue
         options.append(Alternative(model_id=entry.model_id, credits=rating.credits, charge_usd=rating.charge_usd))
     options.sort(key=lambda a: (a.charge_usd, a.model_id))
-    return Decision(allowed=False, reason=reason, message=message, alternatives=options[:3])
+    return options[:3]
 
 
 @transaction.atomic

@@ -35,15 +35,17 @@ from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Wallet
 from billing.services.late_usage import LateCounters, late_usage_add
+from billing.services.locks import account_rows_lock, raw_sql_enabled
 from billing.services.periods import period_current
 from billing.services.topups import auto_recharge_check
-from billing.services.wallet import wallet_lock, wallet_post
+from billing.services.wallet import wallet_post
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
-from pricing.models import PlanUnit
+from pricing.plans import debits_wallet, event_units, quota_allowed_units
 from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.event_dimensions import event_dimension_columns
+from usage.event_store import RollupBucket, reservations_settle_and_rollup
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
@@ -70,20 +72,6 @@ class BatchResult:
 
     def count(self, status: str) -> int:
         return sum(1 for r in self.results if r.status == status)
-
-
-def event_units(*, unit: str, line_input: int, line_output: int, credits: Decimal) -> Decimal:
-    """What one event counts against a plan: tokens = input + output, messages = 1, credits = its credits."""
-    if unit == PlanUnit.TOKENS:
-        return Decimal(line_input + line_output)
-    if unit == PlanUnit.MESSAGES:
-        return Decimal(1)
-    return credits
-
-
-def debits_wallet(terms: PlanTermsVersion) -> bool:
-    """Credit plans spend from the wallet beyond their included credits (all of it when none are included)."""
-    return terms.unit == PlanUnit.CREDITS
 
 
 @dataclass
@@ -159,7 +147,10 @@ def _dead_letter(
     )
 
 
-@transaction.atomic
+class _InsertRefused(Exception):
+    """The database refused a row of a batch inserted without a savepoint: the batch is recorded again, carefully."""
+
+
 def usage_record_batch(
     *,
     account: Account,
@@ -168,101 +159,62 @@ def usage_record_batch(
     ip: str | None = None,
     user_agent: str = "",
 ) -> BatchResult:
-    """Record a batch of raw events for one account; answer each with recorded, duplicate or rejected."""
-    received_at = received_at or timezone.now()
-    user_agent = storable_text(user_agent[:300])
-    batch = BatchResult(batch_id=uuid.uuid4())
-    snapshot = catalog_snapshot()
-    periods = _Periods(account=account, received_at=received_at, snapshot=snapshot)
-    late_window = timedelta(days=settings.USAGE_LATE_EVENT_WINDOW_DAYS)
-    future_skew = timedelta(seconds=settings.USAGE_FUTURE_SKEW_SECONDS)
+    """Record a batch of raw events for one account; answer each with recorded, duplicate or rejected.
 
-    rows: list[_Row] = []
-    first_seen: set[str] = set()
-    rejected: list[RejectedEvent] = []
-    raws: dict[str, Any] = {}  # the first raw event of each request id, to dead-letter if the database refuses it
-    for raw in raw_events:
-        try:
-            parsed = event_parse(
-                raw,
-                received_at=received_at,
-                late_window=late_window,
-                future_skew=future_skew,
-                metadata_max_bytes=settings.USAGE_METADATA_MAX_BYTES,
-            )
-            period = periods.for_time(parsed.line.occurred_at)
-            terms = periods.terms[period.pk]
-            rating = _rate(parsed, snapshot, terms)
-        except (EventRefused, PricingError) as exc:
-            result = _refuse(raw, exc.code, exc.message)
-            batch.results.append(result)
-            rejected.append(
-                _dead_letter(
-                    account=account, raw=raw, result=result, received_at=received_at, ip=ip, user_agent=user_agent
-                )
-            )
-            continue
-        batch.results.append(EventResult(request_id=parsed.request_id, status=RECORDED))
-        raws[parsed.request_id] = raws.get(parsed.request_id, raw)
-        if parsed.request_id in first_seen:
-            continue  # repeated inside the batch: it counts once, and answers duplicate below
-        first_seen.add(parsed.request_id)
-        line = parsed.line
-        rows.append(
-            _Row(
-                account_id=account.pk,
-                period_id=period.pk,
-                request_id=parsed.request_id,
-                batch_id=batch.batch_id,
-                model_id=rating.model_id,
-                model_requested=line.model,
-                input_tokens=line.input_tokens,
-                output_tokens=line.output_tokens,
-                cached_input_tokens=line.cached_input_tokens,
-                reasoning_tokens=line.reasoning_tokens,
-                images=line.images,
-                features=parsed.features_raw,
-                multiplier=line.multiplier,
-                operation_type=parsed.operation_type,
-                user=parsed.user,
-                conversation_id=parsed.conversation_id,
-                metadata=parsed.metadata,
-                occurred_at=line.occurred_at,
-                received_at=received_at,
-                cost_usd=rating.cost_usd,
-                charge_usd=rating.charge_usd,
-                credits=rating.credits,
-                units=event_units(
-                    unit=terms.unit,
-                    line_input=line.input_tokens,
-                    line_output=line.output_tokens,
-                    credits=rating.credits,
-                ),
-                breakdown=rating.breakdown,
-                price_version_id=rating.price_version_id or None,
-                feature_version_ids=rating.feature_version_ids,
-                credits_rate=rating.credits_rate,
-                plan_code=terms.plan_code,
-                ip=ip or None,  # as Django stores a blank address: the column is inet
-                user_agent=user_agent,
-                **event_dimension_columns(line, provider_request_id=parsed.provider_request_id),
-            )
-        )
+    A batch in a transaction of its own inserts its rows without a savepoint; should the database refuse one, the
+    whole batch is rolled back and recorded again with savepoints, so the refused row can be told apart.
+    """
+    intake = _Intake(
+        account=account, received_at=received_at or timezone.now(), ip=ip, user_agent=storable_text(user_agent[:300])
+    )
+    try:
+        return _record(intake=intake, raw_events=raw_events, careful=connection.in_atomic_block)
+    except _InsertRefused:
+        return _record(intake=intake, raw_events=raw_events, careful=True)
+
+
+@dataclass(frozen=True)
+class _Intake:
+    """Who sent a batch, when and from where: what every row and dead letter of it carries."""
+
+    account: Account
+    received_at: datetime
+    ip: str | None
+    user_agent: str
+
+    def dead_letter(self, raw: Any, result: EventResult) -> RejectedEvent:
+        return _dead_letter(account=self.account, raw=raw, result=result, received_at=self.received_at, ip=self.ip,
+                            user_agent=self.user_agent)  # fmt: skip
+
+
+@dataclass
+class _Parsed:
+    """A batch after parsing and rating: the rows to insert (one per request id), the refusals, the raw events."""
+
+    rows: list[_Row] = field(default_factory=list)
+    rejected: list[RejectedEvent] = field(default_factory=list)
+    raws: dict[str, Any] = field(default_factory=dict)  # the first raw event of each request id
+
+
+@transaction.atomic
+def _record(*, intake: _Intake, raw_events: list[Any], careful: bool) -> BatchResult:
+    batch = BatchResult(batch_id=uuid.uuid4())
+    periods = _Periods(account=intake.account, received_at=intake.received_at, snapshot=catalog_snapshot())
+    parsed = _events_parse(intake=intake, raw_events=raw_events, batch=batch, periods=periods)
+    rows = parsed.rows
+    stored: dict[str, dict[str, Any]] = {}
     if rows:
-        stored, refused = _events_insert_each(account=account, rows=rows, batch_id=batch.batch_id)
+        stored, refused = _events_insert_each(account=intake.account, rows=rows, batch_id=batch.batch_id,
+                                              careful=careful)  # fmt: skip
         for request_id, message in refused.items():
             for result in batch.results:
                 if result.status == RECORDED and result.request_id == request_id:
                     result.status, result.error = REJECTED, {"code": "not_storable", "message": message}
-            rejected.append(
-                _dead_letter(
-                    account=account, raw=raws[request_id], result=_refuse(raws[request_id], "not_storable", message),
-                    received_at=received_at, ip=ip, user_agent=user_agent,
-                )
-            )  # fmt: skip
+            raw = parsed.raws[request_id]
+            parsed.rejected.append(intake.dead_letter(raw, _refuse(raw, "not_storable", message)))
         rows = [r for r in rows if r.request_id not in refused]
-    if rejected:
-        RejectedEvent.objects.bulk_create(rejected)
+    if parsed.rejected:
+        RejectedEvent.objects.bulk_create(parsed.rejected)
     if rows:
         new_rows = [r for r in rows if stored[r.request_id]["batch_id"] == batch.batch_id]
         for row in new_rows:
@@ -271,23 +223,73 @@ def usage_record_batch(
         if new_rows:
             # the ledger and reservations move now, even when the events were received earlier (a replay)
             over_reservation = _apply(
-                account=account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now()
+                account=intake.account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now()
             )
-        answered: set[str] = set()
-        for result in batch.results:
-            if result.status != RECORDED:
-                continue
-            first = stored[result.request_id]
-            is_new = first["batch_id"] == batch.batch_id and result.request_id not in answered
-            answered.add(result.request_id)
-            result.status = RECORDED if is_new else DUPLICATE
-            result.cost_usd, result.charge_usd, result.credits = (
-                first["cost_usd"],
-                first["charge_usd"],
-                first["credits"],
-            )
-            result.over_reservation = result.request_id in over_reservation or bool(first.get("over_reservation"))
+        _answer(batch=batch, stored=stored, over_reservation=over_reservation)
     return batch
+
+
+def _events_parse(*, intake: _Intake, raw_events: list[Any], batch: BatchResult, periods: _Periods) -> _Parsed:
+    """Parse and rate each event; a refused one is answered rejected and kept as a dead letter."""
+    late_window = timedelta(days=settings.USAGE_LATE_EVENT_WINDOW_DAYS)
+    future_skew = timedelta(seconds=settings.USAGE_FUTURE_SKEW_SECONDS)
+    out = _Parsed()
+    for raw in raw_events:
+        try:
+            parsed = event_parse(raw, received_at=intake.received_at, late_window=late_window, future_skew=future_skew,
+                                 metadata_max_bytes=settings.USAGE_METADATA_MAX_BYTES)  # fmt: skip
+            period = periods.for_time(parsed.line.occurred_at)
+            terms = periods.terms[period.pk]
+            rating = _rate(parsed, periods.snapshot, terms)
+        except (EventRefused, PricingError) as exc:
+            result = _refuse(raw, exc.code, exc.message)
+            batch.results.append(result)
+            out.rejected.append(intake.dead_letter(raw, result))
+            continue
+        batch.results.append(EventResult(request_id=parsed.request_id, status=RECORDED))
+        if parsed.request_id in out.raws:
+            continue  # repeated inside the batch: it counts once, and answers duplicate below
+        out.raws[parsed.request_id] = raw
+        out.rows.append(_row(intake=intake, batch_id=batch.batch_id, parsed=parsed, period=period, terms=terms,
+                             rating=rating))  # fmt: skip
+    return out
+
+
+def _row(*, intake: _Intake, batch_id: uuid.UUID, parsed: ParsedEvent, period: BillingPeriod,
+         terms: PlanTermsVersion, rating: Rating) -> _Row:  # fmt: skip
+    line = parsed.line
+    return _Row(
+        account_id=intake.account.pk, period_id=period.pk, request_id=parsed.request_id, batch_id=batch_id,
+        model_id=rating.model_id, model_requested=line.model, input_tokens=line.input_tokens,
+        output_tokens=line.output_tokens, cached_input_tokens=line.cached_input_tokens,
+        reasoning_tokens=line.reasoning_tokens, images=line.images, features=parsed.features_raw,
+        multiplier=line.multiplier, operation_type=parsed.operation_type, user=parsed.user,
+        conversation_id=parsed.conversation_id, metadata=parsed.metadata, occurred_at=line.occurred_at,
+        received_at=intake.received_at, cost_usd=rating.cost_usd, charge_usd=rating.charge_usd,
+        credits=rating.credits,
+        units=event_units(unit=terms.unit, line_input=line.input_tokens, line_output=line.output_tokens,
+                          credits=rating.credits),
+        breakdown=rating.breakdown, price_version_id=rating.price_version_id or None,
+        feature_version_ids=rating.feature_version_ids, credits_rate=rating.credits_rate, plan_code=terms.plan_code,
+        ip=intake.ip or None,  # as Django stores a blank address: the column is inet
+        user_agent=intake.user_agent,
+        **event_dimension_columns(line, provider_request_id=parsed.provider_request_id),
+    )  # fmt: skip
+
+
+def _answer(*, batch: BatchResult, stored: dict[str, dict[str, Any]], over_reservation: set[str]) -> None:
+    """Each accepted event answers recorded (the first of its request id, stored now) or duplicate, with the
+    amounts of the first result."""
+    answered: set[str] = set()
+    for result in batch.results:
+        if result.status != RECORDED:
+            continue
+        first = stored[result.request_id]
+        is_new = first["batch_id"] == batch.batch_id and result.request_id not in answered
+        answered.add(result.request_id)
+        result.status = RECORDED if is_new else DUPLICATE
+        result.cost_usd, result.charge_usd, result.credits = first["cost_usd"], first["charge_usd"], first["credits"]
+        result.over_reservation = result.request_id in over_reservation or bool(first.get("over_reservation"))
 
 
 @dataclass(slots=True, kw_only=True)
@@ -370,11 +372,17 @@ def _db_values(row: _Row) -> list[Any]:
 
 
 def _events_insert_each(
-    *, account: Account, rows: list[_Row], batch_id: uuid.UUID
+    *, account: Account, rows: list[_Row], batch_id: uuid.UUID, careful: bool = True
 ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Insert the rows as `_events_insert` does; should the database refuse one (any error but the idempotency
     conflict, which the insert skips), find it by inserting halves in savepoints, so every other row is stored.
-    Answer the stored rows and, per refused request id, the database's reason."""
+    Answer the stored rows and, per refused request id, the database's reason. Not `careful`: no savepoint, and
+    a refusal raises _InsertRefused (the caller's transaction is lost and the batch starts again, carefully)."""
+    if not careful:
+        try:
+            return _events_insert(account=account, rows=rows, batch_id=batch_id), {}
+        except (DataError, IntegrityError, UnicodeError) as exc:
+            raise _InsertRefused from exc
     try:
         with transaction.atomic():
             return _events_insert(account=account, rows=rows, batch_id=batch_id), {}
@@ -448,26 +456,71 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
     return stored
 
 
+@dataclass
+class _Moves:
+    """What a batch moves, counted under the locks: the wallet's debit and the events past their limits."""
+
+    balance: Decimal
+    credits: Decimal = Decimal(0)
+    usd: Decimal = Decimal(0)
+    over_limit: list[int] = field(default_factory=list)
+    late: list[_Row] = field(default_factory=list)
+
+
 def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime) -> set[str]:
     """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks; answer
     the request ids that used more than their reservation was authorized for (flagged `over_reservation`)."""
-    low_balance_threshold = (
-        Account.objects.select_for_update().filter(pk=account.pk).values_list("low_balance_threshold", flat=True).get()
-    )
-    wallet: Wallet = wallet_lock(account=account)
-    period_ids = sorted({r.period_id for r in rows})
-    locked = {p.pk: p for p in BillingPeriod.objects.select_for_update().filter(pk__in=period_ids).order_by("pk")}
-    units_before = {pk: p.units_used for pk, p in locked.items()}
+    locked = account_rows_lock(account_id=account.pk, period_ids=sorted({r.period_id for r in rows}))
+    assert locked is not None  # the rows' periods exist: the events were just inserted with them
+    wallet = locked.wallet
+    units_before = {pk: p.units_used for pk, p in locked.periods.items()}
+    moves = _counters_move(rows=rows, locked=locked.periods, periods=periods, balance=wallet.balance)
+    if moves.late:
+        late_credits, late_usd = _late_usage_record(rows=moves.late, locked=locked.periods, periods=periods, at=at)
+        moves.balance -= late_credits
+        moves.credits += late_credits
+        moves.usd += late_usd
+    _periods_save(locked=locked.periods, periods=periods)
+    if moves.over_limit:
+        UsageEvent.objects.filter(pk__in=moves.over_limit).update(over_limit=True)
+    released, authorized = _settle_and_rollup(account=account, rows=rows, at=at)
+    over_reservation = [r for r in rows if r.request_id in authorized and r.units > authorized[r.request_id]]
+    if over_reservation:
+        UsageEvent.objects.filter(pk__in=[r.pk for r in over_reservation]).update(over_reservation=True)
+    if moves.credits > 0:
+        posting = wallet_post(
+            wallet=wallet, release_held=released, account=account, kind="usage", credits=-moves.credits,
+            reference=f"usage:{batch_id}", usd_amount=-moves.usd, reason=f"{len(rows)} usage events", at=at,
+        )  # fmt: skip
+        # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
+        auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
+    elif released:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
+    crossing = _crossing(
+        periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk])
+                 for pk, p in locked.periods.items()},
+        # before this call's hold too, so a drop the hold made at authorize time is seen now
+        available_before=wallet.balance - (wallet.held - released),
+        available_after=moves.balance - (wallet.held - released),
+        low_balance_threshold=locked.low_balance_threshold,
+    )  # fmt: skip
+    if crossing:
+        from usage.tasks import alerts_check_task
 
-    balance = wallet.balance
-    wallet_credits = Decimal(0)
-    wallet_usd = Decimal(0)
-    over_limit: list[int] = []
-    late: list[_Row] = []
+        transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
+    return {r.request_id for r in over_reservation}
+
+
+def _counters_move(
+    *, rows: list[_Row], locked: dict[int, BillingPeriod], periods: _Periods, balance: Decimal
+) -> _Moves:
+    """Add each event to its open period's counters, in the order they happened; on credit plans, what lies beyond
+    the included credits comes from the wallet. Events of closed periods are set apart as late usage."""
+    moves = _Moves(balance=balance)
     for row in sorted(rows, key=lambda r: (r.occurred_at, r.pk)):
         period = locked[row.period_id]
         if period.status != BillingPeriod.Status.OPEN:
-            late.append(row)  # checked under the period's lock: a close that committed first makes it late
+            moves.late.append(row)  # checked under the period's lock: a close that committed first makes it late
             continue
         terms = periods.terms[row.period_id]
         before = period.units_used
@@ -480,23 +533,24 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         period.credits_used += row.credits
         included = period.included_units
         if debits_wallet(terms):
-            # included credits are used first; what lies beyond them comes from the wallet
             beyond = row.units if included is None else max(Decimal(0), period.units_used - max(included, before))
             if beyond > 0:
-                balance -= beyond
-                wallet_credits += beyond
-                wallet_usd += row.charge_usd * beyond / row.units if row.units else Decimal(0)
-                if balance < 0:
-                    over_limit.append(row.pk)
+                moves.balance -= beyond
+                moves.credits += beyond
+                moves.usd += row.charge_usd * beyond / row.units if row.units else Decimal(0)
+                if moves.balance < 0:
+                    moves.over_limit.append(row.pk)
         elif included is not None and period.units_used > quota_allowed_units(terms, included):
-            over_limit.append(row.pk)
-    if late:
-        late_credits, late_usd = _late_usage_record(rows=late, locked=locked, periods=periods, at=at)
-        balance, wallet_credits, wallet_usd = (
-            balance - late_credits,
-            wallet_credits + late_credits,
-            wallet_usd + late_usd,
-        )
+            moves.over_limit.append(row.pk)
+    return moves
+
+
+_COUNTERS = ["units_used", "input_tokens", "output_tokens", "messages", "provider_cost_usd", "charge_usd",
+             "credits_used", "overage_units", "overage_usd"]  # fmt: skip
+
+
+def _periods_save(*, locked: dict[int, BillingPeriod], periods: _Periods) -> None:
+    """Write each open period's counters and its overage so far (one update each)."""
     for period in locked.values():
         if period.status != BillingPeriod.Status.OPEN:
             continue
@@ -504,54 +558,7 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         charge = plan_charge(terms, period.units_used)
         period.overage_units = charge.overage_units if not debits_wallet(terms) else Decimal(0)
         period.overage_usd = max(Decimal(0), charge.total.amount - charge.base.amount)
-        period.save(
-            update_fields=[
-                "units_used",
-                "input_tokens",
-                "output_tokens",
-                "messages",
-                "provider_cost_usd",
-                "charge_usd",
-                "credits_used",
-                "overage_units",
-                "overage_usd",
-            ]
-        )
-    if over_limit:
-        UsageEvent.objects.filter(pk__in=over_limit).update(over_limit=True)
-    released, authorized = _settle_reservations(account=account, request_ids=[r.request_id for r in rows], at=at)
-    over_reservation = [r for r in rows if r.request_id in authorized and r.units > authorized[r.request_id]]
-    if over_reservation:
-        UsageEvent.objects.filter(pk__in=[r.pk for r in over_reservation]).update(over_reservation=True)
-    if wallet_credits > 0:
-        posting = wallet_post(
-            wallet=wallet,
-            release_held=released,
-            account=account,
-            kind="usage",
-            credits=-wallet_credits,
-            reference=f"usage:{batch_id}",
-            usd_amount=-wallet_usd,
-            reason=f"{len(rows)} usage events",
-            at=at,
-        )
-        # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
-        auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
-    elif released:
-        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
-    _rollup(rows)
-    crossing = _crossing(
-        periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk]) for pk, p in locked.items()},
-        # before this call's hold too, so a drop the hold made at authorize time is seen now
-        available_before=wallet.balance - (wallet.held - released),
-        available_after=balance - (wallet.held - released),
-        low_balance_threshold=low_balance_threshold,
-    )
-    if crossing:
-        from usage.tasks import alerts_check_task
-
-        transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
-    return {r.request_id for r in over_reservation}
+        period.save(update_fields=_COUNTERS)
 
 
 def _late_usage_record(
@@ -603,30 +610,13 @@ def _crossing(
     return Crossing(quota=quota, overage=overage, low_balance=low)
 
 
-def quota_allowed_units(terms: PlanTermsVersion, included: Decimal) -> Decimal:
-    """Units a quota plan may use before an event is over its limit: the included units, plus the allowed
-    overage (unbounded when overage is allowed without a maximum)."""
-    if terms.hard_limit or not terms.overage_allowed:
-        return included
-    if terms.max_overage_pct is None:
-        return Decimal("Infinity")
-    return included * (1 + terms.max_overage_pct / 100)
-
-
-def _settle_reservations(
-    *, account: Account, request_ids: list[str], at: datetime
-) -> tuple[Decimal, dict[str, Decimal]]:
-    """Settle the active reservations of these requests; answer the credits they held, for the caller to release,
-    and the units each was authorized for (its worst case), by request id."""
-    if connection.vendor == "postgresql":  # one statement: update and read what was held
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {Reservation._meta.db_table} SET status = %s, closed_at = %s "  # noqa: S608 - names from the model
-                "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
-                "RETURNING request_id, held_credits, estimated_units",
-                [Reservation.Status.SETTLED, at, account.pk, Reservation.Status.ACTIVE, request_ids],
-            )
-            held = cursor.fetchall()
+def _settle_and_rollup(*, account: Account, rows: list[_Row], at: datetime) -> tuple[Decimal, dict[str, Decimal]]:
+    """Settle the active reservations of these requests and add the batch to the daily rollups; answer the credits
+    the reservations held, for the caller to release, and the units each was authorized for, by request id."""
+    request_ids = [r.request_id for r in rows]
+    if raw_sql_enabled():  # one statement
+        held = reservations_settle_and_rollup(account_id=account.pk, request_ids=request_ids, at=at,
+                                              buckets=_rollup_buckets(rows))  # fmt: skip
     else:
         settled = list(
             Reservation.objects.select_for_update()
@@ -638,12 +628,13 @@ def _settle_reservations(
                 status=Reservation.Status.SETTLED, closed_at=at
             )
         held = [row[1:] for row in settled]
+        _rollup(rows)
     released = sum((credits for _, credits, _ in held), Decimal(0))
     return released, {request_id: units for request_id, _, units in held}
 
 
-def _rollup(rows: list[_Row]) -> None:
-    """Add the batch to the daily rollups: one upsert per (account, day, model, operation)."""
+def _rollup_buckets(rows: list[_Row]) -> list[RollupBucket]:
+    """The batch summed per (account, day, model, operation), in that order."""
     buckets: dict[tuple[int, Any, str, str], list[Any]] = defaultdict(
         lambda: [0, 0, 0, Decimal(0), Decimal(0), Decimal(0)]
     )
@@ -655,6 +646,11 @@ def _rollup(rows: list[_Row]) -> None:
         bucket[3] += row.cost_usd
         bucket[4] += row.charge_usd
         bucket[5] += row.credits
+    return [(*key, *sums) for key, sums in sorted(buckets.items())]
+
+
+def _rollup(rows: list[_Row]) -> None:
+    """Add the batch to the daily rollups: one upsert per (account, day, model, operation)."""
     table = DailyUsage._meta.db_table
     ops = connection.ops
     adapt = ops.adapt_decimalfield_value
@@ -670,21 +666,10 @@ def _rollup(rows: list[_Row]) -> None:
         f"credits = {table}.credits + excluded.credits"
     )
     params = [
-        (
-            account_id,
-            ops.adapt_datefield_value(day),
-            model_id,
-            operation,
-            events,
-            tokens_in,
-            tokens_out,
-            adapt(cost, 28, 12),
-            adapt(charge, 28, 12),
-            adapt(credits, 28, 12),
-        )
-        for (account_id, day, model_id, operation), (events, tokens_in, tokens_out, cost, charge, credits) in sorted(
-            buckets.items(), key=lambda item: (item[0][0], item[0][1], item[0][2], item[0][3])
-        )
-    ]
+        (account_id, ops.adapt_datefield_value(day), model_id, operation, events, tokens_in, tokens_out,
+         adapt(cost, 28, 12), adapt(charge, 28, 12), adapt(credits, 28, 12))
+        for account_id, day, model_id, operation, events, tokens_in, tokens_out, cost, charge, credits
+        in _rollup_buckets(rows)
+    ]  # fmt: skip
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)

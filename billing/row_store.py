@@ -1,0 +1,103 @@
+"""Billing's raw SQL, PostgreSQL only: the few statements the gate (authorize, record) sends on every call.
+
+Each takes the place of several ORM statements and has a PostgreSQL test of its own (tests/billing/
+test_row_store.py); billing.services.locks and billing.services.wallet call these on PostgreSQL and keep the ORM
+path everywhere else, deciding the same. Row locks are taken in the one fixed order: account, wallet, periods by id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from django.db import DEFAULT_DB_ALIAS, connection, models
+
+from billing.models import Account, BillingPeriod, CreditGrant, LedgerEntry, Wallet
+
+M = TypeVar("M", bound=models.Model)
+
+
+def _columns(model: type[models.Model], alias: str) -> str:
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+def _instance(model: type[M], values: tuple[Any, ...] | list[Any]) -> M:
+    """A model instance from its concrete columns as psycopg returns them (aware datetimes, Decimals)."""
+    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in model._meta.concrete_fields], list(values))
+
+
+_WALLET_WIDTH = len(Wallet._meta.concrete_fields)
+_PERIOD_WIDTH = len(BillingPeriod._meta.concrete_fields)
+
+
+def account_wallet_periods_lock(
+    *, account_id: int, period_ids: list[int] | None = None, at: datetime | None = None
+) -> tuple[dict[str, Any], Wallet, list[BillingPeriod]] | None:
+    """Lock the account, its wallet and periods in one statement: the periods named, or the one in force `at`.
+
+    Answers the account's status and low_balance_threshold, the wallet and the periods by id; None when no such
+    period exists (nothing is locked then).
+    The rows are locked in the one order: the account, the wallet, then each period by id.
+    """
+    params: list[Any]
+    if period_ids is not None:
+        period_filter, params = "p.id = ANY(%s)", [account_id, period_ids]
+    else:
+        period_filter, params = 'p.start <= %s AND p."end" > %s', [account_id, at, at]
+    sql = (
+        f"SELECT a.status, a.low_balance_threshold, "  # noqa: S608 - names from the models
+        f"{_columns(Wallet, 'w')}, {_columns(BillingPeriod, 'p')} "
+        f"FROM {Account._meta.db_table} a JOIN {Wallet._meta.db_table} w ON w.account_id = a.id "
+        f"JOIN {BillingPeriod._meta.db_table} p ON p.account_id = a.id "
+        f"WHERE a.id = %s AND {period_filter} ORDER BY p.id FOR UPDATE OF a, w, p"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    status, threshold = rows[0][:2]
+    wallet = _instance(Wallet, rows[0][2 : 2 + _WALLET_WIDTH])
+    periods = [_instance(BillingPeriod, row[2 + _WALLET_WIDTH :]) for row in rows]
+    return {"status": status, "low_balance_threshold": threshold}, wallet, periods
+
+
+def ledger_post(
+    *, wallet: Wallet, kind: str, credits: Decimal, usd_amount: Decimal, rate: Decimal | None, reference: str,
+    actor_id: int | None, reason: str, created_at: datetime, release_held: Decimal, updated_at: datetime,
+    consume_grants: bool,
+) -> LedgerEntry | None:  # fmt: skip
+    """Insert the ledger entry, move the (locked) wallet by it and, for a debit with `consume_grants`, spend the
+    wallet's expiring grants, in one statement; None when the reference was posted before (the unique
+    (wallet, kind, reference) constraint), in which case nothing moved."""
+    table, grants = LedgerEntry._meta.db_table, CreditGrant._meta.db_table
+    # a debit spends expiring grants soonest expiry first (wallet._grants_consume): each grant gives what the debit
+    # still needs after the grants before it; this statement's snapshot is taken under the wallet's lock
+    sql = (
+        f"WITH entry AS (INSERT INTO {table} (wallet_id, kind, credits, usd_amount, rate, reference, balance_after, "  # noqa: S608
+        "actor_id, reason, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (wallet_id, kind, reference) DO NOTHING RETURNING id), "
+        f"moved AS (UPDATE {Wallet._meta.db_table} SET balance = balance + %s, held = held - %s, updated_at = %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM entry)), "
+        f"live AS (SELECT id, COALESCE(SUM(remaining) OVER (ORDER BY expires_at, id ROWS BETWEEN UNBOUNDED PRECEDING "
+        f"AND 1 PRECEDING), 0) AS before FROM {grants} WHERE wallet_id = %s AND expired_at IS NULL AND remaining > 0), "
+        f"spent AS (UPDATE {grants} g SET remaining = g.remaining - LEAST(g.remaining, %s - live.before) FROM live "
+        "WHERE g.id = live.id AND live.before < %s AND EXISTS (SELECT 1 FROM entry)) "
+        "SELECT id FROM entry"
+    )
+    spend = -credits if consume_grants and credits < 0 else Decimal(0)
+    balance_after = wallet.balance + credits
+    params: list[Any] = [
+        wallet.pk, kind, credits, usd_amount, rate, reference, balance_after, actor_id, reason, created_at,
+        credits, release_held, updated_at, wallet.pk, wallet.pk, spend, spend,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return LedgerEntry(
+        pk=row[0], wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
+        balance_after=balance_after, actor_id=actor_id, reason=reason, created_at=created_at,
+    )  # fmt: skip

@@ -1,0 +1,65 @@
+"""How many statements the gate sends per call, counting BEGIN and COMMIT (issue 19): at most 6 per authorize and
+8 per recorded single event, once the caches a running server keeps (the key, the catalog) are warm. Counts, not
+timings: bench/gate.py measures the time. Django's captured queries include BEGIN and COMMIT."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import AccountFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+AUTHORIZE_MAX = 6
+RECORD_MAX = 8
+
+
+def _authorize(client, request_id: str):
+    body = {"request_id": request_id, "model": "gpt-4o-mini", "input_tokens": 1000, "max_output_tokens": 500}
+    return client.post("/api/usage/authorize", body, format="json")
+
+
+def _record(client, request_id: str):
+    body = {"request_id": request_id, "model": "gpt-4o-mini", "input_tokens": 1000, "output_tokens": 300}
+    return client.post("/api/usage/events", body, format="json")
+
+
+def _sent(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in queries.captured_queries]
+
+
+@pytest.fixture
+def warm_client(catalog, api_client_for):
+    client = api_client_for(AccountFactory.create(plan="jive", credits="10000"))
+    assert _authorize(client, "warm").json()["allowed"] is True
+    assert _record(client, "warm").status_code == 201
+    return client
+
+
+def test_an_authorize_sends_at_most_six_statements_and_no_savepoint(warm_client):
+    with CaptureQueriesContext(connection) as queries:
+        response = _authorize(warm_client, "call-1")
+    assert response.json()["allowed"] is True
+    sent = _sent(queries)
+    assert sent[0] == "BEGIN" and sent[-1] == "COMMIT"
+    assert len(sent) <= AUTHORIZE_MAX, queries.captured_queries
+    assert "SAVEPOINT" not in sent
+
+
+def test_a_recorded_event_sends_at_most_eight_statements_and_no_savepoint(warm_client):
+    assert _authorize(warm_client, "call-2").json()["allowed"] is True
+    with CaptureQueriesContext(connection) as queries:
+        response = _record(warm_client, "call-2")
+    assert response.status_code == 201 and response.json()["results"][0]["status"] == "recorded"
+    sent = _sent(queries)
+    assert len(sent) <= RECORD_MAX, queries.captured_queries
+    assert "SAVEPOINT" not in sent
+
+
+def test_a_balance_read_is_one_statement(warm_client):
+    with CaptureQueriesContext(connection) as queries:
+        response = warm_client.get("/api/billing/balance")
+    assert response.status_code == 200
+    assert len(queries.captured_queries) == 1, queries.captured_queries

@@ -1,0 +1,113 @@
+"""Usage's raw SQL, PostgreSQL only: the statements the gate sends on every authorize and recorded event.
+
+Each replaces several ORM statements and has a PostgreSQL test of its own (tests/usage/test_event_store.py). The
+services call these by name when billing.services.locks.raw_sql_enabled() and otherwise run the ORM path, which
+decides the same (tests/usage/test_gate_parity.py runs the same scenarios through both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connection
+
+from billing.models import Subscription
+from usage.models import DailyUsage, Reservation, UsageEvent
+
+_RESERVATION_FIELDS = Reservation._meta.concrete_fields
+_RESERVATION_COLUMNS = ", ".join(f'r."{f.column}"' for f in _RESERVATION_FIELDS)
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """What authorize must know about the request id and the subscription, read under the account's lock."""
+
+    subscription_status: str | None
+    past_due_since: datetime | None
+    existing: Reservation | None
+    recorded: bool
+
+
+def request_state_read(*, account_id: int, request_id: str) -> RequestState:
+    """The subscription's status, the reservation already made for this request id (if any) and whether an event
+    with this id is recorded, in one statement. Read after the account's lock, so as of after any wait for it."""
+    sql = (
+        f"SELECT s.status, s.past_due_since, "  # noqa: S608 - names from the models
+        f"EXISTS (SELECT 1 FROM {UsageEvent._meta.db_table} e WHERE e.account_id = %s AND e.request_id = %s), "
+        f"{_RESERVATION_COLUMNS} FROM (SELECT 1) AS one "
+        f"LEFT JOIN {Subscription._meta.db_table} s ON s.account_id = %s "
+        f"LEFT JOIN {Reservation._meta.db_table} r ON r.account_id = %s AND r.request_id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [account_id, request_id, account_id, account_id, request_id])
+        row = cursor.fetchone()
+    status, past_due_since, recorded, *reservation = row
+    existing = None
+    if reservation[0] is not None:
+        existing = Reservation.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _RESERVATION_FIELDS], reservation)
+    return RequestState(
+        subscription_status=status, past_due_since=past_due_since, existing=existing, recorded=bool(recorded)
+    )
+
+
+def reservation_insert(*, reservation: Reservation) -> bool:
+    """Insert the reservation unless its request id has one (the unique (account, request_id) constraint decides,
+    no savepoint); True when inserted, with its id set."""
+    fields = [f for f in _RESERVATION_FIELDS if not f.primary_key]
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in fields]
+    sql = (
+        f"INSERT INTO {Reservation._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608
+        "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    reservation.pk = row[0]
+    reservation._state.adding = False
+    return True
+
+
+RollupBucket = tuple[int, date, str, str, int, int, int, Decimal, Decimal, Decimal]
+
+
+def reservations_settle_and_rollup(
+    *, account_id: int, request_ids: list[str], at: datetime, buckets: list[RollupBucket]
+) -> list[tuple[str, Decimal, Decimal]]:
+    """Settle the active reservations of these requests and add the batch to the daily rollups, in one statement;
+    answer (request id, credits held, units authorized) of each reservation settled.
+
+    `buckets` are (account, day, model, operation, events, input tokens, output tokens, cost, charge, credits),
+    in one order for every batch (the rollup rows are locked in that order).
+    """
+    table = DailyUsage._meta.db_table
+    values = ", ".join(
+        ["(%s::bigint, %s::date, %s, %s, %s::bigint, %s::bigint, %s::bigint, %s::numeric, %s::numeric, %s::numeric)"]
+        * len(buckets)
+    )
+    rollup = (
+        f"rollup AS (INSERT INTO {table} (account_id, day, model_id, operation_type, events, input_tokens, "  # noqa: S608
+        f"output_tokens, cost_usd, charge_usd, credits) VALUES {values} "
+        "ON CONFLICT (account_id, day, model_id, operation_type) DO UPDATE SET "
+        f"events = {table}.events + excluded.events, "
+        f"input_tokens = {table}.input_tokens + excluded.input_tokens, "
+        f"output_tokens = {table}.output_tokens + excluded.output_tokens, "
+        f"cost_usd = {table}.cost_usd + excluded.cost_usd, "
+        f"charge_usd = {table}.charge_usd + excluded.charge_usd, "
+        f"credits = {table}.credits + excluded.credits), "
+    )
+    sql = (
+        f"WITH {rollup if buckets else ''}settled AS (UPDATE {Reservation._meta.db_table} "  # noqa: S608
+        "SET status = %s, closed_at = %s WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
+        "RETURNING request_id, held_credits, estimated_units) SELECT * FROM settled"
+    )
+    params: list[Any] = [value for bucket in buckets for value in bucket]
+    params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
