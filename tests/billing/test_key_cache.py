@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -64,7 +65,7 @@ def test_a_lookup_that_raced_the_revocation_cannot_bring_the_key_back(cache_kind
 
 
 def test_last_use_is_still_written_about_once_a_minute():
-    account = AccountFactory.create(plan="starter", credits="100")
+    account: Any = AccountFactory.create(plan="starter", credits="100")
     client = _client(account)
     assert client.get("/api/billing/balance").status_code == 200
     first = ApiKey.objects.get(account=account).last_used_at
