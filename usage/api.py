@@ -67,9 +67,9 @@ def _body(request: Request) -> Any:
 class EventResultSerializer(serializers.Serializer):
     request_id = serializers.CharField()
     status = serializers.ChoiceField(choices=[RECORDED, DUPLICATE, REJECTED])
-    cost_usd = money_field(allow_null=True)
-    charge_usd = money_field(allow_null=True)
-    credits = money_field(allow_null=True)
+    cost_usd = amount_field(allow_null=True)
+    charge_usd = amount_field(allow_null=True)
+    credits = amount_field(allow_null=True)
     error = serializers.DictField(child=serializers.CharField(), allow_null=True)
     over_reservation = serializers.BooleanField(help_text="used more than its reservation was authorized for")
 
@@ -123,7 +123,8 @@ class UsageBatchInputSerializer(serializers.Serializer):
 
 
 def _amount_out(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.quantize(PRECISE), "f")
+    """An amount as the API's decimal string (core.decimals), rounded to the 12 places the columns keep."""
+    return None if value is None else decimal_string(value.quantize(PRECISE))
 
 
 def _time_out(value: datetime) -> str:
@@ -324,15 +325,15 @@ class UsageAuthorizeApi(OwnTransactionAccountApi):
 
     class AuthorizeAlternativeSerializer(serializers.Serializer):
         model_id = serializers.CharField()
-        credits = money_field()
-        charge_usd = money_field()
+        credits = amount_field()
+        charge_usd = amount_field()
 
     class AuthorizeOutputSerializer(serializers.Serializer):
         allowed = serializers.BooleanField()
         reservation_id = serializers.IntegerField(required=False)
-        held_credits = money_field(required=False)
+        held_credits = amount_field(required=False)
         expires_at = serializers.DateTimeField(required=False)
-        remaining = money_field(required=False, allow_null=True)
+        remaining = amount_field(required=False, allow_null=True)
         reason = serializers.CharField(required=False)
         message = serializers.CharField(required=False)
         alternatives = serializers.ListField(child=serializers.DictField(), required=False)
@@ -370,7 +371,7 @@ class UsageAuthorizeApi(OwnTransactionAccountApi):
             body: dict[str, Any] = {"allowed": False, "reason": decision.reason, "message": decision.message}
             if decision.alternatives:
                 body["alternatives"] = [
-                    {"model_id": a.model_id, "credits": str(a.credits), "charge_usd": str(a.charge_usd)}
+                    {"model_id": a.model_id, "credits": _amount_out(a.credits), "charge_usd": _amount_out(a.charge_usd)}
                     for a in decision.alternatives
                 ]
             return Response(body)

@@ -30,7 +30,7 @@ def test_allowed_call_holds_its_worst_case(jive_account, api_client_for):
     client = api_client_for(jive_account)
     body = _ask(client)
     assert body["allowed"] is True
-    assert body["held_credits"] == "1.500000000000"
+    assert body["held_credits"] == "1.5"
     assert Decimal(body["remaining"]) == Decimal("9998.5")
     wallet = Wallet.objects.get(account=jive_account)
     assert (wallet.balance, wallet.held) == (Decimal(10000), Decimal("1.5"))

@@ -152,7 +152,7 @@ def test_decimals_come_as_json_numbers_or_strings_without_float_math(jive_accoun
     )
     as_string = _post(client, _event("s", multiplier="1.1"))
     assert (as_number.status_code, as_string.status_code) == (201, 201)
-    assert as_number.json()["results"][0]["credits"] == as_string.json()["results"][0]["credits"] == "1.650000000000"
+    assert as_number.json()["results"][0]["credits"] == as_string.json()["results"][0]["credits"] == "1.65"
     assert UsageEvent.objects.get(request_id="n").multiplier == Decimal("1.1")
 
 

@@ -24,7 +24,7 @@ def test_one_event_is_recorded_rated_and_debited(jive_account, api_client_for):
     body = response.json()
     assert (body["recorded"], body["duplicate"], body["rejected"]) == (1, 0, 0)
     result = body["results"][0]
-    assert (result["status"], result["cost_usd"], result["credits"]) == ("recorded", "0.000150000000", "1.500000000000")
+    assert (result["status"], result["cost_usd"], result["credits"]) == ("recorded", "0.00015", "1.5")
     assert Wallet.objects.get(account=jive_account).balance == Decimal("9998.5")
     period = BillingPeriod.objects.get(account=jive_account)
     assert (period.messages, period.input_tokens, period.output_tokens) == (1, 1000, 500)

@@ -165,7 +165,7 @@ def test_recording_more_than_was_authorized_is_recorded_and_flagged(jive_account
     within = _record(client, "within", output_tokens=500).json()["results"][0]
     beyond = _record(client, "beyond", output_tokens=2000).json()["results"][0]
     assert (within["status"], within["over_reservation"]) == ("recorded", False)
-    assert (beyond["status"], beyond["over_reservation"], beyond["credits"]) == ("recorded", True, "3.000000000000")
+    assert (beyond["status"], beyond["over_reservation"], beyond["credits"]) == ("recorded", True, "3")
     assert UsageEvent.objects.get(request_id="beyond").over_reservation is True
     assert UsageEvent.objects.get(request_id="within").over_reservation is False
     # the usage happened: all of it is debited, and nothing stays held
