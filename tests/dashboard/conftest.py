@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,25 +9,17 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from django.test import Client
 
 from billing.models import Account, Membership
 from billing.services.accounts import member_add
 from pricing.selectors import catalog_cache_invalidate
-from tests.factories import AccountFactory, UserFactory
-from usage.services.recording import usage_record_batch
+from tests.factories import AccountFactory, UserFactory, events_record
 
 OWNER_EMAIL = "owner@example.com"
 OWNER_PASSWORD = "correct-horse-battery-staple"
 # Saturday 21 Nov 2026, noon UTC: the period (November) is two-thirds gone
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def catalog(db: Any) -> None:
-    with open(os.devnull, "w") as sink:
-        call_command("seed_catalog", verbosity=0, stdout=sink)
 
 
 @pytest.fixture
@@ -92,14 +83,11 @@ EventSpec = tuple[datetime, str, str, int, int]  # occurred_at, model, operation
 
 def record(account: Account, events: list[EventSpec], *, prefix: str = "req") -> None:
     """Record events through the metering service, so counters, rollups and the ledger move as in production."""
-    raw = [
+    events_record(account, [
         {"request_id": f"{prefix}-{index}", "model": model, "operation_type": operation,
          "input_tokens": tokens_in, "output_tokens": tokens_out, "occurred_at": at.isoformat()}
         for index, (at, model, operation, tokens_in, tokens_out) in enumerate(events)
-    ]  # fmt: skip
-    for start in range(0, len(raw), 1000):
-        result = usage_record_batch(account=account, raw_events=raw[start : start + 1000])
-        assert result.count("rejected") == 0, [r for r in result.results if r.status == "rejected"]
+    ])  # fmt: skip
 
 
 @pytest.fixture

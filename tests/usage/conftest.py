@@ -1,23 +1,6 @@
 import pytest
-from django.core.management import call_command
-from rest_framework.test import APIClient
 
 from tests.factories import AccountFactory
-
-
-@pytest.fixture
-def catalog(db):
-    call_command("seed_catalog", verbosity=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
-
-
-@pytest.fixture
-def api_client_for():
-    def make(account):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
-        return client
-
-    return make
 
 
 @pytest.fixture
