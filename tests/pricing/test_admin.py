@@ -748,6 +748,20 @@ def test_catalog_csv_one_section(admin_client, seeded_catalog):
     assert admin_client.get("/admin/pricing/aimodel/catalog.csv?section=nope").status_code == 404
 
 
+def test_catalog_csv_keeps_a_formula_in_a_name_as_text(admin_client, seeded_catalog):
+    """A display name is typed by an operator or imported from a price map: one a spreadsheet would run as a
+    formula downloads as text (core.csv_export's rule), the prices beside it stay numbers."""
+    from pricing.services import model_create
+
+    model_create(model_id="house-model", display_name='=HYPERLINK("http://evil.test","x")', provider="openai")
+    response = admin_client.get("/admin/pricing/aimodel/catalog.csv?section=models")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    house = next(row for row in rows if row["model_id"] == "house-model")
+    assert house["display_name"] == '\'=HYPERLINK("http://evil.test","x")'
+    gpt = next(row for row in rows if row["model_id"] == "gpt-4o-mini")
+    assert gpt["input_usd_per_1m"] == "0.15"
+
+
 def test_removing_an_alias_refuses_events_that_name_it_and_is_audited(
     admin_client, admin_user, seeded_catalog, django_capture_on_commit_callbacks
 ):
