@@ -197,6 +197,14 @@ def request_account_ref(request: Request) -> Account:
     return principal.account_ref
 
 
+def request_api_key_id(request: Request) -> int | None:
+    """The account API key a request came with (its usage events record it), or None for a server key."""
+    principal = request.user
+    if isinstance(principal, AccountPrincipal) and not isinstance(principal, ServerKeyPrincipal):
+        return principal.key.pk
+    return None
+
+
 def request_event_accounts(request: Request, external_ids: set[str]) -> tuple[Account | None, dict[str, Account], bool]:
     """For a usage batch: (the default account, the customers the events name by external id, own_only).
 

@@ -72,10 +72,12 @@ class Admission:
     user: str
     endpoint: str
     upstream: UpstreamTarget
+    api_key_id: int | None = None  # the account key that called (its usage event records it); None for a server key
 
 
-def caller_account(*, credentials: Credentials) -> Account:
-    """The account the call is for: an account key's, or the customer a server key (with `usage`) names."""
+def caller_identify(*, credentials: Credentials) -> tuple[Account, int | None]:
+    """The account the call is for and the account key that made it: an account key's account, or the customer
+    a server key (with `usage`) names (no account key then)."""
     raw = credentials.api_key
     if not raw:
         raise GatewayRefusal(401, "missing_api_key", "Send your TokenLedger API key as the provider API key.")
@@ -83,11 +85,11 @@ def caller_account(*, credentials: Credentials) -> Account:
         server_key = server_key_authenticate(raw)
         if server_key is None:
             raise GatewayRefusal(401, "invalid_api_key", "The server key is unknown or revoked.")
-        return _customer_of(server_key, credentials.customer)
+        return _customer_of(server_key, credentials.customer), None
     key = api_key_authenticate(raw)
     if key is None:
         raise GatewayRefusal(401, "invalid_api_key", "The API key is unknown or revoked.")
-    return key.account
+    return key.account, key.pk
 
 
 def _customer_of(server_key: ServerKey, customer: str | None) -> Account:
@@ -133,7 +135,7 @@ def _request_id(credentials: Credentials) -> str:
 def gateway_admit(*, route: Route, call: CallRequest, credentials: Credentials) -> Admission:
     """Authorize the call's worst case, or refuse it (GatewayRefusal) before it reaches the provider."""
     close_old_connections()
-    account = caller_account(credentials=credentials)
+    account, api_key_id = caller_identify(credentials=credentials)
     snapshot = catalog_snapshot()
     try:
         entry = snapshot.active_model(call.model)
@@ -151,7 +153,7 @@ def gateway_admit(*, route: Route, call: CallRequest, credentials: Credentials) 
         account=account, request_id=_request_id(credentials), model_id=entry.model_id,
         input_tokens=tokens_for(call.input_text, provider=entry.provider) + call.input_token_ids,
         max_output_tokens=output, operation_type=credentials.operation_type, user=call.user,
-        endpoint=route.endpoint, upstream=upstream,
+        endpoint=route.endpoint, upstream=upstream, api_key_id=api_key_id,
     )  # fmt: skip
     _reserve(admission)
     return admission
@@ -199,7 +201,9 @@ def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool
         event["operation_type"] = admission.operation_type
     if admission.user and len(admission.user) <= 200 and admission.user.isprintable():
         event["user"] = admission.user
-    result = usage_record_batch(account=admission.account, raw_events=[event]).results[0]
+    result = usage_record_batch(account=admission.account, raw_events=[event], api_key_id=admission.api_key_id).results[
+        0
+    ]
     if result.status == REJECTED:
         logger.warning("gateway event %s refused: %s", admission.request_id, (result.error or {}).get("code"))
         gateway_release(admission=admission)

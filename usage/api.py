@@ -23,7 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing.api import AccountApi, OwnTransactionAccountApi
-from billing.authentication import request_account, request_account_ref, request_event_accounts
+from billing.authentication import request_account, request_account_ref, request_api_key_id, request_event_accounts
 from billing.services.periods import period_current
 from core.api_errors import ApiError, PayloadTooLarge
 from core.decimals import DecimalStringField, decimal_string
@@ -189,7 +189,9 @@ class UsageRecordApi(OwnTransactionAccountApi):
         # each event may name its `customer` (server keys: any customer; account keys: only their own)
         default, customers, own_only = request_event_accounts(request, event_customers(events))
         batch = usage_record_routed(
-            routing=EventRouting(default=default, customers=customers, own_only=own_only), raw_events=events,
+            routing=EventRouting(default=default, customers=customers, own_only=own_only,
+                                 api_key_id=request_api_key_id(request)),
+            raw_events=events,
             ip=_client_ip(request), user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )  # fmt: skip
         # written as UsageRecordOutputSerializer describes it, without a serializer field per value: a batch

@@ -8,7 +8,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 
-from billing.models import Account, BillingPeriod
+from billing.models import Account, ApiKey, BillingPeriod
 from pricing.fields import PreciseDecimalField
 
 
@@ -72,6 +72,15 @@ class UsageEvent(models.Model):
     )
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="usage_events",
+        help_text="the account API key that sent it (none for a server key's or the customers API's batches)",
+    )
     actual_cost_usd = PreciseDecimalField(null=True, blank=True)
     reconciliation_status = models.CharField(
         max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING
@@ -84,6 +93,7 @@ class UsageEvent(models.Model):
         indexes = [
             models.Index(fields=["account", "occurred_at"], name="usage_event_account_time"),
             models.Index(fields=["occurred_at", "model_id"], name="usage_event_time_model"),
+            models.Index(fields=["account", "api_key", "occurred_at"], name="usage_event_account_key_time"),
         ]
 
     def __str__(self) -> str:

@@ -25,11 +25,12 @@ CUSTOMER_FIELD = "customer"
 class EventRouting:
     """Where a batch's events go. `default`: the account key's account, or the customer of a server key's header
     (None when it sent none); `customers`: the accounts named by the events, by external id; `own_only`: an
-    account key, whose events may name only its own account."""
+    account key, whose events may name only its own account; `api_key_id`: that account key (stored on each event)."""
 
     default: Account | None
     customers: Mapping[str, Account]
     own_only: bool
+    api_key_id: int | None = None
 
 
 def event_customers(raw_events: list[Any]) -> set[str]:
@@ -80,7 +81,11 @@ def usage_record_routed(
     for account_id in sorted(groups):
         indexes = groups[account_id]
         batch = usage_record_batch(
-            account=accounts[account_id], raw_events=[raw_events[i] for i in indexes], ip=ip, user_agent=user_agent
+            account=accounts[account_id],
+            raw_events=[raw_events[i] for i in indexes],
+            ip=ip,
+            user_agent=user_agent,
+            api_key_id=routing.api_key_id,
         )
         batch_id = batch_id or batch.batch_id
         for index, result in zip(indexes, batch.results, strict=True):

@@ -158,14 +158,20 @@ def usage_record_batch(
     received_at: datetime | None = None,
     ip: str | None = None,
     user_agent: str = "",
+    api_key_id: int | None = None,
 ) -> BatchResult:
     """Record a batch of raw events for one account; answer each with recorded, duplicate or rejected.
+    `api_key_id`: the account API key that sent it, stored on each event (spend by key).
 
     A batch in a transaction of its own inserts its rows without a savepoint; should the database refuse one, the
     whole batch is rolled back and recorded again with savepoints, so the refused row can be told apart.
     """
     intake = _Intake(
-        account=account, received_at=received_at or timezone.now(), ip=ip, user_agent=storable_text(user_agent[:300])
+        account=account,
+        received_at=received_at or timezone.now(),
+        ip=ip,
+        user_agent=storable_text(user_agent[:300]),
+        api_key_id=api_key_id,
     )
     try:
         return _record(intake=intake, raw_events=raw_events, careful=connection.in_atomic_block)
@@ -181,6 +187,7 @@ class _Intake:
     received_at: datetime
     ip: str | None
     user_agent: str
+    api_key_id: int | None = None
 
     def dead_letter(self, raw: Any, result: EventResult) -> RejectedEvent:
         return _dead_letter(account=self.account, raw=raw, result=result, received_at=self.received_at, ip=self.ip,
@@ -272,7 +279,7 @@ def _row(*, intake: _Intake, batch_id: uuid.UUID, parsed: ParsedEvent, period: B
         breakdown=rating.breakdown, price_version_id=rating.price_version_id or None,
         feature_version_ids=rating.feature_version_ids, credits_rate=rating.credits_rate, plan_code=terms.plan_code,
         ip=intake.ip or None,  # as Django stores a blank address: the column is inet
-        user_agent=intake.user_agent,
+        user_agent=intake.user_agent, api_key_id=intake.api_key_id,
         **event_dimension_columns(line, provider_request_id=parsed.provider_request_id),
     )  # fmt: skip
 
@@ -326,6 +333,7 @@ class _Row:
     plan_code: str
     ip: str | None
     user_agent: str
+    api_key_id: int | None
     over_limit: bool = False
     late: bool = False
     over_reservation: bool = False
