@@ -17,7 +17,7 @@ from billing.models import (
 from core.csv_export import csv_lines
 from dashboard.selectors import BreakdownRow, stored_sum
 from usage.models import DailyUsage, UsageEvent
-from usage.selectors import EXPORT_COLUMNS
+from usage.selectors import EXPORT_COLUMNS, EXPORT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -174,5 +174,5 @@ def spend_by_user(*, account: Account, usage_filter: UsageFilter, limit: int = 2
 def usage_history_csv(*, account: Account, usage_filter: UsageFilter) -> Iterator[str]:
     """The filtered events as CSV (the columns of /api/usage/export.csv), oldest first, streamed row by row through
     the one CSV writer, so an end user id or request id that starts like a formula arrives as text."""
-    rows = usage_filter.events(account).order_by("occurred_at", "id").values_list(*EXPORT_COLUMNS)
+    rows = usage_filter.events(account).order_by("occurred_at", "id").values_list(*EXPORT_FIELDS)
     return csv_lines(itertools.chain([EXPORT_COLUMNS], rows.iterator(chunk_size=2000)))

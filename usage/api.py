@@ -35,7 +35,7 @@ from usage.estimate import estimate_request, max_output_tokens_for, text_of
 from usage.event_dimensions import SERVICE_TIER_NAMES
 from usage.events import EVENT_FEATURES, INT32_MAX, MAX_COUNT, EventRefused
 from usage.models import Reservation
-from usage.selectors import Bucket, reservation_by_request, usage_export_rows, usage_stats
+from usage.selectors import BREAKDOWN_LIMIT, Bucket, reservation_by_request, usage_export_rows, usage_stats
 from usage.services.authorization import AuthorizeRequest, reservation_create
 from usage.services.customer_batches import EventRouting, event_customers, usage_record_routed
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED, EventResult
@@ -480,8 +480,49 @@ RANGE_PARAMETERS = [
 ]
 
 
+class UsageBucketSerializer(serializers.Serializer):
+    events = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    cost_usd = amount_field(help_text="provider cost")
+    charge_usd = amount_field(help_text="customer charge")
+    credits = amount_field()
+
+
+def breakdown_field(help_text: str) -> serializers.DictField:
+    return serializers.DictField(child=UsageBucketSerializer(), help_text=help_text)
+
+
+class UsageStatsOutputSerializer(serializers.Serializer):
+    """What UsageStatsApi answers (written by hand there: the schema is this)."""
+
+    from_ = serializers.DateField()
+    to = serializers.DateField()
+    total_events = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    total_cost_usd = amount_field(help_text="customer charge")
+    total_provider_cost_usd = amount_field()
+    avg_cost_usd = amount_field()
+    by_operation_type = breakdown_field("per operation type (`unspecified`: sent without one)")
+    by_model = breakdown_field("per catalog model")
+    by_day = breakdown_field("per UTC day, YYYY-MM-DD")
+    by_user = breakdown_field(
+        f"per end user (the events' `user`; `unspecified`: sent without one), the {BREAKDOWN_LIMIT} largest charges"
+    )
+    by_api_key = breakdown_field(
+        "per account API key, by its prefix (never the secret); `unspecified`: recorded by a server key or the "
+        f"customers API, or by a key since deleted; the {BREAKDOWN_LIMIT} largest charges"
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        return {"from": fields.pop("from_"), **fields}  # `from` is a Python keyword
+
+
 class UsageStatsApi(AccountApi):
-    @extend_schema(parameters=RANGE_PARAMETERS, responses=OpenApiTypes.OBJECT, summary="Usage totals and breakdowns")
+    @extend_schema(parameters=RANGE_PARAMETERS, responses=UsageStatsOutputSerializer,
+                   summary="Usage totals and breakdowns")  # fmt: skip
     def get(self, request: Request) -> Response:
         start, end = _range(request)
         stats = usage_stats(account=request_account(request), start=start, end=end)
@@ -498,6 +539,8 @@ class UsageStatsApi(AccountApi):
                 "by_operation_type": {k: _bucket(v) for k, v in stats.by_operation_type.items()},
                 "by_model": {k: _bucket(v) for k, v in stats.by_model.items()},
                 "by_day": {k: _bucket(v) for k, v in stats.by_day.items()},
+                "by_user": {k: _bucket(v) for k, v in stats.by_user.items()},
+                "by_api_key": {k: _bucket(v) for k, v in stats.by_api_key.items()},
             }
         )
 

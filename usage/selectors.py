@@ -5,12 +5,12 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import chain, islice
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from billing.models import Account
 from core.csv_export import csv_lines
@@ -45,6 +45,8 @@ class UsageStats:
     by_operation_type: dict[str, Bucket] = field(default_factory=dict)
     by_model: dict[str, Bucket] = field(default_factory=dict)
     by_day: dict[str, Bucket] = field(default_factory=dict)
+    by_user: dict[str, Bucket] = field(default_factory=dict)
+    by_api_key: dict[str, Bucket] = field(default_factory=dict)
 
 
 def usage_stats(*, account: Account, start: date, end: date) -> UsageStats:
@@ -77,15 +79,47 @@ def usage_stats(*, account: Account, start: date, end: date) -> UsageStats:
             bucket.cost_usd += precise(Decimal(row["cost_usd"]))
             bucket.charge_usd += precise(Decimal(row["charge_usd"]))
             bucket.credits += precise(Decimal(row["credits"]))
+    stats.by_user = _events_spend_by(account=account, start=start, end=end, group="user")
+    stats.by_api_key = _events_spend_by(account=account, start=start, end=end, group="api_key__prefix")
     return stats
+
+
+BREAKDOWN_LIMIT = 100  # by_user and by_api_key name the largest spenders only: an account may have many end users
+UNSPECIFIED = "unspecified"  # the bucket of events sent without a user, or without an account key
+
+
+def _events_spend_by(*, account: Account, start: date, end: date, group: str) -> dict[str, Bucket]:
+    """Spend between two UTC days per value of `group`, most charged first: the rollups have neither the end user
+    nor the key, so this reads the events (the range is at most 366 days, on the account's time index)."""
+    first = datetime.combine(start, time.min, tzinfo=UTC)
+    after = datetime.combine(end + timedelta(days=1), time.min, tzinfo=UTC)
+    rows = (
+        UsageEvent.objects.filter(account=account, occurred_at__gte=first, occurred_at__lt=after)
+        .values(group)
+        .annotate(
+            events=Count("id"), input_sum=Sum("input_tokens"), output_sum=Sum("output_tokens"),
+            cost_sum=Sum("cost_usd"), charge_sum=Sum("charge_usd"), credits_sum=Sum("credits"),
+        )
+        .order_by("-charge_sum", group)[:BREAKDOWN_LIMIT]
+    )  # fmt: skip
+    return {
+        row[group] or UNSPECIFIED: Bucket(
+            events=row["events"], input_tokens=row["input_sum"] or 0, output_tokens=row["output_sum"] or 0,
+            cost_usd=precise(Decimal(row["cost_sum"] or 0)), charge_usd=precise(Decimal(row["charge_sum"] or 0)),
+            credits=precise(Decimal(row["credits_sum"] or 0)),
+        )
+        for row in rows
+    }  # fmt: skip
 
 
 EXPORT_COLUMNS = [
     "request_id", "occurred_at", "received_at", "model_id", "model_requested", "operation_type", "user",
     "conversation_id", "input_tokens", "cached_input_tokens", "output_tokens", "reasoning_tokens", "images",
     "multiplier", "cost_usd", "charge_usd", "credits", "plan_code", "over_limit", "reconciliation_status",
-    "actual_cost_usd",
+    "actual_cost_usd", "api_key",
 ]  # fmt: skip
+# what each column reads: the key's prefix (never its secret), the other columns as named
+EXPORT_FIELDS = ["api_key__prefix" if column == "api_key" else column for column in EXPORT_COLUMNS]
 
 
 def _csv_row(row: tuple[object, ...]) -> list[object]:
@@ -96,7 +130,7 @@ def events_csv_rows(events: QuerySet[UsageEvent]) -> Iterator[str]:
     """Events as CSV text (EXPORT_COLUMNS), oldest first, read in chunks so memory stays flat, and written through
     core.csv_export like every CSV download (an end user id such as "=HYPERLINK(...)" arrives as text); yielded
     500 lines at a time."""
-    rows = events.order_by("occurred_at", "id").values_list(*EXPORT_COLUMNS)
+    rows = events.order_by("occurred_at", "id").values_list(*EXPORT_FIELDS)
     lines = csv_lines(chain([EXPORT_COLUMNS], (_csv_row(row) for row in rows.iterator(chunk_size=2000))))
     while chunk := "".join(islice(lines, 500)):
         yield chunk
