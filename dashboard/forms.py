@@ -12,6 +12,7 @@ from django import forms
 from pricing.money import CREDITS, CURRENCIES
 
 MAX_RANGE_DAYS = 366
+NO_KEY = "(none)"  # the API key filter's value for events recorded without an account key
 # the days a filter may name: usage exists from 1970 on, and the day after the last must still be a date
 FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 
@@ -87,14 +88,21 @@ class UsageFilterForm(forms.Form):
     user = forms.CharField(
         label="End user", required=False, max_length=200, help_text='the `user` your backend sends; "(none)" for none'
     )
+    api_key = forms.ChoiceField(label="API key", required=False)
 
-    def __init__(self, *args: Any, models: list[str], operations: list[str], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, models: list[str], operations: list[str], api_keys: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
+        """`api_keys`: (prefix, label) of the account's keys; a value not among them is a form error, never a 500."""
         super().__init__(*args, **kwargs)
         model_field = self.fields["model"]
         operation_field = self.fields["operation"]
+        key_field = self.fields["api_key"]
         assert isinstance(model_field, forms.ChoiceField) and isinstance(operation_field, forms.ChoiceField)
+        assert isinstance(key_field, forms.ChoiceField)
         model_field.choices = [("", "All models"), *((m, m) for m in models)]
         operation_field.choices = [("", "All operations"), *((o, o) for o in operations)]
+        key_field.choices = [("", "All keys"), *api_keys, (NO_KEY, "(no key: server key or deleted)")]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

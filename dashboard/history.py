@@ -15,6 +15,7 @@ from billing.models import (
     Account,
 )
 from core.csv_export import csv_lines
+from dashboard.forms import NO_KEY
 from dashboard.selectors import BreakdownRow, stored_sum
 from usage.models import DailyUsage, UsageEvent
 from usage.selectors import EXPORT_COLUMNS, EXPORT_FIELDS
@@ -27,6 +28,7 @@ class UsageFilter:
     model: str = ""
     operation: str = ""
     user: str = ""  # the customer's own end user, exactly as sent on the events
+    api_key: str = ""  # the prefix of the account key that sent the events; NO_KEY: none
 
     def events(self, account: Account) -> QuerySet[UsageEvent]:
         events = UsageEvent.objects.filter(account_id=account.pk)
@@ -41,6 +43,10 @@ class UsageFilter:
             events = events.filter(operation_type="" if self.operation == "unspecified" else self.operation)
         if self.user:
             events = events.filter(user="" if self.user == NO_USER else self.user)
+        if self.api_key == NO_KEY:
+            events = events.filter(api_key__isnull=True)
+        elif self.api_key:
+            events = events.filter(api_key__prefix=self.api_key)
         return events
 
 
@@ -147,9 +153,21 @@ def usage_filter_choices(*, account: Account, since: date) -> FilterChoices:
 def spend_by_user(*, account: Account, usage_filter: UsageFilter, limit: int = 20) -> list[BreakdownRow]:
     """The filtered events' spend per end user, most credits first (the rollups have no user: this reads the events
     of the filter's range, at most a year)."""
+    return _spend_by(account=account, usage_filter=usage_filter, group="user", missing=NO_USER, limit=limit)
+
+
+def spend_by_api_key(*, account: Account, usage_filter: UsageFilter, limit: int = 20) -> list[BreakdownRow]:
+    """The filtered events' spend per account key (labelled by its prefix), most credits first; read from the
+    events, as spend_by_user."""
+    return _spend_by(account=account, usage_filter=usage_filter, group="api_key__prefix", missing=NO_KEY, limit=limit)
+
+
+def _spend_by(
+    *, account: Account, usage_filter: UsageFilter, group: str, missing: str, limit: int
+) -> list[BreakdownRow]:
     rows = (
         usage_filter.events(account)
-        .values("user")
+        .values(group)
         .annotate(
             events_sum=Count("id"),
             credits_sum=Sum("credits"),
@@ -157,11 +175,11 @@ def spend_by_user(*, account: Account, usage_filter: UsageFilter, limit: int = 2
             input_sum=Sum("input_tokens"),
             output_sum=Sum("output_tokens"),
         )
-        .order_by("-credits_sum", "user")[:limit]
+        .order_by("-credits_sum", group)[:limit]
     )
     return [
         BreakdownRow(
-            label=row["user"] or NO_USER,
+            label=row[group] or missing,
             events=row["events_sum"],
             credits=stored_sum(row["credits_sum"]),
             charge_usd=stored_sum(row["charge_sum"]),

@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
+from billing.models import Membership
+from billing.selectors import customer_api_keys
 from dashboard.forms import (
     MAX_RANGE_DAYS,
     UsageFilterForm,
@@ -19,6 +21,7 @@ from dashboard.forms import (
 from dashboard.history import (
     Cursor,
     UsageFilter,
+    spend_by_api_key,
     spend_by_user,
     usage_filter_choices,
     usage_history_csv,
@@ -41,7 +44,18 @@ def _usage_filter_form(request: HttpRequest, context: AccountContext) -> UsageFi
         data["start"] = (today - timedelta(days=CHART_DAYS - 1)).isoformat()
         data["end"] = today.isoformat()
     choices = usage_filter_choices(account=context.account, since=today - timedelta(days=MAX_RANGE_DAYS))
-    return UsageFilterForm(data, models=choices.models, operations=choices.operations)
+    return UsageFilterForm(
+        data, models=choices.models, operations=choices.operations, api_keys=list(_key_labels(context).items())
+    )
+
+
+def _key_labels(context: AccountContext) -> dict[str, str]:
+    """The account's keys (revoked ones too: their usage stays) by prefix; owners and admins see their names."""
+    named = context.role in (Membership.Role.OWNER, Membership.Role.ADMIN)
+    return {
+        key.prefix: f"{key.name} (tl_{key.prefix}…)" if named and key.name else f"tl_{key.prefix}…"
+        for key in customer_api_keys(account=context.account)
+    }
 
 
 def _usage_filter(form: UsageFilterForm) -> UsageFilter:
@@ -52,6 +66,7 @@ def _usage_filter(form: UsageFilterForm) -> UsageFilter:
         model=data.get("model") or "",
         operation=data.get("operation") or "",
         user=data.get("user") or "",
+        api_key=data.get("api_key") or "",
     )
 
 
@@ -105,7 +120,17 @@ def usage_by_user(request: HttpRequest, context: AccountContext) -> HttpResponse
     if not form.is_valid():
         values: dict[str, Any] = {"form": form, "by_user": None, "query": ""}
         return render(request, "dashboard/usage_users.html", page_context(context, "usage", **values), status=400)
-    query = urlencode({name: value for name, value in form.data.items() if name in form.fields and name != "user"})
-    by_user = spend_by_user(account=context.account, usage_filter=replace(_usage_filter(form), user=""))
-    values = {"form": form, "by_user": by_user, "query": query}
+    usage_filter = _usage_filter(form)
+    by_user = spend_by_user(account=context.account, usage_filter=replace(usage_filter, user=""))
+    by_key = spend_by_api_key(account=context.account, usage_filter=replace(usage_filter, api_key=""))
+    labels = _key_labels(context)
+    values = {
+        "form": form, "by_user": by_user, "query": _query_without(form, "user"),
+        "by_key": [(row, labels.get(row.label, row.label)) for row in by_key], "key_query": _query_without(form, "api_key"),
+    }  # fmt: skip
     return render(request, "dashboard/usage_users.html", page_context(context, "usage", **values))
+
+
+def _query_without(form: UsageFilterForm, left_out: str) -> str:
+    """The filters as a query string, but one: a breakdown's links set that one themselves."""
+    return urlencode({name: value for name, value in form.data.items() if name in form.fields and name != left_out})

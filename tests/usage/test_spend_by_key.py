@@ -38,9 +38,7 @@ def _keys_of(account, request_ids: list[str]) -> set[str | None]:
     return set(events.values_list("api_key__prefix", flat=True))
 
 
-def test_events_keep_the_account_key_that_sent_them_and_stats_split_spend_by_key(
-    jive_account, api_client_for
-):
+def test_events_keep_the_account_key_that_sent_them_and_stats_split_spend_by_key(jive_account, api_client_for):
     second, second_raw = api_key_issue(account=jive_account, name="batch jobs")
     first_prefix = jive_account.api_key.split("_")[1]
     _post(api_client_for(jive_account), [EventFactory.build(user="alice"), EventFactory.build(user="bob")])
