@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -87,11 +88,14 @@ def test_another_accounts_key_is_not_a_choice(owner_client: Client, keys):
     assert owner_client.get("/usage/", {"api_key": theirs.prefix}).status_code == 400
 
 
+def _csv(client: Client, **query: str) -> list[dict[str, str]]:
+    response: Any = client.get("/usage/export.csv", query)
+    assert response.status_code == 200
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
 def test_the_csv_names_each_events_key_by_its_prefix_and_follows_the_filter(owner_client: Client, keys):
     web, _ = keys
-    rows = list(csv.DictReader(io.StringIO(b"".join(owner_client.get("/usage/export.csv").streaming_content).decode())))
-    by_request = {row["request_id"]: row["api_key"] for row in rows}
+    by_request = {row["request_id"]: row["api_key"] for row in _csv(owner_client)}
     assert by_request["w-0"] == web.prefix and by_request["s-0"] == ""
-    filtered = owner_client.get("/usage/export.csv", {"api_key": web.prefix})
-    rows = list(csv.DictReader(io.StringIO(b"".join(filtered.streaming_content).decode())))
-    assert sorted(row["request_id"] for row in rows) == ["w-0", "w-1", "w-2"]
+    assert sorted(row["request_id"] for row in _csv(owner_client, api_key=web.prefix)) == ["w-0", "w-1", "w-2"]
