@@ -74,5 +74,6 @@ def test_a_server_key_acts_for_the_customer_it_names(gateway_url: str, account: 
     assert unknown.value.body["error"]["code"] == "customer_not_found"  # type: ignore[index]
     event = UsageEvent.objects.get()
     assert event.account == customer
+    assert event.api_key is None  # a server key's call: no account key to spend by
     assert wallet_of(customer) == (Decimal(500) - MESSAGE_CREDITS, Decimal(0))
     assert all(server_key not in v for r in fake.received for v in r.headers.values())

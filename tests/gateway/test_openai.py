@@ -45,6 +45,7 @@ def test_chat_completion_is_answered_as_the_provider_wrote_it_and_recorded(
             event.reasoning_tokens) == ("gpt-4o-mini", 1200, 1000, 300, 100)  # fmt: skip
     assert event.provider_request_id == "req_openai_1"
     assert event.user == "end-user-7"
+    assert event.api_key is not None and account.api_key.startswith(f"tl_{event.api_key.prefix}_")  # spend by key
     assert event.credits == CHAT_CREDITS
     assert wallet_of(account) == (Decimal("10000") - CHAT_CREDITS, Decimal(0))
     assert Reservation.objects.get(request_id=event.request_id).status == Reservation.Status.SETTLED
