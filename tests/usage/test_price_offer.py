@@ -98,8 +98,9 @@ def test_pressing_it_backdates_the_price_with_its_reason_and_the_replay_records_
     assert abs(version.effective_from - oldest) < timedelta(seconds=1)
     assert "back-dated to the oldest of 2 refused events" in version.reason
     assert (version.input_per_million, version.output_per_million) == (Decimal(2), Decimal(4))
-    audit = CatalogAudit.objects.get(action="price_version", object_key=NEW_MODEL, reason=version.reason)
-    assert audit.actor.username == "ops"
+    assert CatalogAudit.objects.filter(
+        action="price_version", object_key=NEW_MODEL, reason=version.reason, actor__username="ops"
+    ).exists()
     # the offer is gone, and the replay now records both events and charges the account
     assert "wait for this model" not in text(staff.get(f"/admin/pricing/aimodel/{model.pk}/change/"))
     ids = [str(pk) for pk in RejectedEvent.objects.values_list("pk", flat=True)]
