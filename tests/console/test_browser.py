@@ -6,49 +6,28 @@ conftest), open the overview, a customer 360 page and a change preview. Screensh
 Without a `chromium` on the PATH the module is skipped, and the summary says why.
 """
 
+# ruff: noqa: F811 - the browser fixture is imported from tests.browser
+
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the live server and the ORM are used from it too.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from tests.browser import DESKTOP, PHONE, browser, chromium_or_skip, shoot  # noqa: F401
 
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip(
-        "browser tests need Debian's chromium on the PATH (apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
+chromium_or_skip()
 
 from django.contrib.auth.models import User  # noqa: E402
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from billing.models import Account  # noqa: E402
 from pricing.models import AIModel, ModelPrice  # noqa: E402
 from tests.console.conftest import MODEL, STAFF_PASSWORD  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -71,11 +50,6 @@ def signed_in(browser: Browser, live_server: Any, staff: User) -> Iterator[Calla
     yield make
     for context in contexts:
         context.close()
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
-    assert (folder / f"{name}.png").stat().st_size > 0
 
 
 def _figures(page: Page, row: str) -> list[str]:

@@ -9,8 +9,6 @@ desktop (1280x800) and a phone (390x844) size, are saved under var/screenshots/ 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta
 from decimal import Decimal
@@ -19,19 +17,13 @@ from typing import Any
 
 import pytest
 
-# Playwright's sync API runs an event loop in this thread; the live server and the ORM are used from it too.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+from tests.browser import DESKTOP, PHONE, browser, chromium_or_skip, shoot  # noqa: F401
 
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip(
-        "browser tests need Debian's chromium on the PATH (apt-get install chromium; .ci/run installs it)",
-        allow_module_level=True,
-    )
+chromium_or_skip()
 
 from django.conf import settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from playwright.sync_api import Browser, Page, Route, ViewportSize, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, Route, expect  # noqa: E402
 
 from billing.models import Account, ApiKey, BillingPeriod, Invoice, Membership, TopUp  # noqa: E402
 from billing.services.api_keys import api_key_authenticate  # noqa: E402
@@ -45,21 +37,7 @@ from usage.models import Alert, UsageEvent  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]  # fmt: skip
-DESKTOP: ViewportSize = {"width": 1280, "height": 800}
-PHONE: ViewportSize = {"width": 390, "height": 844}
 VIEWER_EMAIL, VIEWER_PASSWORD = "viewer@example.com", "viewer-password-123"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +69,6 @@ def open_page(browser: Browser, live_server: Any) -> Iterator[Callable[..., Page
     yield make
     for context in contexts:
         context.close()
-
-
-def shoot(page: Page, folder: Path, name: str) -> None:
-    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def _days_with_usage(events: list[Any]) -> int:
