@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from core.csv_export import csv_write
 from pricing import console, display, services
-from pricing.admin import previews
+from pricing.admin import notices, previews
 from pricing.admin.base import VERSION_FIELDSET, CatalogAdmin, Fieldsets, _data, _initial
 from pricing.forms import ModelCreateForm, ModelPriceForm, ModelUpdateForm
 from pricing.models import AIModel
@@ -181,6 +181,7 @@ class AIModelAdmin(CatalogAdmin):
             if can_change
             else [],
             intro="Prices are versions: add one with New price version; the one in force is never edited.",
+            notices=notices.model_notices(request, model) if can_change else [],
         )
 
     def price_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

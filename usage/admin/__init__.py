@@ -6,6 +6,6 @@ through the replay services. The reports read the daily rollups, never the event
 as CSV with the unrounded amounts; pages show amounts rounded for display only.
 """
 
-from usage.admin import alerts, dead_letters, events, home, reports, reservations
+from usage.admin import alerts, dead_letters, events, home, price_offer, reports, reservations
 
-__all__ = ["alerts", "dead_letters", "events", "home", "reports", "reservations"]
+__all__ = ["alerts", "dead_letters", "events", "home", "price_offer", "reports", "reservations"]

@@ -10,9 +10,12 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, path
+from django.views.decorators.http import require_POST
 
 from billing.errors import BillingError
 from core.admin_base import ViewOnlyAdmin
+from usage.admin import price_offer
 from usage.admin.base import _pretty_json
 from usage.models import RejectedEvent
 from usage.services.recording import DUPLICATE, RECORDED, REJECTED
@@ -56,6 +59,10 @@ class RejectedEventAdmin(ViewOnlyAdmin):
     fields = ("account", "request_id", "error_code", "error_message", "received_at", "status", "replayed_at",
               "replay_result", "payload_pretty", "raw_payload", "ip", "user_agent")  # fmt: skip
     readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        start = self.admin_site.admin_view(require_POST(price_offer.price_start_view))
+        return [path("start-price/<int:model_pk>/", start, name=price_offer.START_URL_NAME), *super().get_urls()]
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("usage.change_rejectedevent")
