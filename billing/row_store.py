@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from django.db import DEFAULT_DB_ALIAS, connection, models
 
 from billing.models import Account, BillingPeriod, CreditGrant, LedgerEntry, Wallet
+from core.statements import Statement, statements_run
 
 M = TypeVar("M", bound=models.Model)
 
@@ -31,14 +32,16 @@ _WALLET_WIDTH = len(Wallet._meta.concrete_fields)
 _PERIOD_WIDTH = len(BillingPeriod._meta.concrete_fields)
 
 
-def account_wallet_periods_lock(
+LockFound = tuple[dict[str, Any], Wallet, list[BillingPeriod]]
+
+
+def account_wallet_periods_lock_statement(
     *, account_id: int, period_ids: list[int] | None = None, at: datetime | None = None
-) -> tuple[dict[str, Any], Wallet, list[BillingPeriod]] | None:
+) -> Statement:
     """Lock the account, its wallet and periods in one statement: the periods named, or the one in force `at`.
 
-    Answers the account's status and low_balance_threshold, the wallet and the periods by id; None when no such
-    period exists (nothing is locked then).
-    The rows are locked in the one order: the account, the wallet, then each period by id.
+    The rows are locked in the one order: the account, the wallet, then each period by id. Its rows are read by
+    `account_wallet_periods_locked`.
     """
     params: list[Any]
     if period_ids is not None:
@@ -52,15 +55,43 @@ def account_wallet_periods_lock(
         f"JOIN {BillingPeriod._meta.db_table} p ON p.account_id = a.id "
         f"WHERE a.id = %s AND {period_filter} ORDER BY p.id FOR UPDATE OF a, w, p"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    return Statement(sql, params)
+
+
+def account_wallet_periods_locked(rows: list[tuple[Any, ...]]) -> LockFound | None:
+    """The account's status and low_balance_threshold, the wallet and the periods by id, from the lock statement's
+    rows; None when no such period exists (nothing is locked then)."""
     if not rows:
         return None
     status, threshold = rows[0][:2]
     wallet = _instance(Wallet, rows[0][2 : 2 + _WALLET_WIDTH])
     periods = [_instance(BillingPeriod, row[2 + _WALLET_WIDTH :]) for row in rows]
     return {"status": status, "low_balance_threshold": threshold}, wallet, periods
+
+
+def account_wallet_periods_lock(
+    *, account_id: int, period_ids: list[int] | None = None, at: datetime | None = None
+) -> LockFound | None:
+    """The lock statement run on its own (see account_wallet_periods_lock_statement)."""
+    statement = account_wallet_periods_lock_statement(account_id=account_id, period_ids=period_ids, at=at)
+    (rows,) = statements_run(statement)
+    return account_wallet_periods_locked(rows)
+
+
+def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at: datetime) -> tuple[Any, ...] | None:
+    """Run the caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` and, when it inserted its row, hold
+    `credits` on the (locked) wallet, in one statement. Answers the inserted row, or None when the insert did
+    nothing (and nothing was held)."""
+    sql = (
+        f"WITH inserted AS ({insert.sql}), "  # noqa: S608 - names from the models
+        f"held AS (UPDATE {Wallet._meta.db_table} SET held = held + %s, updated_at = %s "
+        "WHERE id = %s AND %s > 0 AND EXISTS (SELECT 1 FROM inserted)) "
+        "SELECT * FROM inserted"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*insert.params, credits, at, wallet_id, credits])
+        row: tuple[Any, ...] | None = cursor.fetchone()
+    return row
 
 
 def ledger_post(

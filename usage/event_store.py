@@ -14,7 +14,9 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection
 
-from billing.models import Subscription
+from billing.models import Subscription, Wallet
+from billing.services.wallet import wallet_hold_with
+from core.statements import Statement, statements_run
 from usage.models import DailyUsage, Reservation, UsageEvent
 
 _RESERVATION_FIELDS = Reservation._meta.concrete_fields
@@ -31,9 +33,10 @@ class RequestState:
     recorded: bool
 
 
-def request_state_read(*, account_id: int, request_id: str) -> RequestState:
+def request_state_statement(*, account_id: int, request_id: str) -> Statement:
     """The subscription's status, the reservation already made for this request id (if any) and whether an event
-    with this id is recorded, in one statement. Read after the account's lock, so as of after any wait for it."""
+    with this id is recorded, in one statement, read by `request_state_of`. Sent after the account's lock (in the
+    same round trip: billing.services.locks.account_rows_lock_then), so it reads as of after any wait for it."""
     sql = (
         f"SELECT s.status, s.past_due_since, "  # noqa: S608 - names from the models
         f"EXISTS (SELECT 1 FROM {UsageEvent._meta.db_table} e WHERE e.account_id = %s AND e.request_id = %s), "
@@ -41,10 +44,11 @@ def request_state_read(*, account_id: int, request_id: str) -> RequestState:
         f"LEFT JOIN {Subscription._meta.db_table} s ON s.account_id = %s "
         f"LEFT JOIN {Reservation._meta.db_table} r ON r.account_id = %s AND r.request_id = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [account_id, request_id, account_id, account_id, request_id])
-        row = cursor.fetchone()
-    status, past_due_since, recorded, *reservation = row
+    return Statement(sql, [account_id, request_id, account_id, account_id, request_id])
+
+
+def request_state_of(rows: list[tuple[Any, ...]]) -> RequestState:
+    status, past_due_since, recorded, *reservation = rows[0]
     existing = None
     if reservation[0] is not None:
         existing = Reservation.from_db(DEFAULT_DB_ALIAS, [f.attname for f in _RESERVATION_FIELDS], reservation)
@@ -53,19 +57,27 @@ def request_state_read(*, account_id: int, request_id: str) -> RequestState:
     )
 
 
-def reservation_insert(*, reservation: Reservation) -> bool:
+def request_state_read(*, account_id: int, request_id: str) -> RequestState:
+    """request_state_statement on its own."""
+    (rows,) = statements_run(request_state_statement(account_id=account_id, request_id=request_id))
+    return request_state_of(rows)
+
+
+_INSERTED_FIELDS = [f for f in _RESERVATION_FIELDS if not f.primary_key]
+_INSERTED_COLUMNS = ", ".join(f'"{f.column}"' for f in _INSERTED_FIELDS)
+_RESERVATION_INSERT = (
+    f"INSERT INTO {Reservation._meta.db_table} ({_INSERTED_COLUMNS}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(_INSERTED_FIELDS))}) "
+    "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id"
+)
+
+
+def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decimal) -> bool:
     """Insert the reservation unless its request id has one (the unique (account, request_id) constraint decides,
-    no savepoint); True when inserted, with its id set."""
-    fields = [f for f in _RESERVATION_FIELDS if not f.primary_key]
-    columns = ", ".join(f'"{f.column}"' for f in fields)
-    values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in fields]
-    sql = (
-        f"INSERT INTO {Reservation._meta.db_table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))}) "  # noqa: S608
-        "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-        row = cursor.fetchone()
+    no savepoint) and, when inserted, hold its credits on the wallet (billing's wallet_hold_with), in one
+    statement; True when inserted, with its id set."""
+    values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in _INSERTED_FIELDS]
+    row = wallet_hold_with(wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values))
     if row is None:
         return False
     reservation.pk = row[0]

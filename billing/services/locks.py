@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
 
 from billing import row_store
 from billing.models import Account, BillingPeriod, Wallet
+from core.statements import Statement, statements_run
 
 
 @dataclass
@@ -38,14 +40,7 @@ def account_rows_lock(
     """Lock the account, its wallet and the periods named (or the one in force `at`); None when there is no such
     period (the account and wallet may then be locked already, which the caller's next lock repeats harmlessly)."""
     if raw_sql_enabled():
-        found = row_store.account_wallet_periods_lock(account_id=account_id, period_ids=period_ids, at=at)
-        if found is None:
-            return None
-        account, wallet, locked = found
-        return LockedRows(
-            status=account["status"], low_balance_threshold=account["low_balance_threshold"], wallet=wallet,
-            periods={p.pk: p for p in locked},
-        )  # fmt: skip
+        return _locked(row_store.account_wallet_periods_lock(account_id=account_id, period_ids=period_ids, at=at))
     status, threshold = (
         Account.objects.select_for_update().filter(pk=account_id).values_list("status", "low_balance_threshold").get()
     )
@@ -59,3 +54,21 @@ def account_rows_lock(
     if not by_id:
         return None
     return LockedRows(status=status, low_balance_threshold=threshold, wallet=wallet, periods=by_id)
+
+
+def account_rows_lock_then(*, account_id: int, at: datetime, then: Statement) -> tuple[LockedRows | None, list[Any]]:
+    """As account_rows_lock for the period in force `at`, then the caller's statement in the same round trip
+    (core.statements): it runs once the locks are granted, with its own snapshot. PostgreSQL only."""
+    lock = row_store.account_wallet_periods_lock_statement(account_id=account_id, at=at)
+    locked_rows, then_rows = statements_run(lock, then)
+    return _locked(row_store.account_wallet_periods_locked(locked_rows)), then_rows
+
+
+def _locked(found: row_store.LockFound | None) -> LockedRows | None:
+    if found is None:
+        return None
+    account, wallet, locked = found
+    return LockedRows(
+        status=account["status"], low_balance_threshold=account["low_balance_threshold"], wallet=wallet,
+        periods={p.pk: p for p in locked},
+    )  # fmt: skip

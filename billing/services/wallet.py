@@ -21,6 +21,7 @@ from billing.errors import AccountSuspended, InsufficientCredits, InvalidAmount
 from billing.models import Account, CreditGrant, LedgerEntry, Wallet
 from billing.services.audit import Actor, actor_or_none, audit_record
 from billing.services.locks import raw_sql_enabled
+from core.statements import Statement
 from pricing.money import MoneyError, to_decimal
 
 Kind = LedgerEntry.Kind
@@ -224,6 +225,15 @@ def wallet_hold(*, wallet: Wallet, credits: Decimal) -> None:
         raise InvalidAmount(f"a hold takes credits >= 0, got {credits}")
     if credits:
         Wallet.objects.filter(pk=wallet.pk).update(held=F("held") + credits, updated_at=timezone.now())
+
+
+def wallet_hold_with(*, wallet: Wallet, credits: Decimal, insert: Statement) -> tuple[Any, ...] | None:
+    """wallet_hold in the same statement as the caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` (the
+    reservation), held only when the row was inserted: answers the inserted row, or None (nothing held). The
+    caller locked the wallet and checked the hold as for wallet_hold. PostgreSQL only."""
+    if credits < 0:
+        raise InvalidAmount(f"a hold takes credits >= 0, got {credits}")
+    return row_store.wallet_hold_with(insert=insert, wallet_id=wallet.pk, credits=credits, at=timezone.now())
 
 
 @transaction.atomic

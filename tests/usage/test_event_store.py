@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from billing.models import Wallet
 from tests.factories import AccountFactory
 from usage.event_store import request_state_read, reservation_insert, reservations_settle_and_rollup
 from usage.models import DailyUsage, Reservation
@@ -25,20 +26,30 @@ def _reservation(account, request_id: str, held: str = "2") -> Reservation:
     )  # fmt: skip
 
 
-def test_a_reservation_is_inserted_once_per_request_id():
+def _insert(account, request_id: str, held: str = "2") -> bool:
+    reservation = _reservation(account, request_id, held)
+    return reservation_insert(reservation=reservation, wallet=Wallet.objects.get(account=account), held=Decimal(held))
+
+
+def test_a_reservation_is_inserted_once_per_request_id_and_holds_its_credits_once():
     account = AccountFactory.create(plan="jive", credits="50")
     first = _reservation(account, "r1")
-    assert reservation_insert(reservation=first) is True and first.pk
+    wallet = Wallet.objects.get(account=account)
+    assert reservation_insert(reservation=first, wallet=wallet, held=Decimal(2)) is True and first.pk
     assert Reservation.objects.get(pk=first.pk).held_credits == Decimal(2)
-    assert reservation_insert(reservation=_reservation(account, "r1", held="9")) is False
+    assert Wallet.objects.get(account=account).held == Decimal(2)
+    assert _insert(account, "r1", held="9") is False
     assert Reservation.objects.filter(account=account).count() == 1
+    assert Wallet.objects.get(account=account).held == Decimal(2)  # nothing held for the refused insert
+    assert _insert(account, "r2", held="0") is True
+    assert Wallet.objects.get(account=account).held == Decimal(2)
 
 
 def test_the_request_state_names_the_reservation_the_event_and_the_subscription():
     account = AccountFactory.create(plan="jive", credits="50")
     empty = request_state_read(account_id=account.pk, request_id="r1")
     assert (empty.existing, empty.recorded, empty.subscription_status) == (None, False, "active")
-    reservation_insert(reservation=_reservation(account, "r1"))
+    _insert(account, "r1")
     usage_record_batch(
         account=account,
         raw_events=[{"request_id": "e1", "model": "gpt-4o-mini", "input_tokens": 1, "output_tokens": 1}],
@@ -50,7 +61,7 @@ def test_the_request_state_names_the_reservation_the_event_and_the_subscription(
 
 def test_settling_answers_what_was_held_and_adds_the_rollups():
     account = AccountFactory.create(plan="jive", credits="50")
-    reservation_insert(reservation=_reservation(account, "r1", held="3"))
+    _insert(account, "r1", held="3")
     day = datetime(2026, 12, 7, tzinfo=UTC).date()
     bucket = (account.pk, day, "gpt-4o-mini", "", 2, 100, 50, Decimal("0.1"), Decimal("0.2"), Decimal(3))
     held = reservations_settle_and_rollup(

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from billing.api import OwnTransactionAccountApi
 from billing.authentication import request_account_ref
 from core.api_errors import ApiError
+from core.inputs import InputReader
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot
 from usage.api.common import amount_field, amount_out, request_body, time_out
@@ -74,9 +75,7 @@ class UsageAuthorizeApi(OwnTransactionAccountApi):
         ),
     )  # fmt: skip
     def post(self, request: Request) -> Response:
-        serializer = self.AuthorizeInputSerializer(data=request_body(request))
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
+        values = _AUTHORIZE_INPUT.read(request_body(request))
         snapshot = catalog_snapshot()
         try:
             decision = reservation_create(
@@ -112,3 +111,6 @@ class UsageAuthorizeApi(OwnTransactionAccountApi):
                 "remaining": amount_out(decision.remaining),
             }
         )
+
+
+_AUTHORIZE_INPUT = InputReader(UsageAuthorizeApi.AuthorizeInputSerializer)

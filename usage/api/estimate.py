@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from billing.api import AccountApi
 from billing.authentication import request_account
 from billing.services.periods import period_current
+from core.inputs import InputReader
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.api.common import amount_field, request_body
 from usage.api.inputs import PriceDimensionsSerializer
@@ -52,9 +53,7 @@ class UsageEstimateApi(AccountApi):
         request=EstimateInputSerializer, responses=EstimateOutputSerializer, summary="Tokens and cost of a request"
     )
     def post(self, request: Request) -> Response:
-        serializer = self.EstimateInputSerializer(data=request_body(request))
-        serializer.is_valid(raise_exception=True)
-        values = serializer.validated_data
+        values = _ESTIMATE_INPUT.read(request_body(request))
         now = timezone.now()
         period = period_current(account=request_account(request), as_of=now)
         estimate = estimate_request(
@@ -64,3 +63,6 @@ class UsageEstimateApi(AccountApi):
             images=values["images"], dimensions=PriceDimensionsSerializer.dimensions(values),
         )  # fmt: skip
         return Response(self.EstimateOutputSerializer(vars(estimate)).data)
+
+
+_ESTIMATE_INPUT = InputReader(UsageEstimateApi.EstimateInputSerializer)

@@ -26,7 +26,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Subscription, Wallet
-from billing.services.locks import LockedRows, account_rows_lock, raw_sql_enabled
+from billing.services.locks import LockedRows, account_rows_lock, account_rows_lock_then, raw_sql_enabled
 from billing.services.periods import period_current
 from billing.services.wallet import wallet_hold, wallet_lock
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
@@ -34,7 +34,7 @@ from pricing.errors import ModelNotAllowed
 from pricing.plans import debits_wallet, event_units, quota_allowed_units, quota_enforced, spend_cap_enforced
 from pricing.rating import FeatureUse, Rating, UsageLine, plan_charge, rate_usage, usage_line_worst_case
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
-from usage.event_store import RequestState, request_state_read, reservation_insert
+from usage.event_store import RequestState, request_state_of, request_state_statement, reservation_insert
 from usage.models import DailyUsage, Reservation
 from usage.services.reservations import AlreadyRecorded, IdempotencyConflict, request_recorded
 
@@ -152,17 +152,22 @@ def reservation_create(
 
 def _gate_read(*, account: Account, request_id: str, now: datetime) -> _Gate:
     """Lock the account, wallet and period in force (opening it on the first call of a new period), then read the
-    request's state: two statements on PostgreSQL."""
-    rows = account_rows_lock(account_id=account.pk, at=now)
+    request's state: two statements in one round trip on PostgreSQL."""
+    rows, state = _locked_with_state(account=account, request_id=request_id, now=now)
     if rows is None:  # the first call of a new period opens it
         period_current(account=account, as_of=now)
-        rows = account_rows_lock(account_id=account.pk, at=now)
+        rows, state = _locked_with_state(account=account, request_id=request_id, now=now)
         assert rows is not None
-    if raw_sql_enabled():
-        state = request_state_read(account_id=account.pk, request_id=request_id)
-    else:
-        state = _request_state_orm(account=account, request_id=request_id)
     return _Gate(rows=rows, period=next(iter(rows.periods.values())), request=state)
+
+
+def _locked_with_state(*, account: Account, request_id: str, now: datetime) -> tuple[LockedRows | None, RequestState]:
+    if raw_sql_enabled():
+        state_read = request_state_statement(account_id=account.pk, request_id=request_id)
+        rows, state_rows = account_rows_lock_then(account_id=account.pk, at=now, then=state_read)
+        return rows, request_state_of(state_rows)
+    rows = account_rows_lock(account_id=account.pk, at=now)
+    return rows, _request_state_orm(account=account, request_id=request_id)
 
 
 def _request_state_orm(*, account: Account, request_id: str) -> RequestState:
@@ -297,11 +302,10 @@ def _reserve(
         operation_type=request.operation_type, held_credits=held, estimated_cost_usd=ask.rating.charge_usd,
         estimated_units=ask.units, created_at=now, expires_at=now + timedelta(seconds=settings.RESERVATION_TTL_SECONDS),
     )  # fmt: skip
-    if not _reservation_insert(reservation):
+    if not _reservation_insert(reservation, wallet=gate.rows.wallet, held=held):
         return Decision(
             allowed=True, reservation=Reservation.objects.get(account=account, request_id=request.request_id)
         )
-    wallet_hold(wallet=gate.rows.wallet, credits=held)
     wallet, included = gate.rows.wallet, gate.period.included_units
     remaining: Decimal | None
     if debits_wallet(ask.terms):
@@ -311,15 +315,17 @@ def _reserve(
     return Decision(allowed=True, reservation=reservation, remaining=remaining)
 
 
-def _reservation_insert(reservation: Reservation) -> bool:
-    """Insert unless the request id has a reservation; the unique constraint decides (a savepoint off PostgreSQL)."""
+def _reservation_insert(reservation: Reservation, *, wallet: Wallet, held: Decimal) -> bool:
+    """Insert unless the request id has a reservation (the unique constraint decides; a savepoint off PostgreSQL)
+    and hold its credits (billing's wallet hold, under the wallet's lock): one statement on PostgreSQL."""
     if raw_sql_enabled():
-        return reservation_insert(reservation=reservation)
+        return reservation_insert(reservation=reservation, wallet=wallet, held=held)
     try:
         with transaction.atomic():
             reservation.save(force_insert=True)
     except IntegrityError:
         return False
+    wallet_hold(wallet=wallet, credits=held)
     return True
 
 
