@@ -38,6 +38,7 @@ from billing.selectors import account_invoices, period_usage_summary, wallet_bal
 from billing.services.audit import audit_via_begin, audit_via_end
 from billing.services.periods import period_current
 from core.decimals import DecimalStringField, DecimalStringModelSerializer, decimal_string
+from core.reused_serializers import OutputWriter
 from pricing.money import Money
 
 ErrorOutput = inline_serializer(
@@ -153,7 +154,10 @@ class WalletBalanceApi(OwnTransactionAccountApi):
             "credits_per_usd": summary.credits_rate,
             "low_balance": summary.low_balance,
         }
-        return Response(self.BalanceOutputSerializer(body).data)
+        return Response(_BALANCE_OUTPUT.write(body))
+
+
+_BALANCE_OUTPUT = OutputWriter(WalletBalanceApi.BalanceOutputSerializer)
 
 
 class InvoiceSerializer(DecimalStringModelSerializer):

@@ -78,6 +78,48 @@ def account_wallet_periods_lock(
     return account_wallet_periods_locked(rows)
 
 
+_BALANCE_READ = (
+    f"SELECT w.balance, w.held, a.display_currency, a.low_balance_threshold FROM {Wallet._meta.db_table} w "  # noqa: S608
+    f"JOIN {Account._meta.db_table} a ON a.id = w.account_id WHERE w.account_id = %s"
+)
+
+
+def wallet_balance_read(*, account_id: int) -> tuple[Decimal, Decimal, str, Decimal] | None:
+    """(balance, held, display currency, low-balance threshold) of the account's wallet, in one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_BALANCE_READ, [account_id])
+        row: tuple[Decimal, Decimal, str, Decimal] | None = cursor.fetchone()
+    return row
+
+
+_PERIOD_IN_FORCE = (
+    f"SELECT {_columns(BillingPeriod, 'p')} FROM {BillingPeriod._meta.db_table} p "  # noqa: S608
+    'WHERE p.account_id = %s AND p.start <= %s AND p."end" > %s ORDER BY p.id LIMIT 1'
+)
+
+
+def period_in_force(*, account_id: int, at: datetime) -> BillingPeriod | None:
+    """The account's period containing `at` (no lock), or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(_PERIOD_IN_FORCE, [account_id, at, at])
+        row = cursor.fetchone()
+    return None if row is None else _instance(BillingPeriod, row)
+
+
+PERIOD_COUNTERS = ["units_used", "input_tokens", "output_tokens", "messages", "provider_cost_usd", "charge_usd",
+                   "credits_used", "overage_units", "overage_usd"]  # fmt: skip
+_PERIOD_COUNTERS_UPDATE = (
+    f"UPDATE {BillingPeriod._meta.db_table} SET "  # noqa: S608 - names from the model
+    + ", ".join(f'"{BillingPeriod._meta.get_field(name).column}" = %s' for name in PERIOD_COUNTERS)
+    + " WHERE id = %s"
+)
+
+
+def period_counters_statement(period: BillingPeriod) -> Statement:
+    """Write the period's usage counters as they stand on the instance (the caller holds the period's lock)."""
+    return Statement(_PERIOD_COUNTERS_UPDATE, [*(getattr(period, name) for name in PERIOD_COUNTERS), period.pk])
+
+
 def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at: datetime) -> tuple[Any, ...] | None:
     """Run the caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` and, when it inserted its row, hold
     `credits` on the (locked) wallet, in one statement. Answers the inserted row, or None when the insert did

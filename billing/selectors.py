@@ -10,8 +10,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.contrib.auth.models import User
 from django.db.models import Prefetch, QuerySet
 
+from billing import row_store
 from billing.errors import UnknownCustomer
 from billing.models import Account, ApiKey, BillingPeriod, Invoice, Membership, Wallet
+from billing.services.locks import raw_sql_enabled
 from pricing.errors import PricingError
 from pricing.money import CREDITS, USD, Money
 from pricing.selectors import catalog_snapshot
@@ -32,20 +34,18 @@ class BalanceSummary:
 def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSummary:
     """The wallet in credits, its USD value at today's credits rate, and in the account's display currency."""
     # the account's display settings come with the wallet: one row read, whether `account` is loaded or not
-    wallet = Wallet.objects.select_related("account").get(account_id=account.pk)
-    account = wallet.account
+    balance, held, display_currency, threshold = _wallet_balance_read(account_id=account.pk)
     snapshot = catalog_snapshot()
     credits_rate = snapshot.rate_at(CREDITS, as_of).rate
     try:
-        local_currency, local_rate = account.display_currency, snapshot.rate_at(account.display_currency, as_of).rate
+        local_currency, local_rate = display_currency, snapshot.rate_at(display_currency, as_of).rate
     except PricingError:  # no rate for the display currency (yet): show USD rather than fail
         local_currency, local_rate = USD, Decimal(1)
-    usd = Money(wallet.balance / credits_rate, USD)
-    available = wallet.balance - wallet.held
-    threshold = account.low_balance_threshold
+    usd = Money(balance / credits_rate, USD)
+    available = balance - held
     return BalanceSummary(
-        credits=wallet.balance,
-        held_credits=wallet.held,
+        credits=balance,
+        held_credits=held,
         available_credits=available,
         usd_equivalent=usd.rounded(),
         local_amount=usd.convert(to=local_currency, rate=local_rate).rounded(),
@@ -53,6 +53,17 @@ def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSumma
         local_rate=local_rate,
         low_balance=threshold > 0 and available < threshold,
     )
+
+
+def _wallet_balance_read(*, account_id: int) -> tuple[Decimal, Decimal, str, Decimal]:
+    """(balance, held, display currency, low-balance threshold): on PostgreSQL a prepared read (every balance call)."""
+    if raw_sql_enabled():
+        found = row_store.wallet_balance_read(account_id=account_id)
+        if found is None:
+            raise Wallet.DoesNotExist(f"account {account_id} has no wallet")
+        return found
+    wallet = Wallet.objects.select_related("account").get(account_id=account_id)
+    return wallet.balance, wallet.held, wallet.account.display_currency, wallet.account.low_balance_threshold
 
 
 USAGE_STATUS_BANDS = ((Decimal(75), "ok"), (Decimal(90), "moderate"), (Decimal(100), "high"))

@@ -88,11 +88,11 @@ def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decima
 RollupBucket = tuple[int, date, str, str, int, int, int, Decimal, Decimal, Decimal]
 
 
-def reservations_settle_and_rollup(
+def reservations_settle_and_rollup_statement(
     *, account_id: int, request_ids: list[str], at: datetime, buckets: list[RollupBucket]
-) -> list[tuple[str, Decimal, Decimal]]:
+) -> Statement:
     """Settle the active reservations of these requests and add the batch to the daily rollups, in one statement;
-    answer (request id, credits held, units authorized) of each reservation settled.
+    its rows are (request id, credits held, units authorized) of each reservation settled.
 
     `buckets` are (account, day, model, operation, events, input tokens, output tokens, cost, charge, credits),
     in one order for every batch (the rollup rows are locked in that order).
@@ -120,6 +120,16 @@ def reservations_settle_and_rollup(
     )
     params: list[Any] = [value for bucket in buckets for value in bucket]
     params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
+    return Statement(sql, params)
+
+
+def reservations_settle_and_rollup(
+    *, account_id: int, request_ids: list[str], at: datetime, buckets: list[RollupBucket]
+) -> list[tuple[str, Decimal, Decimal]]:
+    """reservations_settle_and_rollup_statement on its own: (request id, credits held, units authorized) of each
+    reservation settled."""
+    statement = reservations_settle_and_rollup_statement(
+        account_id=account_id, request_ids=request_ids, at=at, buckets=buckets
+    )
+    (rows,) = statements_run(statement)
+    return [(request_id, held, units) for request_id, held, units in rows]

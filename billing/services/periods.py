@@ -17,11 +17,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from billing import row_store
 from billing.errors import CloseInFuture, NoSubscription, PeriodNotEnded
 from billing.models import Account, BillingPeriod, Invoice, Subscription
 from billing.services.audit import Actor, audit_record
 from billing.services.late_usage import late_usage_link, late_usage_price
+from billing.services.locks import raw_sql_enabled
 from billing.services.outbox import outbox_write
+from core.statements import Statement
 from pricing.errors import NoPriceInForce, UnknownPlan
 from pricing.models import Plan, PlanTerms
 from pricing.money import Money
@@ -158,10 +161,25 @@ def _period_open(*, account: Account, subscription: Subscription, as_of: datetim
 
 def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     """The account's period containing `as_of`, opened now if it is the first use of that period."""
-    period = BillingPeriod.objects.filter(account=account, start__lte=as_of, end__gt=as_of).first()
+    if raw_sql_enabled():  # on every recorded batch: a prepared read, not a query built by the ORM
+        period = row_store.period_in_force(account_id=account.pk, at=as_of)
+    else:
+        period = BillingPeriod.objects.filter(account=account, start__lte=as_of, end__gt=as_of).first()
     if period is not None:  # the usual case: one read, no transaction of its own
         return period
     return _period_current_open(account=account, as_of=as_of)
+
+
+def period_counters_statement(period: BillingPeriod) -> Statement:
+    """The statement that writes the period's usage counters (units, tokens, messages, amounts, overage so far) as
+    they stand on the instance, for a caller that holds the period's lock and sends it with its own statements
+    (core.statements). PostgreSQL only; elsewhere period_counters_save."""
+    return row_store.period_counters_statement(period)
+
+
+def period_counters_save(*, period: BillingPeriod) -> None:
+    """Write the period's usage counters as they stand on the instance; the caller holds the period's lock."""
+    period.save(update_fields=row_store.PERIOD_COUNTERS)
 
 
 @transaction.atomic

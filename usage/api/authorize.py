@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from billing.api import OwnTransactionAccountApi
 from billing.authentication import request_account_ref
 from core.api_errors import ApiError
-from core.inputs import InputReader
+from core.reused_serializers import InputReader
 from pricing.rating import FeatureUse
 from pricing.selectors import catalog_snapshot
 from usage.api.common import amount_field, amount_out, request_body, time_out

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from billing.api import AccountApi
 from billing.authentication import request_account
 from billing.services.periods import period_current
-from core.inputs import InputReader
+from core.reused_serializers import InputReader
 from pricing.selectors import catalog_snapshot, plan_terms_version
 from usage.api.common import amount_field, request_body
 from usage.api.inputs import PriceDimensionsSerializer

@@ -36,16 +36,17 @@ from django.utils import timezone
 from billing.models import Account, BillingPeriod, Wallet
 from billing.services.late_usage import LateCounters, late_usage_add
 from billing.services.locks import account_rows_lock, raw_sql_enabled
-from billing.services.periods import period_current
+from billing.services.periods import period_counters_save, period_counters_statement, period_current
 from billing.services.topups import auto_recharge_check
 from billing.services.wallet import wallet_post
+from core.statements import statements_run
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
 from pricing.plans import debits_wallet, event_units, quota_allowed_units
 from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.event_dimensions import event_dimension_columns
-from usage.event_store import RollupBucket, reservations_settle_and_rollup
+from usage.event_store import RollupBucket, reservations_settle_and_rollup_statement
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
@@ -488,10 +489,10 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         moves.balance -= late_credits
         moves.credits += late_credits
         moves.usd += late_usd
-    _periods_save(locked=locked.periods, periods=periods)
+    counted = _periods_counted(locked=locked.periods, periods=periods)
     if moves.over_limit:
         UsageEvent.objects.filter(pk__in=moves.over_limit).update(over_limit=True)
-    released, authorized = _settle_and_rollup(account=account, rows=rows, at=at)
+    released, authorized = _counters_settle_and_rollup(account=account, rows=rows, at=at, counted=counted)
     over_reservation = [r for r in rows if r.request_id in authorized and r.units > authorized[r.request_id]]
     if over_reservation:
         UsageEvent.objects.filter(pk__in=[r.pk for r in over_reservation]).update(over_reservation=True)
@@ -553,12 +554,9 @@ def _counters_move(
     return moves
 
 
-_COUNTERS = ["units_used", "input_tokens", "output_tokens", "messages", "provider_cost_usd", "charge_usd",
-             "credits_used", "overage_units", "overage_usd"]  # fmt: skip
-
-
-def _periods_save(*, locked: dict[int, BillingPeriod], periods: _Periods) -> None:
-    """Write each open period's counters and its overage so far (one update each)."""
+def _periods_counted(*, locked: dict[int, BillingPeriod], periods: _Periods) -> list[BillingPeriod]:
+    """Each open period, its counters moved, with its overage so far set: what is to be written."""
+    counted = []
     for period in locked.values():
         if period.status != BillingPeriod.Status.OPEN:
             continue
@@ -566,7 +564,8 @@ def _periods_save(*, locked: dict[int, BillingPeriod], periods: _Periods) -> Non
         charge = plan_charge(terms, period.units_used)
         period.overage_units = charge.overage_units if not debits_wallet(terms) else Decimal(0)
         period.overage_usd = max(Decimal(0), charge.total.amount - charge.base.amount)
-        period.save(update_fields=_COUNTERS)
+        counted.append(period)
+    return counted
 
 
 def _late_usage_record(
@@ -618,14 +617,21 @@ def _crossing(
     return Crossing(quota=quota, overage=overage, low_balance=low)
 
 
-def _settle_and_rollup(*, account: Account, rows: list[_Row], at: datetime) -> tuple[Decimal, dict[str, Decimal]]:
-    """Settle the active reservations of these requests and add the batch to the daily rollups; answer the credits
-    the reservations held, for the caller to release, and the units each was authorized for, by request id."""
+def _counters_settle_and_rollup(
+    *, account: Account, rows: list[_Row], at: datetime, counted: list[BillingPeriod]
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """Write the periods' counters (billing's statement), settle the active reservations of these requests and add
+    the batch to the daily rollups: one round trip on PostgreSQL. Answers the credits the reservations held, for
+    the caller to release, and the units each was authorized for, by request id."""
     request_ids = [r.request_id for r in rows]
-    if raw_sql_enabled():  # one statement
-        held = reservations_settle_and_rollup(account_id=account.pk, request_ids=request_ids, at=at,
-                                              buckets=_rollup_buckets(rows))  # fmt: skip
+    if raw_sql_enabled():
+        settle = reservations_settle_and_rollup_statement(
+            account_id=account.pk, request_ids=request_ids, at=at, buckets=_rollup_buckets(rows)
+        )
+        *_, held = statements_run(*(period_counters_statement(p) for p in counted), settle)
     else:
+        for period in counted:
+            period_counters_save(period=period)
         settled = list(
             Reservation.objects.select_for_update()
             .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
