@@ -8,15 +8,16 @@ admin.site.site_header = "TokenLedger console"
 admin.site.site_title = "TokenLedger console"
 admin.site.index_title = "TokenLedger console"
 
+# the gate's endpoints (usage, then billing's balance) come first: a path is matched against the patterns in order
 urlpatterns = [
+    path("", include("usage.urls")),
+    path("", include("billing.urls")),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("pricing.urls")),
-    path("", include("billing.urls")),
-    path("", include("usage.urls")),
     path("", include("reconciliation.urls")),
     path("", include("dashboard.urls")),
     path("", include("gateway.urls")),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from psycopg import pq
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,19 @@ def statements_run(*statements: Statement) -> list[list[tuple[Any, ...]]]:
             results = []
             for statement in statements:
                 cursor.execute(statement.sql, statement.params)
-                results.append(cursor.fetchall() if cursor.description else [])
+                results.append(_rows(client))
             return results
         cursor.execute(";\n".join(client.mogrify(s.sql, s.params) for s in statements))
-        results = [cursor.fetchall() if cursor.description else []]
-        while cursor.nextset():
-            results.append(cursor.fetchall() if cursor.description else [])
+        results = [_rows(client)]
+        while client.nextset():
+            results.append(_rows(client))
     return results
+
+
+def _rows(client: Any) -> list[tuple[Any, ...]]:
+    # the result's status, not cursor.description, which would build a column object for each of its columns
+    result = client.pgresult
+    if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+        return []
+    rows: list[tuple[Any, ...]] = client.fetchall()
+    return rows
