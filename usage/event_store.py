@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connection
+from django.db import DEFAULT_DB_ALIAS
 
 from billing.models import Subscription, Wallet
 from billing.services.wallet import wallet_hold_with
@@ -64,6 +64,7 @@ def request_state_read(*, account_id: int, request_id: str) -> RequestState:
 
 
 _INSERTED_FIELDS = [f for f in _RESERVATION_FIELDS if not f.primary_key]
+_INSERTED_ATTNAMES = [f.attname for f in _INSERTED_FIELDS]
 _INSERTED_COLUMNS = ", ".join(f'"{f.column}"' for f in _INSERTED_FIELDS)
 _RESERVATION_INSERT = (
     f"INSERT INTO {Reservation._meta.db_table} ({_INSERTED_COLUMNS}) "  # noqa: S608
@@ -76,7 +77,8 @@ def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decima
     """Insert the reservation unless its request id has one (the unique (account, request_id) constraint decides,
     no savepoint) and, when inserted, hold its credits on the wallet (billing's wallet_hold_with), in one
     statement; True when inserted, with its id set."""
-    values = [f.get_db_prep_save(getattr(reservation, f.attname), connection) for f in _INSERTED_FIELDS]
+    # text, Decimal and aware datetimes go to PostgreSQL as they are (what get_db_prep_save answers for them)
+    values = [getattr(reservation, name) for name in _INSERTED_ATTNAMES]
     row = wallet_hold_with(wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values))
     if row is None:
         return False

@@ -20,6 +20,8 @@ from django.utils import timezone
 from billing.models import Account, ApiKey
 from billing.services.audit import Actor, actor_or_none, audit_record
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from pricing.selectors import GENERATION_KEY as CATALOG_GENERATION_KEY
+from pricing.selectors import catalog_generation_seen
 
 KEY_PREFIX = "tl_"
 # last_used_at is written at most this often per key, so authentication stays a read on the hot path
@@ -75,14 +77,19 @@ def _cache_tombstone(secret_hash: str) -> None:
 
 
 def _cached(secret_hash: str) -> ApiKey | str | None:
+    """The cached key (or its tombstone). The catalog's generation, which the request reads next, comes in the
+    same round trip and is handed over to the catalog (pricing.selectors.catalog_generation_seen)."""
     if cache_is_down():
         return None
+    name = _cache_name(secret_hash)
     try:
-        found: ApiKey | str | None = cache.get(_cache_name(secret_hash))
+        found = cache.get_many([name, CATALOG_GENERATION_KEY])
     except CACHE_ERRORS:
         cache_mark_down()
         return None
-    return found
+    catalog_generation_seen(found.get(CATALOG_GENERATION_KEY))
+    key: ApiKey | str | None = found.get(name)
+    return key
 
 
 def _cache_add(key: ApiKey) -> None:

@@ -36,6 +36,7 @@ from pricing.selectors.snapshot_cache import (
     SNAPSHOT_KEY,
     catalog_cache_invalidate,
     catalog_generation,
+    catalog_generation_seen,
     catalog_snapshot,
     logger,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ModelPriceRow",
     "catalog_cache_invalidate",
     "catalog_generation",
+    "catalog_generation_seen",
     "catalog_next_change",
     "catalog_snapshot",
     "catalog_snapshot_build",

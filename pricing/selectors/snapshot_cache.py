@@ -35,7 +35,33 @@ _local = _Local()
 _local_lock = threading.Lock()
 
 
+# a generation read by a caller in its own cache round trip (the API key lookup reads both at once) serves the next
+# catalog read in the same thread, if it comes within this long; later, the generation is read again
+_SEEN_SECONDS = 1.0
+_seen = threading.local()
+
+
+def catalog_generation_seen(generation: object) -> None:
+    """Hand over the generation the caller read (GENERATION_KEY) with its own cache read, for the next
+    catalog_snapshot() in this thread: one cache round trip fewer per request. Used once."""
+    _seen.value = (generation, time.monotonic())
+
+
+def _generation_handed_over() -> int | None:
+    seen = getattr(_seen, "value", None)
+    if seen is None:
+        return None
+    _seen.value = None
+    generation, at = seen
+    if generation is None or time.monotonic() - at >= _SEEN_SECONDS:
+        return None
+    return int(generation)  # type: ignore[call-overload]
+
+
 def catalog_generation() -> int:
+    handed_over = _generation_handed_over()
+    if handed_over is not None:
+        return handed_over
     generation = cache.get(GENERATION_KEY)
     if generation is None:
         # first use, or the cache was flushed: start a generation no process can have cached
@@ -117,6 +143,7 @@ def catalog_cache_invalidate() -> None:
     """
     with _local_lock:
         _local.snapshot = None
+    _seen.value = None  # a generation handed over before this write is not to be used after it
     try:
         _generation_bump()
     except CACHE_ERRORS:

@@ -220,3 +220,29 @@ def test_a_committed_write_reaches_another_process_through_redis():
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_a_generation_handed_over_by_the_key_lookup_serves_one_catalog_read(seeded_catalog, monkeypatch):
+    from pricing.selectors import snapshot_cache
+
+    current = catalog_generation()
+    snapshot_cache.catalog_generation_seen(current)
+    reads: list[str] = []
+    real_get = snapshot_cache.cache.get
+    monkeypatch.setattr(snapshot_cache.cache, "get", lambda name, *a: reads.append(name) or real_get(name, *a))
+    assert catalog_generation() == current and reads == []  # the handed-over one, no cache read
+    assert catalog_generation() == current and reads == [snapshot_cache.GENERATION_KEY]  # used once
+
+
+def test_a_stale_handover_is_not_used_and_a_write_after_it_is_seen(
+    seeded_catalog, monkeypatch, django_capture_on_commit_callbacks
+):
+    from pricing.selectors import snapshot_cache
+
+    assert _input_price() == Decimal("0.15")
+    snapshot_cache.catalog_generation_seen(catalog_generation())  # read before the write below
+    clock = time.monotonic() + snapshot_cache._SEEN_SECONDS
+    monkeypatch.setattr(snapshot_cache.time, "monotonic", lambda: clock)
+    with django_capture_on_commit_callbacks(execute=True):
+        _new_price()
+    assert _input_price() == Decimal("0.30")  # the handover is a second old: the generation is read again
