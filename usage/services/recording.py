@@ -204,10 +204,17 @@ class _Parsed:
     raws: dict[str, Any] = field(default_factory=dict)  # the first raw event of each request id
 
 
-@transaction.atomic
 def _record(*, intake: _Intake, raw_events: list[Any], careful: bool) -> BatchResult:
-    batch = BatchResult(batch_id=uuid.uuid4())
+    # the period is read (and opened, on the first use of a new period) before the batch's transaction: opening
+    # locks the account, and a lock taken before the inserts, held while they wait on another batch's rows that
+    # waits for that same lock, would be a deadlock (the one lock order is: insert, then account, wallet, periods)
     periods = _Periods(account=intake.account, received_at=intake.received_at, snapshot=catalog_snapshot())
+    with transaction.atomic():
+        return _record_in_transaction(intake=intake, raw_events=raw_events, careful=careful, periods=periods)
+
+
+def _record_in_transaction(*, intake: _Intake, raw_events: list[Any], careful: bool, periods: _Periods) -> BatchResult:
+    batch = BatchResult(batch_id=uuid.uuid4())
     parsed = _events_parse(intake=intake, raw_events=raw_events, batch=batch, periods=periods)
     rows = parsed.rows
     stored: dict[str, dict[str, Any]] = {}
