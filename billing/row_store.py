@@ -110,7 +110,7 @@ PERIOD_COUNTERS = ["units_used", "input_tokens", "output_tokens", "messages", "p
                    "credits_used", "overage_units", "overage_usd"]  # fmt: skip
 _PERIOD_COUNTERS_UPDATE = (
     f"UPDATE {BillingPeriod._meta.db_table} SET "  # noqa: S608 - names from the model
-    + ", ".join(f'"{BillingPeriod._meta.get_field(name).column}" = %s' for name in PERIOD_COUNTERS)
+    + ", ".join(f'"{name}" = %s' for name in PERIOD_COUNTERS)  # each field's column is its name
     + " WHERE id = %s"
 )
 

@@ -55,7 +55,7 @@ def _generation_handed_over() -> int | None:
     generation, at = seen
     if generation is None or time.monotonic() - at >= _SEEN_SECONDS:
         return None
-    return int(generation)  # type: ignore[call-overload]
+    return int(generation)
 
 
 def catalog_generation() -> int:

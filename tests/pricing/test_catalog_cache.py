@@ -11,6 +11,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import time_machine
@@ -229,7 +230,12 @@ def test_a_generation_handed_over_by_the_key_lookup_serves_one_catalog_read(seed
     snapshot_cache.catalog_generation_seen(current)
     reads: list[str] = []
     real_get = snapshot_cache.cache.get
-    monkeypatch.setattr(snapshot_cache.cache, "get", lambda name, *a: reads.append(name) or real_get(name, *a))
+
+    def get(name: str, *args: Any) -> Any:
+        reads.append(name)
+        return real_get(name, *args)
+
+    monkeypatch.setattr(snapshot_cache.cache, "get", get)
     assert catalog_generation() == current and reads == []  # the handed-over one, no cache read
     assert catalog_generation() == current and reads == [snapshot_cache.GENERATION_KEY]  # used once
 
