@@ -236,6 +236,15 @@ def wallet_hold_with(*, wallet: Wallet, credits: Decimal, insert: Statement) -> 
     return row_store.wallet_hold_with(insert=insert, wallet_id=wallet.pk, credits=credits, at=timezone.now())
 
 
+def wallet_held_release(*, wallet: Wallet, credits: Decimal) -> None:
+    """Give back credits held by reservations that were settled without a debit or expired. The caller holds the
+    wallet's lock (billing.services.locks) and knows the reservations held them."""
+    if credits < 0:
+        raise InvalidAmount(f"a release frees credits >= 0, got {credits}")
+    if credits:
+        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - credits, updated_at=timezone.now())
+
+
 @transaction.atomic
 def wallet_release(*, account: Account, credits: Decimal) -> Wallet:
     """Give back credits a reservation held (the call failed or was cancelled). The caller holds the wallet's lock

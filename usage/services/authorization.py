@@ -22,13 +22,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import Account, BillingPeriod, Subscription, Wallet
 from billing.services.locks import LockedRows, account_rows_lock, account_rows_lock_then, raw_sql_enabled
 from billing.services.periods import period_current
-from billing.services.wallet import wallet_hold, wallet_lock
+from billing.services.wallet import wallet_held_release, wallet_hold, wallet_lock
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
 from pricing.plans import debits_wallet, event_units, quota_allowed_units, quota_enforced, spend_cap_enforced
@@ -387,7 +387,6 @@ def reservations_expire(*, as_of: datetime) -> int:
             Reservation.objects.filter(pk__in=[r.pk for r in due]).update(
                 status=Reservation.Status.EXPIRED, closed_at=as_of
             )
-            if released:
-                Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
+            wallet_held_release(wallet=wallet, credits=released)
             expired += len(due)
     return expired

@@ -30,15 +30,14 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DataError, IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from billing.models import Account, BillingPeriod, Wallet
+from billing.models import Account, BillingPeriod
 from billing.services.late_usage import LateCounters, late_usage_add
 from billing.services.locks import account_rows_lock, raw_sql_enabled
 from billing.services.periods import period_counters_save, period_counters_statement, period_current
 from billing.services.topups import auto_recharge_check
-from billing.services.wallet import wallet_post
+from billing.services.wallet import wallet_held_release, wallet_post
 from core.statements import statements_run
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
@@ -511,7 +510,7 @@ def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: 
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
     elif released:
-        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - released)
+        wallet_held_release(wallet=wallet, credits=released)
     crossing = _crossing(
         periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk])
                  for pk, p in locked.periods.items()},
