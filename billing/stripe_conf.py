@@ -50,6 +50,12 @@ def _decimal(name: str, default: str) -> Decimal:
     return Decimal(str(value))
 
 
+def stripe_enabled() -> bool:
+    """Whether Stripe is configured (StripeSettings.enabled), read without building the whole settings: every
+    recorded debit asks it."""
+    return bool(getattr(settings, "STRIPE_SECRET_KEY", ""))
+
+
 def stripe_settings() -> StripeSettings:
     """The Stripe settings now (read each call, so tests and admins changing settings are seen at once)."""
     site = str(getattr(settings, "SITE_URL", "http://127.0.0.1:8000")).rstrip("/")
@@ -73,10 +79,6 @@ def stripe_settings() -> StripeSettings:
         event_stuck_seconds=int(getattr(settings, "STRIPE_EVENT_STUCK_SECONDS", 600)),
         http_timeout_seconds=int(getattr(settings, "STRIPE_HTTP_TIMEOUT_SECONDS", 30)),
     )
-
-
-def stripe_enabled() -> bool:
-    return stripe_settings().enabled
 
 
 def stripe_status() -> dict[str, object]:

@@ -27,7 +27,7 @@ from billing.models import Account, AutoRecharge, LedgerEntry, TopUp, Wallet
 from billing.services.audit import Actor, actor_or_none, audit_record
 from billing.services.stripe_customers import customer_ensure
 from billing.services.wallet import Posting, wallet_grant
-from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_settings
+from billing.stripe_conf import NOT_CONFIGURED_MESSAGE, stripe_enabled, stripe_settings
 from pricing.money import CREDITS, USD, Money, MoneyError, precise, to_decimal
 from pricing.selectors import catalog_snapshot
 
@@ -273,7 +273,7 @@ def auto_recharge_payment_method_save(*, account: Account, payment_method_id: st
 def auto_recharge_check(*, account: Account, balance_before: Decimal, balance_after: Decimal) -> bool:
     """Call after a debit, inside its transaction: when the balance crossed from at or above the account's
     threshold to below it, queue the recharge task on commit. True when it queued one."""
-    if balance_after >= balance_before or not stripe_settings().enabled:
+    if balance_after >= balance_before or not stripe_enabled():
         return False
     threshold = (
         AutoRecharge.objects.filter(account_id=account.pk, enabled=True)
