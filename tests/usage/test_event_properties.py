@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.factories import AccountFactory
+from usage.event_store import COPY_FROM_ROWS
 from usage.models import RejectedEvent, UsageEvent
-from usage.services.recording import COPY_FROM_ROWS
 
 # any character, lone surrogates and NUL included (hypothesis leaves surrogates out unless told)
 any_char = st.characters(exclude_categories=())

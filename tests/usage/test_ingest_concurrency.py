@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from billing.models import BillingPeriod, LedgerEntry, Wallet
 from reconciliation.integrity import integrity_check
 from tests.factories import AccountFactory
+from usage.event_store import COPY_FROM_ROWS
 from usage.models import DailyUsage, RejectedEvent, UsageEvent
-from usage.services.recording import COPY_FROM_ROWS
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("catalog")]
 

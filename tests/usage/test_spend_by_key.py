@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 from billing.services.api_keys import api_key_issue
 from billing.services.server_keys import server_key_issue
 from tests.factories import EventFactory
+from usage.event_store import COPY_FROM_ROWS
 from usage.models import UsageEvent
-from usage.services.recording import COPY_FROM_ROWS
 
 pytestmark = pytest.mark.django_db
 needs_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL")

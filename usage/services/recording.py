@@ -45,7 +45,12 @@ from pricing.plans import debits_wallet, event_units, quota_allowed_units
 from pricing.rating import Rating, plan_charge, rate_usage
 from pricing.selectors import catalog_snapshot, plan_terms_by_id
 from usage.event_dimensions import event_dimension_columns
-from usage.event_store import RollupBucket, reservations_settle_and_rollup_statement
+from usage.event_store import (
+    EVENT_ATTNAMES,
+    RollupBucket,
+    events_insert,
+    reservations_settle_and_rollup_statement,
+)
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
 from usage.models import DailyUsage, RejectedEvent, Reservation, UsageEvent
 from usage.services.alerts import Crossing, percent
@@ -364,26 +369,8 @@ class _Row:
     pk: int = 0  # the id, once inserted
 
 
-_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
-_ATTNAMES = [f.attname for f in _FIELDS]
-_COLUMNS = ", ".join(f'"{f.column}"' for f in _FIELDS)
-# JSON columns travel as text, encoded the way the model field encodes them (one encoder each, made once)
-_JSON_ENCODE = {
-    i: (getattr(f, "encoder", None) or json.JSONEncoder)().encode
-    for i, f in enumerate(_FIELDS)
-    if f.get_internal_type() == "JSONField"
-}
-_row_values = operator.attrgetter(*_ATTNAMES)
+_ATTNAMES = EVENT_ATTNAMES
 _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", "over_reservation")
-COPY_FROM_ROWS = 20  # on PostgreSQL, a batch this large goes through COPY; a smaller one in one INSERT
-
-
-def _db_values(row: _Row) -> list[Any]:
-    values = list(_row_values(row))
-    for i, encode in _JSON_ENCODE.items():
-        value = values[i]
-        values[i] = "{}" if value == {} else "[]" if value == [] else encode(value)
-    return values
 
 
 def _events_insert_each(
@@ -414,10 +401,9 @@ def _events_insert_each(
 def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -> dict[str, dict[str, Any]]:
     """Insert the rows, skipping request ids the account already has; answer the first result of each request id.
 
-    The unique (account, request_id) constraint decides which rows are new. On PostgreSQL one
-    `INSERT ... ON CONFLICT DO NOTHING RETURNING` names the rows inserted now (fed by COPY into a temporary table
-    for larger batches), so only request ids recorded before are read back. Elsewhere (SQLite) the ORM inserts
-    with ignore_conflicts and the batch is read back.
+    The unique (account, request_id) constraint decides which rows are new. On PostgreSQL the event store's insert
+    names the rows inserted now (usage.event_store.events_insert), so only request ids recorded before are read
+    back. Elsewhere (SQLite) the ORM inserts with ignore_conflicts and the batch is read back.
     """
     rows = sorted(rows, key=operator.attrgetter("request_id"))  # one order for every batch: no deadlock cycle
     if connection.vendor != "postgresql":
@@ -428,35 +414,7 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
         )
         found = UsageEvent.objects.filter(account=account, request_id__in=[r.request_id for r in rows])
         return {e["request_id"]: e for e in found.values(*_STORED)}
-    table = UsageEvent._meta.db_table
-    conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
-    staged = len(rows) >= COPY_FROM_ROWS
-    with connection.cursor() as cursor:
-        if not staged:
-            one = "(" + ", ".join(["%s"] * len(_ATTNAMES)) + ")"
-            cursor.execute(
-                f"INSERT INTO {table} ({_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
-                [value for row in rows for value in _db_values(row)],
-            )
-        else:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
-            )
-            # COPY goes to psycopg directly: its errors are made Django's, as execute() does
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY usage_event_stage ({_COLUMNS}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(_db_values(row))
-            # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
-            cursor.execute(
-                f"INSERT INTO {table} ({_COLUMNS}) SELECT {_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
-                f'ORDER BY request_id COLLATE "C" {conflict}'
-            )
-        inserted = {request_id: pk for pk, request_id in cursor.fetchall()}
-        if staged:
-            cursor.execute("DROP TABLE usage_event_stage")  # a second batch in the same transaction makes its own
+    inserted = events_insert(rows=rows)
     stored: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.request_id in inserted:
