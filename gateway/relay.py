@@ -22,7 +22,8 @@ import httpx
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, Route
 from gateway.metering import SseSplitter, StreamMeter
-from gateway.services import Admission, UpstreamTarget, gateway_release, gateway_settle, usage_estimated
+from gateway.routing import UpstreamTarget
+from gateway.services import Admission, gateway_release, gateway_settle, usage_estimated
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from billing.services.server_keys import SERVER_KEY_PREFIX, server_key_authentic
 from gateway.errors import Alternative, GatewayRefusal
 from gateway.formats import CallRequest, Route
 from gateway.models import Upstream
-from gateway.upstream_keys import UpstreamKeyUnreadable, upstream_key_decrypt, upstream_key_encrypt
+from gateway.routing import UpstreamTarget, upstream_for
+from gateway.upstream_keys import upstream_key_encrypt
 from pricing.dimensions import Mode
 from pricing.errors import InactiveModel, PricingError, UnknownModel
 from pricing.selectors import catalog_snapshot
@@ -48,15 +49,6 @@ class Credentials:
     customer: str | None
     request_id: str | None  # TokenLedger-Request-Id: the client's own idempotency key for the call
     operation_type: str
-
-
-@dataclass(frozen=True)
-class UpstreamTarget:
-    name: str
-    url: str
-    api_key: str
-    timeout_seconds: int
-    connect_retries: int
 
 
 @dataclass(frozen=True)
@@ -103,24 +95,6 @@ def _customer_of(server_key: ServerKey, customer: str | None) -> Account:
         return customer_by_external_id(external_id=customer)
     except UnknownCustomer:
         raise GatewayRefusal(404, "customer_not_found", f"No customer {customer!r}.") from None
-
-
-def upstream_for(*, kind: str, model: str) -> UpstreamTarget:
-    """The first active upstream of this provider kind that serves the model (by priority, then name)."""
-    for upstream in Upstream.objects.filter(kind=kind, is_active=True).order_by("priority", "name"):
-        if upstream.serves(model):
-            try:
-                key = upstream_key_decrypt(upstream.api_key_encrypted)
-            except UpstreamKeyUnreadable as exc:
-                logger.error("gateway upstream %s: %s", upstream.name, exc)
-                raise GatewayRefusal(
-                    502, "upstream_key_unreadable", "The gateway's upstream is misconfigured."
-                ) from None
-            return UpstreamTarget(
-                name=upstream.name, url=upstream.base_url.rstrip("/"), api_key=key,
-                timeout_seconds=upstream.timeout_seconds, connect_retries=upstream.connect_retries,
-            )  # fmt: skip
-    raise GatewayRefusal(404, "no_upstream", f"No upstream is configured for model {model!r}.")
 
 
 def _request_id(credentials: Credentials) -> str:

@@ -162,12 +162,14 @@ def test_models_go_to_the_upstream_their_patterns_name(
 ) -> None:
     from gateway.services import upstream_save
 
-    upstream_save(upstream=Upstream(name="nowhere", kind="openai", base_url="http://127.0.0.1:9/v1",
-                                    model_patterns="gpt-4o*", priority=1, connect_retries=0), api_key="sk-other")  # fmt: skip
+    nowhere = upstream_save(upstream=Upstream(name="nowhere", kind="openai", base_url="http://127.0.0.1:9/v1",
+                                              model_patterns="gpt-4o*", priority=1, connect_retries=0),
+                            api_key="sk-other")  # fmt: skip
     with pytest.raises(openai.APIStatusError) as failed:
         openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
     assert failed.value.status_code == 502 and failed.value.code == "upstream_unreachable"
-    Upstream.objects.filter(name="nowhere").update(model_patterns="gpt-5*")
+    nowhere.model_patterns = "gpt-5*"
+    upstream_save(upstream=nowhere, api_key=None)
 
     openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
     assert len(fake.received) == 1
