@@ -32,6 +32,7 @@ from django.urls import set_script_prefix
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
+from gateway.relay import background_drain
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -130,6 +131,9 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
                 await send({"type": "lifespan.startup.complete"})
+            # the server has finished its requests: what was recorded after an answer still has to be (run uvicorn
+            # with --lifespan on, as run_stack does)
+            await background_drain()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):

@@ -38,16 +38,49 @@ class UpstreamBrokeOff(Exception):
 
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 _background_tasks: set[asyncio.Task[Any]] = set()
+_after_answer_tasks: set[asyncio.Task[Any]] = set()  # a subset of _background_tasks
 # the gateway's database work: connections stay open per thread (CONN_MAX_AGE), so the pool is kept small
 db_threads = ThreadPoolExecutor(max_workers=16, thread_name_prefix="gateway-db")
 
 
 def background(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Run work that must finish whether or not the client is still there (recording, releasing)."""
+    """Run work that must finish whether or not the client is still there (recording, releasing). Such work is tied
+    to no request, so the server's graceful shutdown does not wait for it: the gateway's lifespan shutdown does
+    (`background_drain`, gateway/asgi.py)."""
     task = asyncio.ensure_future(coroutine)
     _background_tasks.add(task)
-    task.add_done_callback(_background_tasks.discard)
+    task.add_done_callback(_background_done)
     return task
+
+
+def _background_done(task: asyncio.Task[Any]) -> None:
+    _background_tasks.discard(task)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        logger.error("gateway background work failed: %s", type(exc).__name__, exc_info=exc)
+
+
+def after_answer(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """Background work that follows an answer already sent: the recording of a whole (non-streamed) answer."""
+    task = background(coroutine)
+    _after_answer_tasks.add(task)
+    task.add_done_callback(_after_answer_tasks.discard)
+    return task
+
+
+async def _drain(tasks: set[asyncio.Task[Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    while pending := [task for task in tasks if task.get_loop() is loop]:
+        await asyncio.wait(pending)
+
+
+async def background_drain() -> None:
+    """Wait until no background work is left in this event loop (what was started meanwhile included)."""
+    await _drain(_background_tasks)
+
+
+async def after_answer_drain() -> None:
+    """Wait until every answer sent so far in this event loop is recorded."""
+    await _drain(_after_answer_tasks)
 
 
 async def in_thread(function: Any, **kwargs: Any) -> Any:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from tokenledger.usage_mapping import MeteredUsage
 
 from billing.errors import UnknownCustomer
@@ -151,8 +152,9 @@ def _reserve(admission: Admission) -> None:
         request_id=admission.request_id, model=admission.model_id, input_tokens=admission.input_tokens,
         max_output_tokens=admission.max_output_tokens, operation_type=admission.operation_type,
     )  # fmt: skip
+    now = timezone.now()
     try:
-        decision = reservation_create(account=admission.account, request=request)
+        decision = reservation_create(account=admission.account, request=request, now=now)
     except ReservationError as exc:
         raise GatewayRefusal(exc.status_code, exc.code, exc.message) from None
     except PricingError as exc:
@@ -161,6 +163,11 @@ def _reserve(admission: Admission) -> None:
         status = 403 if decision.reason in _FORBIDDEN_REASONS else 402
         alternatives = [Alternative(a.model_id, a.credits, a.charge_usd) for a in decision.alternatives]
         raise GatewayRefusal(status, decision.reason, decision.message, alternatives=alternatives)
+    if decision.reservation is not None and decision.reservation.created_at != now:
+        # the hold of another call with this request id, in flight or answered and being recorded: forwarding this
+        # one too would have the provider answer (and the operator pay for) one call twice
+        raise GatewayRefusal(409, "request_in_progress", "A call with this TokenLedger-Request-Id is in progress; "
+                             "its answer is recorded under it.")  # fmt: skip
 
 
 def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> EventResult:

@@ -12,7 +12,7 @@ import pytest
 from billing.services.customers import customer_upsert
 from billing.services.server_keys import server_key_issue, server_key_revoke
 from billing.services.wallet import wallet_grant
-from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, wallet_of
+from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
 from usage.models import UsageEvent
 
@@ -37,6 +37,7 @@ def test_a_message_is_answered_and_recorded_with_its_cache_reads_and_writes(
                                                messages=MESSAGES)  # fmt: skip
 
     assert message.content[0].text == "Hello there"  # type: ignore[union-attr]
+    gateway_settled()
     event = UsageEvent.objects.get(account=account)
     _assert_recorded(event)
     assert event.provider_request_id == "req_anthropic_1"
@@ -72,6 +73,7 @@ def test_a_server_key_acts_for_the_customer_it_names(gateway_url: str, account: 
         client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
 
     assert unknown.value.body["error"]["code"] == "customer_not_found"  # type: ignore[index]
+    gateway_settled()
     event = UsageEvent.objects.get()
     assert event.account == customer
     assert event.api_key is None  # a server key's call: no account key to spend by

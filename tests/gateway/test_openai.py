@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from gateway.models import Upstream
-from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, wallet_of
+from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
 from usage.models import Reservation, UsageEvent
 
@@ -24,6 +24,7 @@ CHAT_CREDITS = Decimal("2.85")
 
 
 def _only_event(account: Any) -> UsageEvent:
+    gateway_settled()
     events = list(UsageEvent.objects.filter(account=account))
     assert len(events) == 1
     return events[0]
@@ -101,6 +102,7 @@ def test_responses_api_streamed_and_not(openai_client: openai.OpenAI, account: A
                                                  stream=True))  # fmt: skip
     assert events[-1].type == "response.completed"
 
+    gateway_settled()
     recorded = list(UsageEvent.objects.filter(account=account).order_by("id"))
     assert [(e.input_tokens, e.cached_input_tokens, e.output_tokens, e.reasoning_tokens) for e in recorded] == [
         (800, 200, 250, 50), (800, 200, 250, 50),
