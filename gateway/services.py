@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, router, transaction
 from django.utils import timezone
 from tokenledger.usage_mapping import MeteredUsage
 
@@ -82,7 +82,14 @@ def caller_identify(*, credentials: Credentials) -> tuple[Account, int | None]:
     key = api_key_authenticate(raw)
     if key is None:
         raise GatewayRefusal(401, "invalid_api_key", "The API key is unknown or revoked.")
-    return key.account, key.pk
+    return _account_by_id(key.account_id), key.pk
+
+
+def _account_by_id(account_id: int) -> Account:
+    """The account an account key names, without a query: only its id is loaded, every other field is deferred (read
+    from the database if something asks for it). The gateway's services lock and read the account's rows
+    themselves; they need its id."""
+    return Account.from_db(router.db_for_read(Account), ["id"], [account_id])
 
 
 def _customer_of(server_key: ServerKey, customer: str | None) -> Account:
