@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -94,12 +95,22 @@ async def in_thread(function: Any, **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().run_in_executor(db_threads, functools.partial(function, **kwargs))
 
 
+class _NoCookies(CookieJar):
+    """The provider's cookies are kept for no one: one client serves every customer's calls, so a cookie one answer
+    set would go out with the next customer's call. (Keeping none also spares the parsing of every answer's headers
+    that a cookie jar does.)"""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
 def _client() -> httpx.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=4)
-        client = _clients[loop] = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+        client = _clients[loop] = httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False,
+                                                    cookies=_NoCookies())  # fmt: skip
     return client
 
 

@@ -64,6 +64,15 @@ def test_our_key_never_reaches_the_provider_and_the_operators_key_does(
     assert received.body["messages"] == MESSAGES and received.body["max_tokens"] == 50
 
 
+def test_a_cookie_the_provider_sets_goes_out_with_no_later_call(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    fake.set_cookie = "__cf_bm=one-customers-session; Path=/; HttpOnly"
+    for _ in range(2):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+    assert len(fake.received) == 2 and all("cookie" not in r.headers for r in fake.received)
+
+
 def test_a_stream_passes_through_and_its_usage_is_recorded_exactly(
     openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
 ) -> None:
