@@ -13,9 +13,9 @@ config.asgi, `--workers` processes, GATEWAY_WORKERS or 2 on a multi-core machine
    client sending its next call as soon as it has its answer (closed loop: the issue's table): latency p50/p99, the
    overhead being the difference (gateway minus direct) at each percentile;
 2. streamed chat completions, both ways: time to the first byte of the body, the overhead likewise;
-3. with `--rate R`, non-streaming calls again, both ways, the clients together offering R calls a second on a fixed
-   schedule (open loop): the overhead of a gateway that is not saturated. A call's latency counts from the moment it
-   was due, so a client held up by a slow answer is charged for the wait.
+3. with `--rate R`, non-streaming calls and streams again, both ways, the clients together offering R calls a second
+   on a fixed schedule (open loop): the overhead of a gateway that is not saturated. A call's latency counts from
+   the moment it was due, so a client held up by a slow answer is charged for the wait.
 
 Then the books: every call through the gateway recorded once, every hold released, each wallet equal to its ledger
 and to its funding minus its events' credits. Targets (issue 22): overhead p50 <= 5 ms and p99 <= 20 ms for
@@ -267,6 +267,9 @@ def measure(
         harness.log(f"paced: {args.requests} calls each way offered at {args.rate:g} calls/s")
         results["direct_paced"] = phase(**direct, total=args.requests, stream=False, rate=args.rate)
         results["gateway_paced"] = phase(**through, total=args.requests, stream=False, rate=args.rate)
+        harness.log(f"paced streams: {args.streams} calls each way offered at {args.rate:g} calls/s")
+        results["direct_paced_stream_ttfb"] = phase(**direct, total=args.streams, stream=True, rate=args.rate)
+        results["gateway_paced_stream_ttfb"] = phase(**through, total=args.streams, stream=True, rate=args.rate)
     results["load_average_after"] = harness.load_average()
     return results
 
@@ -291,7 +294,8 @@ def main() -> None:
                    "--workers", str(args.workers)]  # fmt: skip
         with uvicorn_process("gateway", command, env, gateway_port) as gateway_pid:
             results = measure(args=args, keys=keys, fake=(fake_port, fake_pid), gateway=(gateway_port, gateway_pid))
-    expected = results["warm_up_calls"] + args.requests + args.streams + (args.requests if args.rate else 0)
+    expected = (results["warm_up_calls"] + args.requests + args.streams
+                + (args.requests + args.streams if args.rate else 0))  # fmt: skip
     results["books"] = books(expected_events=expected)
     report(args, results)
     if not args.keep_db:
@@ -312,14 +316,21 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     paced_rows = []
     if args.rate is not None:
         paced_direct, paced_gateway = results["direct_paced"], results["gateway_paced"]
+        paced_ttfb_direct, paced_ttfb_gateway = (
+            results["direct_paced_stream_ttfb"],
+            results["gateway_paced_stream_ttfb"],
+        )
         paced = {"p50_ms": round(paced_gateway["p50_ms"] - paced_direct["p50_ms"], 2),
-                 "p99_ms": round(paced_gateway["p99_ms"] - paced_direct["p99_ms"], 2)}  # fmt: skip
+                 "p99_ms": round(paced_gateway["p99_ms"] - paced_direct["p99_ms"], 2),
+                 "stream_ttfb_p50_ms": round(paced_ttfb_gateway["p50_ms"] - paced_ttfb_direct["p50_ms"], 2),
+                 "stream_ttfb_p99_ms": round(paced_ttfb_gateway["p99_ms"] - paced_ttfb_direct["p99_ms"], 2)}  # fmt: skip
         overhead["paced"] = paced
         paced_rows = [
             (f"paced {args.rate:g}/s direct", f"p50 {paced_direct['p50_ms']:.2f} ms, p99 {paced_direct['p99_ms']:.2f} ms, {paced_direct['calls_per_second']:,.0f} calls/s"),
             (f"paced {args.rate:g}/s gateway", f"p50 {paced_gateway['p50_ms']:.2f} ms, p99 {paced_gateway['p99_ms']:.2f} ms, {paced_gateway['calls_per_second']:,.0f} calls/s"),
             ("paced overhead p50", f"{paced['p50_ms']:.2f} ms  {harness.target(paced['p50_ms'], at_most=TARGET_P50_MS)}"),
             ("paced overhead p99", f"{paced['p99_ms']:.2f} ms  {harness.target(paced['p99_ms'], at_most=TARGET_P99_MS)}"),
+            ("paced stream TTFB added p50", f"{paced['stream_ttfb_p50_ms']:.2f} ms  {harness.target(paced['stream_ttfb_p50_ms'], at_most=TARGET_TTFB_MS)}"),
             ("CPU ms per call, paced gateway", _cpu(paced_gateway)),
         ]  # fmt: skip
     workers = f"{args.workers} uvicorn worker process{'es' if args.workers > 1 else ''}"
