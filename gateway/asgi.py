@@ -32,7 +32,9 @@ from django.urls import set_script_prefix
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
-from gateway.relay import background_drain
+from gateway.journal import journal_close, journal_take_over
+from gateway.relay import after_answer, background_drain, in_thread
+from gateway.services import gateway_record
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -130,10 +132,14 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
+                # what stopped processes answered and did not record (gateway/journal.py) is recorded again
+                for recording in journal_take_over():
+                    after_answer(in_thread(gateway_record, recording=recording))
                 await send({"type": "lifespan.startup.complete"})
             # the server has finished its requests: what was recorded after an answer still has to be (run uvicorn
             # with --lifespan on, as run_stack does)
             await background_drain()
+            journal_close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):

@@ -22,6 +22,7 @@ import httpx
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, Route
+from gateway.journal import journal_keep, journal_settled
 from gateway.metering import SseSplitter, StreamMeter
 from gateway.routing import UpstreamTarget
 from gateway.services import Admission, gateway_release, gateway_settle, usage_estimated
@@ -61,11 +62,20 @@ def _background_done(task: asyncio.Task[Any]) -> None:
 
 
 def after_answer(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Background work that follows an answer already sent: the recording of a whole (non-streamed) answer."""
+    """Background work that follows an answer already sent: the recording of a whole (non-streamed) answer, owed in
+    the journal (gateway/journal.py) until it is done."""
     task = background(coroutine)
     _after_answer_tasks.add(task)
-    task.add_done_callback(_after_answer_tasks.discard)
+    task.add_done_callback(_after_answer_done)
     return task
+
+
+def _after_answer_done(task: asyncio.Task[Any]) -> None:
+    _after_answer_tasks.discard(task)
+    if task.cancelled() or task.exception() is not None:
+        journal_keep()
+    elif not _after_answer_tasks:
+        journal_settled()
 
 
 async def _drain(tasks: set[asyncio.Task[Any]]) -> None:

@@ -177,10 +177,16 @@ def _reserve(admission: Admission) -> None:
                              "its answer is recorded under it.")  # fmt: skip
 
 
-def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> EventResult:
-    """Record what the call used (this settles its reservation). An event the catalog cannot rate is kept in the
-    dead-letter table for replay, and its hold is freed meanwhile."""
-    close_old_connections()
+@dataclass(frozen=True)
+class Recording:
+    """What recording a call needs, and nothing else: it is written to the journal (gateway/journal.py) as it is."""
+
+    account_id: int
+    api_key_id: int | None
+    event: dict[str, Any]
+
+
+def recording_for(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> Recording:
     event: dict[str, Any] = {
         "request_id": admission.request_id, "model": admission.model_id, **usage.event_fields(),
         "metadata": {"gateway": admission.endpoint, "usage": "estimated" if estimated else "reported"},
@@ -189,22 +195,39 @@ def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool
         event["operation_type"] = admission.operation_type
     if admission.user and len(admission.user) <= 200 and admission.user.isprintable():
         event["user"] = admission.user
-    result = usage_record_batch(account=admission.account, raw_events=[event], api_key_id=admission.api_key_id).results[
-        0
-    ]
+    return Recording(account_id=admission.account.pk, api_key_id=admission.api_key_id, event=event)
+
+
+def gateway_record(*, recording: Recording) -> EventResult:
+    """Record what the call used (this settles its reservation). An event the catalog cannot rate is kept in the
+    dead-letter table for replay, and its hold is freed meanwhile. Recording twice records once (the request id)."""
+    close_old_connections()
+    account = _account_by_id(recording.account_id)
+    batch = usage_record_batch(account=account, raw_events=[recording.event], api_key_id=recording.api_key_id)
+    result = batch.results[0]
     if result.status == REJECTED:
-        logger.warning("gateway event %s refused: %s", admission.request_id, (result.error or {}).get("code"))
-        gateway_release(admission=admission)
+        request_id = recording.event["request_id"]
+        logger.warning("gateway event %s refused: %s", request_id, (result.error or {}).get("code"))
+        _release(account=account, request_id=request_id)
     return result
+
+
+def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> EventResult:
+    """Record what the call used (gateway_record)."""
+    return gateway_record(recording=recording_for(admission=admission, usage=usage, estimated=estimated))
 
 
 def gateway_release(*, admission: Admission) -> None:
     """Free the hold of a call that failed or was abandoned before it produced anything."""
     close_old_connections()
+    _release(account=admission.account, request_id=admission.request_id)
+
+
+def _release(*, account: Account, request_id: str) -> None:
     try:
-        reservation_release(account=admission.account, request_id=admission.request_id)
+        reservation_release(account=account, request_id=request_id)
     except ReservationError as exc:  # already recorded (a race with settle) or gone: nothing is held
-        logger.info("gateway release of %s: %s", admission.request_id, exc.code)
+        logger.info("gateway release of %s: %s", request_id, exc.code)
 
 
 def usage_estimated(*, admission: Admission, produced_text: str) -> MeteredUsage:

@@ -21,6 +21,7 @@ from tokenledger.usage_mapping import MeteredUsage
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body
+from gateway.journal import journal_append
 from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
     StreamRelay,
@@ -31,7 +32,14 @@ from gateway.relay import (
     response_headers,
     upstream_open,
 )
-from gateway.services import Admission, Credentials, gateway_admit, gateway_release, gateway_settle
+from gateway.services import (
+    Admission,
+    Credentials,
+    gateway_admit,
+    gateway_record,
+    gateway_release,
+    recording_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -153,13 +161,15 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpR
         usage = MeteredUsage(input_tokens=admission.input_tokens, output_tokens=admission.max_output_tokens)
         estimated = True
     usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
-    recording = in_thread(gateway_settle, admission=admission, usage=usage, estimated=estimated)
+    recording = recording_for(admission=admission, usage=usage, estimated=estimated)
     if _records_after_answer():
         # the answer goes to the client now; its recording (which settles the hold) runs right after, tied to no
-        # request, so a client gone meanwhile changes nothing (docs/gateway.md: what a crash between the two leaves)
-        after_answer(recording)
+        # request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
+        # dies before recording it leaves it to the next one (docs/gateway.md).
+        journal_append(recording)
+        after_answer(in_thread(gateway_record, recording=recording))
     else:
-        await recording
+        await in_thread(gateway_record, recording=recording)
     response = HttpResponse(body, status=upstream.status_code,
                             content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
     for name, value in response_headers(upstream, admission).items():
