@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -120,7 +121,7 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
-    return await _whole_answer(admission, upstream)
+    return await _whole_answer(admission, upstream, after=_records_after_answer(request))
 
 
 async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.Response) -> HttpResponse:
@@ -145,7 +146,8 @@ async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.R
     return response
 
 
-async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpResponse:
+async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after: bool) -> HttpResponse:
+    """The provider's whole answer, recorded before it is sent or, `after`, right after."""
     try:
         body = await upstream.aread()
     except httpx.HTTPError:
@@ -162,7 +164,7 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpR
         estimated = True
     usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
     recording = recording_for(admission=admission, usage=usage, estimated=estimated)
-    if _records_after_answer():
+    if after:
         # the answer goes to the client now; its recording (which settles the hold) runs right after, tied to no
         # request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
         # dies before recording it leaves it to the next one (docs/gateway.md).
@@ -177,12 +179,17 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpR
     return response
 
 
+def _records_after_answer(request: HttpRequest) -> bool:
+    """Served by the gateway's ASGI app (uvicorn), on PostgreSQL. Under WSGI (the web port) a request's event loop
+    ends with its response, so no work can outlive it there. SQLite (development, tests) takes one writer at a time,
+    and its shared in-memory test database refuses a second one at once rather than waiting: a recording that
+    overlapped the client's next call would make that call fail. In both cases the answer waits for its recording."""
+    return isinstance(request, ASGIRequest) and not _on_sqlite()
+
+
 @functools.cache
-def _records_after_answer() -> bool:
-    """On PostgreSQL. SQLite (development, tests) takes one writer at a time, and its shared in-memory test database
-    refuses a second one at once rather than waiting: a recording that overlapped the client's next call would make
-    that call fail, so there the answer waits for its recording, as it did before."""
-    return settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3"
+def _on_sqlite() -> bool:
+    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
 
 
 async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:

@@ -9,6 +9,7 @@ from typing import Any
 
 import openai
 import pytest
+from django.test import Client
 
 from gateway.models import Upstream
 from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, gateway_settled, wallet_of
@@ -202,3 +203,14 @@ def test_neither_keys_nor_prompts_are_logged(
     assert "gateway upstream openai answered 500" in caplog.text  # the gateway's own lines are captured
     for secret in (account.api_key, OPENAI_UPSTREAM_KEY, secret_prompt):
         assert secret not in caplog.text
+
+
+def test_a_call_on_the_web_port_is_recorded_before_it_is_answered(account: Any, fake: FakeUpstream) -> None:
+    """The web port (WSGI) serves the gateway's routes too; there a request's event loop ends with its answer, so the
+    call is recorded before it is answered."""
+    answer = Client().post("/gateway/openai/v1/chat/completions", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {account.api_key}",
+                           data={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 5})  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    event = UsageEvent.objects.get(account=account)  # no waiting: it was recorded before the answer
+    assert Reservation.objects.get(request_id=event.request_id).status == Reservation.Status.SETTLED
