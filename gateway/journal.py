@@ -66,7 +66,10 @@ def journal_settled() -> None:
     """Nothing is left to record in this process: every entry is recorded, the journal is emptied."""
     with _journal.lock:
         if _journal.fd is not None and _journal.pid == os.getpid() and not _journal.keep:
-            os.ftruncate(_journal.fd, 0)
+            try:
+                os.ftruncate(_journal.fd, 0)
+            except OSError as exc:  # the entries stay: recording them again changes nothing
+                logger.error("gateway journal: cannot empty it (%s)", type(exc).__name__)
 
 
 def journal_keep() -> None:

@@ -8,12 +8,15 @@ reservation) and `gateway_release` frees the hold of a call that produced nothin
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import close_old_connections, router, transaction
+from django.db import OperationalError, close_old_connections, router, transaction
 from django.utils import timezone
 from tokenledger.usage_mapping import MeteredUsage
 
@@ -37,6 +40,8 @@ from usage.services.reservations import ReservationError, reservation_release
 from usage.throttling import RateLimitUnavailable, plan_rate_take
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # reasons that concern what the account may do, not what it can pay for: 403; every other denial is 402
 _FORBIDDEN_REASONS = {"account_suspended", "model_not_allowed"}
@@ -170,9 +175,10 @@ def _reserve(admission: Admission) -> None:
         status = 403 if decision.reason in _FORBIDDEN_REASONS else 402
         alternatives = [Alternative(a.model_id, a.credits, a.charge_usd) for a in decision.alternatives]
         raise GatewayRefusal(status, decision.reason, decision.message, alternatives=alternatives)
-    if decision.reservation is not None and decision.reservation.created_at != now:
-        # the hold of another call with this request id, in flight or answered and being recorded: forwarding this
-        # one too would have the provider answer (and the operator pay for) one call twice
+    if decision.reservation is not None and decision.reservation.created_at < now:
+        # the hold of another call with this request id, in flight or answered and being recorded (a reservation
+        # this call made is dated `now`): forwarding this one too would have the provider answer (and the operator
+        # pay for) one call twice
         raise GatewayRefusal(409, "request_in_progress", "A call with this TokenLedger-Request-Id is in progress; "
                              "its answer is recorded under it.")  # fmt: skip
 
@@ -198,6 +204,28 @@ def recording_for(*, admission: Admission, usage: MeteredUsage, estimated: bool)
     return Recording(account_id=admission.account.pk, api_key_id=admission.api_key_id, event=event)
 
 
+_RETRY_DELAYS = (0.05, 0.25, 1.0)  # seconds
+
+
+def _retried(work: Callable[..., _T]) -> Callable[..., _T]:
+    """Work that runs after the client has its answer (or has gone), and is idempotent: retried when the database
+    refuses it for a moment (a deadlock, a lost connection; SQLite's locked table), since nobody is there to retry
+    it. The pool thread waits meanwhile, not the event loop."""
+
+    @functools.wraps(work)
+    def retrying(**kwargs: Any) -> _T:
+        for delay in _RETRY_DELAYS:
+            try:
+                return work(**kwargs)
+            except OperationalError as exc:
+                logger.warning("gateway %s: %s, retried in %.2f s", work.__name__, type(exc).__name__, delay)
+                time.sleep(delay)
+        return work(**kwargs)
+
+    return retrying
+
+
+@_retried
 def gateway_record(*, recording: Recording) -> EventResult:
     """Record what the call used (this settles its reservation). An event the catalog cannot rate is kept in the
     dead-letter table for replay, and its hold is freed meanwhile. Recording twice records once (the request id)."""
@@ -217,6 +245,7 @@ def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool
     return gateway_record(recording=recording_for(admission=admission, usage=usage, estimated=estimated))
 
 
+@_retried
 def gateway_release(*, admission: Admission) -> None:
     """Free the hold of a call that failed or was abandoned before it produced anything."""
     close_old_connections()

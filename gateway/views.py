@@ -36,6 +36,7 @@ from gateway.relay import (
 from gateway.services import (
     Admission,
     Credentials,
+    Recording,
     gateway_admit,
     gateway_record,
     gateway_release,
@@ -164,11 +165,10 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after
         estimated = True
     usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
     recording = recording_for(admission=admission, usage=usage, estimated=estimated)
-    if after:
+    if after and _journal_owes(recording):
         # the answer goes to the client now; its recording (which settles the hold) runs right after, tied to no
         # request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
         # dies before recording it leaves it to the next one (docs/gateway.md).
-        journal_append(recording)
         after_answer(in_thread(gateway_record, recording=recording))
     else:
         await in_thread(gateway_record, recording=recording)
@@ -177,6 +177,16 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after
     for name, value in response_headers(upstream, admission).items():
         response[name] = value
     return response
+
+
+def _journal_owes(recording: Recording) -> bool:
+    """Write the recording to the journal; False when it cannot be (a full disk): then it is recorded first."""
+    try:
+        journal_append(recording)
+    except OSError as exc:
+        logger.error("gateway journal: cannot write (%s); recording before answering", type(exc).__name__)
+        return False
+    return True
 
 
 def _records_after_answer(request: HttpRequest) -> bool:
