@@ -105,15 +105,23 @@ def journal_take_over() -> list[Recording]:
     """The entries left by processes that are gone, now owed by this one (copied into its journal first, then their
     files removed). Called once, when the process starts and before it answers any call."""
     directory = _directory()
-    _fd()  # this process's journal exists from here on
+    try:
+        _fd()  # this process's journal exists from here on
+        paths = sorted(directory.glob("journal-*.jsonl"))
+    except OSError as exc:  # the process still serves; what it answers is recorded before it answers
+        logger.error("gateway journal: %s cannot be used (%s)", directory, type(exc).__name__)
+        return []
     owed: list[Recording] = []
-    for path in sorted(directory.glob("journal-*.jsonl")):
+    for path in paths:
         pid = path.stem.removeprefix("journal-")
         if not pid.isdigit() or not _gone(int(pid)):
             continue
         try:
             lines = path.read_bytes().splitlines()
         except FileNotFoundError:  # another process took it over meanwhile
+            continue
+        except OSError as exc:
+            logger.error("gateway journal %s cannot be read (%s)", path.name, type(exc).__name__)
             continue
         taken = []
         for line in lines:
@@ -124,9 +132,12 @@ def journal_take_over() -> list[Recording]:
             except (ValueError, KeyError, TypeError):
                 logger.error("gateway journal %s: an unreadable entry is skipped", path.name)
         if int(pid) != os.getpid():
-            for recording in taken:
-                journal_append(recording)
-            path.unlink(missing_ok=True)
+            try:
+                for recording in taken:
+                    journal_append(recording)
+                path.unlink(missing_ok=True)
+            except OSError as exc:  # its file stays for the next start; recording its entries twice changes nothing
+                logger.error("gateway journal %s cannot be taken over (%s)", path.name, type(exc).__name__)
         owed += taken
     if owed:
         logger.warning("gateway journal: %d recordings left by stopped processes are recorded again", len(owed))

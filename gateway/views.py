@@ -1,7 +1,8 @@
 """The gateway's endpoints: OpenAI- and Anthropic-compatible, each call authorized, forwarded and recorded.
 
 Async views (served by uvicorn through gateway/asgi.py): a call waiting on its provider holds no thread; the
-database work runs in pool threads, one step before the call (gateway_admit) and one after (gateway_settle).
+database work runs in pool threads, one step before the call (gateway_admit) and one after (gateway_record: for a
+whole answer, right after it is sent; for a stream, before its last event is passed on).
 Every answer the gateway writes itself is in the provider's error format (gateway/formats.py).
 """
 
