@@ -1,16 +1,21 @@
 """Gateway benchmark (issue 22): what the metering gateway adds over calling the provider directly.
 
-    .venv/bin/python bench/gateway.py [--clients 8] [--requests 2000] [--streams 800]
+    .venv/bin/python bench/gateway.py [--clients 8] [--requests 2000] [--streams 800] [--workers N] [--rate R]
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres) and Redis (db 10, flushed). The script makes its own database, the
 authorize benchmark's `bench` plan (no rate limit), one funded account per client and an upstream pointing at a fake
-provider, then runs two processes on free loopback ports: the fake provider (uvicorn, answering at once: a chat
-completion with usage, or a four-event stream) and the gateway (uvicorn, config.asgi, one process, as `make run`
-runs it). With `--clients` concurrent keep-alive clients it measures, each after a short warm-up:
+provider, then runs two processes on free loopback ports (BENCH_PORTS, e.g. 8700-8799, when set): the fake provider
+(uvicorn, answering at once: a chat completion with usage, or a four-event stream) and the gateway (uvicorn,
+config.asgi, `--workers` processes, GATEWAY_WORKERS or 2 on a multi-core machine, as `make run` runs it). With
+`--clients` concurrent keep-alive clients it measures, each after a short warm-up:
 
-1. non-streaming chat completions sent straight to the fake provider, then the same through the gateway:
-   latency p50/p99, the overhead being the difference (gateway minus direct) at each percentile;
-2. streamed chat completions, both ways: time to the first byte of the body, the overhead likewise.
+1. non-streaming chat completions sent straight to the fake provider, then the same through the gateway, each
+   client sending its next call as soon as it has its answer (closed loop: the issue's table): latency p50/p99, the
+   overhead being the difference (gateway minus direct) at each percentile;
+2. streamed chat completions, both ways: time to the first byte of the body, the overhead likewise;
+3. with `--rate R`, non-streaming calls and streams again, both ways, the clients together offering R calls a second
+   on a fixed schedule (open loop): the overhead of a gateway that is not saturated. A call's latency counts from
+   the moment it was due, so a client held up by a slow answer is charged for the wait.
 
 Then the books: every call through the gateway recorded once, every hold released, each wallet equal to its ledger
 and to its funding minus its events' credits. Targets (issue 22): overhead p50 <= 5 ms and p99 <= 20 ms for
@@ -22,8 +27,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,29 +83,43 @@ async def fake_provider(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
+def default_workers() -> int:
+    """GATEWAY_WORKERS when set, else 2 on a multi-core machine (as run_stack starts the gateway)."""
+    configured = os.environ.get("GATEWAY_WORKERS", "")
+    if configured.isdigit() and int(configured) >= 1:
+        return int(configured)
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8, help="concurrent keep-alive clients (default 8)")
     parser.add_argument("--requests", type=int, default=2000, help="non-streaming calls per side (default 2000)")
     parser.add_argument("--streams", type=int, default=800, help="streamed calls per side (default 800)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="gateway processes (uvicorn --workers; default GATEWAY_WORKERS, else 2 on a multi-core "
+                             "machine)")  # fmt: skip
+    parser.add_argument("--rate", type=float, default=None, metavar="R",
+                        help="also measure non-streaming calls offered at R calls/s in all (open loop)")  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database afterwards")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_fake is None and min(args.clients, args.requests, args.streams) < 1:
+    if args.serve_fake is None and min(args.clients, args.requests, args.streams, args.workers) < 1:
         parser.error("every count must be >= 1")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be > 0")
     return args
 
 
 def free_port() -> int:
-    """A free port of 8600-8699 (this benchmark's range on the shared machine)."""
-    for port in range(8600, 8700):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no free port in 8600-8699")
+    """A free loopback port: from BENCH_PORTS ("8700-8799") when set (a shared machine gives each person a range)."""
+    return harness.free_port()
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its children (uvicorn's supervisor and its workers)."""
+    total = harness.cpu_seconds(pid) or 0.0
+    return total + sum(process_tree_cpu(child) for child in harness.children(pid))
 
 
 @contextmanager
@@ -152,19 +171,33 @@ def _chat_body(*, stream: bool) -> bytes:
     return json.dumps({"model": MODEL, "messages": messages, "max_tokens": 500, "stream": stream}).encode()
 
 
-def phase(*, port: int, pid: int, path: str, keys: list[str], total: int, stream: bool) -> dict[str, Any]:
+def phase(
+    *, port: int, pid: int, path: str, keys: list[str], total: int, stream: bool, rate: float | None = None
+) -> dict[str, Any]:
     """`total` calls spread over one keep-alive client per key: latency to the whole answer (or, for a stream, to
-    the first byte of its body, the stream then read to the end), and the CPU the server process (`pid`) and the
-    database's backends spent per call: steadier than wall-clock time on a shared machine."""
+    the first byte of its body, the stream then read to the end), and the CPU the server's processes (`pid` and its
+    children) and the database's backends spent per call: steadier than wall-clock time on a shared machine.
+
+    Without `rate` each client sends its next call when it has the answer (closed loop). With it the clients take
+    turns on one schedule of `rate` calls a second (open loop), and a call's latency counts from when it was due."""
     latency = harness.Latencies()
     body = _chat_body(stream=stream)
     shares = authorize._shares(total, len(keys))
+    clients = len(keys)
+    start_at: list[float] = []
 
     def work(index: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         headers = {"Authorization": f"Bearer {keys[index]}", "Content-Type": "application/json"}
-        for _ in range(shares[index]):
+        for number in range(shares[index]):
             started = time.perf_counter()
+            if rate is not None:
+                if not start_at:
+                    start_at.append(started + 0.05)
+                due = start_at[0] + (number * clients + index) / rate
+                if due > started:
+                    time.sleep(due - started)
+                started = due
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             if stream:
@@ -183,12 +216,14 @@ def phase(*, port: int, pid: int, path: str, keys: list[str], total: int, stream
 
     meter = harness.CpuMeter(database=DATABASE)
     meter.start()
-    server_cpu = harness.cpu_seconds(pid) or 0.0
+    server_cpu = process_tree_cpu(pid)
     elapsed = harness.run_clients(len(keys), work)
-    server_cpu = (harness.cpu_seconds(pid) or server_cpu) - server_cpu
+    server_cpu = process_tree_cpu(pid) - server_cpu
     cpu = meter.stop()
     figures: dict[str, Any] = latency.summary_ms()
     figures["calls_per_second"] = round(total / elapsed, 1)
+    if rate is not None:
+        figures["offered_calls_per_second"] = rate
     figures["cpu_ms_per_call"] = {"server": round(server_cpu * 1000 / total, 2),
                                   "db": round(cpu["db_cpu_s"] * 1000 / total, 2)}  # fmt: skip
     return figures
@@ -228,6 +263,13 @@ def measure(
     harness.log(f"streams: {args.streams} calls each way")
     results["direct_stream_ttfb"] = phase(**direct, total=args.streams, stream=True)
     results["gateway_stream_ttfb"] = phase(**through, total=args.streams, stream=True)
+    if args.rate is not None:
+        harness.log(f"paced: {args.requests} calls each way offered at {args.rate:g} calls/s")
+        results["direct_paced"] = phase(**direct, total=args.requests, stream=False, rate=args.rate)
+        results["gateway_paced"] = phase(**through, total=args.requests, stream=False, rate=args.rate)
+        harness.log(f"paced streams: {args.streams} calls each way offered at {args.rate:g} calls/s")
+        results["direct_paced_stream_ttfb"] = phase(**direct, total=args.streams, stream=True, rate=args.rate)
+        results["gateway_paced_stream_ttfb"] = phase(**through, total=args.streams, stream=True, rate=args.rate)
     results["load_average_after"] = harness.load_average()
     return results
 
@@ -246,12 +288,14 @@ def main() -> None:
     with uvicorn_process("fake provider", [python, "bench/gateway.py", "--serve-fake", str(fake_port)], env,
                          fake_port) as fake_pid:  # fmt: skip
         gateway_port = free_port()
+        # lifespan on: stopping the gateway waits for the recordings still running (gateway/asgi.py)
         command = [python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port",
-                   str(gateway_port), "--lifespan", "off", "--log-level", "warning", "--no-access-log"]  # fmt: skip
+                   str(gateway_port), "--lifespan", "on", "--log-level", "warning", "--no-access-log",
+                   "--workers", str(args.workers)]  # fmt: skip
         with uvicorn_process("gateway", command, env, gateway_port) as gateway_pid:
             results = measure(args=args, keys=keys, fake=(fake_port, fake_pid), gateway=(gateway_port, gateway_pid))
-            time.sleep(1)  # a stream's recording may finish just after its last byte was read
-    expected = results["warm_up_calls"] + args.requests + args.streams
+    expected = (results["warm_up_calls"] + args.requests + args.streams
+                + (args.requests + args.streams if args.rate else 0))  # fmt: skip
     results["books"] = books(expected_events=expected)
     report(args, results)
     if not args.keep_db:
@@ -269,10 +313,31 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
     ttfb99 = ttfb_gateway["p99_ms"] - ttfb_direct["p99_ms"]
     overhead = {"p50_ms": round(p50, 2), "p99_ms": round(p99, 2), "stream_ttfb_p50_ms": round(ttfb, 2),
                 "stream_ttfb_p99_ms": round(ttfb99, 2)}  # fmt: skip
+    paced_rows = []
+    if args.rate is not None:
+        paced_direct, paced_gateway = results["direct_paced"], results["gateway_paced"]
+        paced_ttfb_direct, paced_ttfb_gateway = (
+            results["direct_paced_stream_ttfb"],
+            results["gateway_paced_stream_ttfb"],
+        )
+        paced = {"p50_ms": round(paced_gateway["p50_ms"] - paced_direct["p50_ms"], 2),
+                 "p99_ms": round(paced_gateway["p99_ms"] - paced_direct["p99_ms"], 2),
+                 "stream_ttfb_p50_ms": round(paced_ttfb_gateway["p50_ms"] - paced_ttfb_direct["p50_ms"], 2),
+                 "stream_ttfb_p99_ms": round(paced_ttfb_gateway["p99_ms"] - paced_ttfb_direct["p99_ms"], 2)}  # fmt: skip
+        overhead["paced"] = paced
+        paced_rows = [
+            (f"paced {args.rate:g}/s direct", f"p50 {paced_direct['p50_ms']:.2f} ms, p99 {paced_direct['p99_ms']:.2f} ms, {paced_direct['calls_per_second']:,.0f} calls/s"),
+            (f"paced {args.rate:g}/s gateway", f"p50 {paced_gateway['p50_ms']:.2f} ms, p99 {paced_gateway['p99_ms']:.2f} ms, {paced_gateway['calls_per_second']:,.0f} calls/s"),
+            ("paced overhead p50", f"{paced['p50_ms']:.2f} ms  {harness.target(paced['p50_ms'], at_most=TARGET_P50_MS)}"),
+            ("paced overhead p99", f"{paced['p99_ms']:.2f} ms  {harness.target(paced['p99_ms'], at_most=TARGET_P99_MS)}"),
+            ("paced stream TTFB added p50", f"{paced['stream_ttfb_p50_ms']:.2f} ms  {harness.target(paced['stream_ttfb_p50_ms'], at_most=TARGET_TTFB_MS)}"),
+            ("CPU ms per call, paced gateway", _cpu(paced_gateway)),
+        ]  # fmt: skip
+    workers = f"{args.workers} uvicorn worker process{'es' if args.workers > 1 else ''}"
     print(
         harness.table(
             [
-                ("clients", f"{args.clients} keep-alive; gateway: 1 uvicorn process"),
+                ("clients", f"{args.clients} keep-alive, closed loop; gateway: {workers}"),
                 ("direct", f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms, {direct['calls_per_second']:,.0f} calls/s"),
                 ("through the gateway", f"p50 {gateway['p50_ms']:.2f} ms, p99 {gateway['p99_ms']:.2f} ms, {gateway['calls_per_second']:,.0f} calls/s"),
                 ("overhead p50", f"{p50:.2f} ms  {harness.target(p50, at_most=TARGET_P50_MS)}"),
@@ -282,13 +347,15 @@ def report(args: argparse.Namespace, results: dict[str, Any]) -> None:
                 ("stream TTFB added p50", f"{ttfb:.2f} ms  {harness.target(ttfb, at_most=TARGET_TTFB_MS)}"),
                 ("CPU ms per call, direct", _cpu(direct)),
                 ("CPU ms per call, gateway", _cpu(gateway)),
+                *paced_rows,
                 ("books", "ok" if results["books"]["ok"] else f"WRONG {results['books']}"),
                 ("load average (1 min)", f"{results['load_average_before']:.1f} -> {results['load_average_after']:.1f}"),
             ],
             "bench/gateway",
         )
     )  # fmt: skip
-    print(json.dumps({"benchmark": "gateway", "clients": args.clients, **results, "overhead": overhead,
+    print(json.dumps({"benchmark": "gateway", "clients": args.clients, "gateway_workers": args.workers,
+                      "offered_rate": args.rate, **results, "overhead": overhead,
                       "targets": {"p50_ms": TARGET_P50_MS, "p99_ms": TARGET_P99_MS, "ttfb_ms": TARGET_TTFB_MS},
                       "machine": harness.machine()}, default=str))  # fmt: skip
 

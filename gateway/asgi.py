@@ -5,20 +5,36 @@ The site's middleware (sessions, CSRF, request log, axes...) is synchronous: und
 shared thread, which a call waiting on its provider would hold, so concurrent calls would queue. The gateway does
 its own authentication and answers its own errors, so it needs none of them. The body is read here, at most
 GATEWAY_MAX_BODY_BYTES of it, before Django (which would spool any size to disk) sees it.
+
+Nor does a gateway call go through the rest of Django's ASGI handler: its request_started and request_finished
+signals close the event loop's database connections and caches, which the gateway never uses (its database work
+runs in pool threads, gateway/relay.py `in_thread`), by a hop to the one shared thread each, and its
+ThreadSensitiveContext starts a thread per request for them. The gateway keeps what it needs of it: the request
+object, the URL resolution and exception handling of `get_response_async`, the response written out (streams
+included), and the view cancelled when the client goes away before its answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.http import HttpResponseBase
+from django.urls import set_script_prefix
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
+from gateway.journal import journal_close, journal_take_over
+from gateway.relay import after_answer, background_drain, in_thread
+from gateway.services import gateway_record
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -27,10 +43,11 @@ Send = Callable[[Any], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 PREFIX = "/gateway/"
+URLCONF = "gateway.urls"
 
 
 class GatewayASGIHandler(ASGIHandler):
-    """Django's ASGI handler with no middleware (see the module's docstring)."""
+    """Django's ASGI handler with no middleware and no request signals (see the module's docstring)."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         self._view_middleware: list[Any] = []
@@ -38,6 +55,37 @@ class GatewayASGIHandler(ASGIHandler):
         self._exception_middleware: list[Any] = []
         get_response = getattr(self, "_get_response_async" if is_async else "_get_response")
         self._middleware_chain = convert_exception_to_response(get_response)
+
+    async def serve(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> None:
+        """Answer one gateway request whose body was read already (`receive` then only tells of a disconnect)."""
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, io.BytesIO(body))
+        if request is None:  # a path that is not UTF-8
+            assert error_response is not None
+            await self.send_response(error_response, send)
+            return
+        request.urlconf = URLCONF  # only the gateway's routes: the site's URLconf is not searched
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # the client went away while it was being sent
+                await self.send_response(response, send)
+            return response
+
+        # as Django's handler does: a client that goes away cancels the view (a stream's relay then decides what
+        # the provider's call still needs, gateway/relay.py)
+        listening = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        processing = asyncio.ensure_future(process_request())
+        await asyncio.wait((listening, processing), return_when=asyncio.FIRST_COMPLETED)
+        for task in (listening, processing):
+            if task.done():
+                if not task.cancelled() and isinstance(task.exception(), RequestAborted):
+                    continue
+                task.result()
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task
 
 
 async def _refuse(scope: Scope, send: Send, refusal: GatewayRefusal) -> None:
@@ -84,7 +132,14 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
     async def application(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
+                # what stopped processes answered and did not record (gateway/journal.py) is recorded again
+                for recording in journal_take_over():
+                    after_answer(in_thread(gateway_record, recording=recording))
                 await send({"type": "lifespan.startup.complete"})
+            # the server has finished its requests: what was recorded after an answer still has to be (run uvicorn
+            # with --lifespan on, as run_stack does)
+            await background_drain()
+            journal_close()
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
@@ -93,15 +148,6 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
         body = await _body_capped(scope, receive, send)
         if body is None:
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()  # afterwards only http.disconnect, which Django listens for
-
-        await gateway(scope, replay, send)
+        await gateway.serve(scope, body, receive, send)
 
     return application

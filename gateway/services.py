@@ -8,12 +8,16 @@ reservation) and `gateway_release` frees the hold of a call that produced nothin
 
 from __future__ import annotations
 
+import functools
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import close_old_connections, transaction
+from django.db import OperationalError, close_old_connections, router, transaction
+from django.utils import timezone
 from tokenledger.usage_mapping import MeteredUsage
 
 from billing.errors import UnknownCustomer
@@ -24,7 +28,8 @@ from billing.services.server_keys import SERVER_KEY_PREFIX, server_key_authentic
 from gateway.errors import Alternative, GatewayRefusal
 from gateway.formats import CallRequest, Route
 from gateway.models import Upstream
-from gateway.upstream_keys import UpstreamKeyUnreadable, upstream_key_decrypt, upstream_key_encrypt
+from gateway.routing import UpstreamTarget, upstream_for
+from gateway.upstream_keys import upstream_key_encrypt
 from pricing.dimensions import Mode
 from pricing.errors import InactiveModel, PricingError, UnknownModel
 from pricing.selectors import catalog_snapshot
@@ -35,6 +40,8 @@ from usage.services.reservations import ReservationError, reservation_release
 from usage.throttling import RateLimitUnavailable, plan_rate_take
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # reasons that concern what the account may do, not what it can pay for: 403; every other denial is 402
 _FORBIDDEN_REASONS = {"account_suspended", "model_not_allowed"}
@@ -48,15 +55,6 @@ class Credentials:
     customer: str | None
     request_id: str | None  # TokenLedger-Request-Id: the client's own idempotency key for the call
     operation_type: str
-
-
-@dataclass(frozen=True)
-class UpstreamTarget:
-    name: str
-    url: str
-    api_key: str
-    timeout_seconds: int
-    connect_retries: int
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,14 @@ def caller_identify(*, credentials: Credentials) -> tuple[Account, int | None]:
     key = api_key_authenticate(raw)
     if key is None:
         raise GatewayRefusal(401, "invalid_api_key", "The API key is unknown or revoked.")
-    return key.account, key.pk
+    return _account_by_id(key.account_id), key.pk
+
+
+def _account_by_id(account_id: int) -> Account:
+    """The account an account key names, without a query: only its id is loaded, every other field is deferred (read
+    from the database if something asks for it). The gateway's services lock and read the account's rows
+    themselves; they need its id."""
+    return Account.from_db(router.db_for_read(Account), ["id"], [account_id])
 
 
 def _customer_of(server_key: ServerKey, customer: str | None) -> Account:
@@ -103,24 +108,6 @@ def _customer_of(server_key: ServerKey, customer: str | None) -> Account:
         return customer_by_external_id(external_id=customer)
     except UnknownCustomer:
         raise GatewayRefusal(404, "customer_not_found", f"No customer {customer!r}.") from None
-
-
-def upstream_for(*, kind: str, model: str) -> UpstreamTarget:
-    """The first active upstream of this provider kind that serves the model (by priority, then name)."""
-    for upstream in Upstream.objects.filter(kind=kind, is_active=True).order_by("priority", "name"):
-        if upstream.serves(model):
-            try:
-                key = upstream_key_decrypt(upstream.api_key_encrypted)
-            except UpstreamKeyUnreadable as exc:
-                logger.error("gateway upstream %s: %s", upstream.name, exc)
-                raise GatewayRefusal(
-                    502, "upstream_key_unreadable", "The gateway's upstream is misconfigured."
-                ) from None
-            return UpstreamTarget(
-                name=upstream.name, url=upstream.base_url.rstrip("/"), api_key=key,
-                timeout_seconds=upstream.timeout_seconds, connect_retries=upstream.connect_retries,
-            )  # fmt: skip
-    raise GatewayRefusal(404, "no_upstream", f"No upstream is configured for model {model!r}.")
 
 
 def _request_id(credentials: Credentials) -> str:
@@ -177,8 +164,9 @@ def _reserve(admission: Admission) -> None:
         request_id=admission.request_id, model=admission.model_id, input_tokens=admission.input_tokens,
         max_output_tokens=admission.max_output_tokens, operation_type=admission.operation_type,
     )  # fmt: skip
+    now = timezone.now()
     try:
-        decision = reservation_create(account=admission.account, request=request)
+        decision = reservation_create(account=admission.account, request=request, now=now)
     except ReservationError as exc:
         raise GatewayRefusal(exc.status_code, exc.code, exc.message) from None
     except PricingError as exc:
@@ -187,12 +175,24 @@ def _reserve(admission: Admission) -> None:
         status = 403 if decision.reason in _FORBIDDEN_REASONS else 402
         alternatives = [Alternative(a.model_id, a.credits, a.charge_usd) for a in decision.alternatives]
         raise GatewayRefusal(status, decision.reason, decision.message, alternatives=alternatives)
+    if decision.reservation is not None and decision.reservation.created_at < now:
+        # the hold of another call with this request id, in flight or answered and being recorded (a reservation
+        # this call made is dated `now`): forwarding this one too would have the provider answer (and the operator
+        # pay for) one call twice
+        raise GatewayRefusal(409, "request_in_progress", "A call with this TokenLedger-Request-Id is in progress; "
+                             "its answer is recorded under it.")  # fmt: skip
 
 
-def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> EventResult:
-    """Record what the call used (this settles its reservation). An event the catalog cannot rate is kept in the
-    dead-letter table for replay, and its hold is freed meanwhile."""
-    close_old_connections()
+@dataclass(frozen=True)
+class Recording:
+    """What recording a call needs, and nothing else: it is written to the journal (gateway/journal.py) as it is."""
+
+    account_id: int
+    api_key_id: int | None
+    event: dict[str, Any]
+
+
+def recording_for(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> Recording:
     event: dict[str, Any] = {
         "request_id": admission.request_id, "model": admission.model_id, **usage.event_fields(),
         "metadata": {"gateway": admission.endpoint, "usage": "estimated" if estimated else "reported"},
@@ -201,22 +201,62 @@ def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool
         event["operation_type"] = admission.operation_type
     if admission.user and len(admission.user) <= 200 and admission.user.isprintable():
         event["user"] = admission.user
-    result = usage_record_batch(account=admission.account, raw_events=[event], api_key_id=admission.api_key_id).results[
-        0
-    ]
+    return Recording(account_id=admission.account.pk, api_key_id=admission.api_key_id, event=event)
+
+
+_RETRY_DELAYS = (0.05, 0.25, 1.0)  # seconds
+
+
+def _retried(work: Callable[..., _T]) -> Callable[..., _T]:
+    """Work that runs after the client has its answer (or has gone), and is idempotent: retried when the database
+    refuses it for a moment (a deadlock, a lost connection; SQLite's locked table), since nobody is there to retry
+    it. The pool thread waits meanwhile, not the event loop."""
+
+    @functools.wraps(work)
+    def retrying(**kwargs: Any) -> _T:
+        for delay in _RETRY_DELAYS:
+            try:
+                return work(**kwargs)
+            except OperationalError as exc:
+                logger.warning("gateway %s: %s, retried in %.2f s", work.__name__, type(exc).__name__, delay)
+                time.sleep(delay)
+        return work(**kwargs)
+
+    return retrying
+
+
+@_retried
+def gateway_record(*, recording: Recording) -> EventResult:
+    """Record what the call used (this settles its reservation). An event the catalog cannot rate is kept in the
+    dead-letter table for replay, and its hold is freed meanwhile. Recording twice records once (the request id)."""
+    close_old_connections()
+    account = _account_by_id(recording.account_id)
+    batch = usage_record_batch(account=account, raw_events=[recording.event], api_key_id=recording.api_key_id)
+    result = batch.results[0]
     if result.status == REJECTED:
-        logger.warning("gateway event %s refused: %s", admission.request_id, (result.error or {}).get("code"))
-        gateway_release(admission=admission)
+        request_id = recording.event["request_id"]
+        logger.warning("gateway event %s refused: %s", request_id, (result.error or {}).get("code"))
+        _release(account=account, request_id=request_id)
     return result
 
 
+def gateway_settle(*, admission: Admission, usage: MeteredUsage, estimated: bool) -> EventResult:
+    """Record what the call used (gateway_record)."""
+    return gateway_record(recording=recording_for(admission=admission, usage=usage, estimated=estimated))
+
+
+@_retried
 def gateway_release(*, admission: Admission) -> None:
     """Free the hold of a call that failed or was abandoned before it produced anything."""
     close_old_connections()
+    _release(account=admission.account, request_id=admission.request_id)
+
+
+def _release(*, account: Account, request_id: str) -> None:
     try:
-        reservation_release(account=admission.account, request_id=admission.request_id)
+        reservation_release(account=account, request_id=request_id)
     except ReservationError as exc:  # already recorded (a race with settle) or gone: nothing is held
-        logger.info("gateway release of %s: %s", admission.request_id, exc.code)
+        logger.info("gateway release of %s: %s", request_id, exc.code)
 
 
 def usage_estimated(*, admission: Admission, produced_text: str) -> MeteredUsage:

@@ -1,17 +1,21 @@
 """The gateway's endpoints: OpenAI- and Anthropic-compatible, each call authorized, forwarded and recorded.
 
 Async views (served by uvicorn through gateway/asgi.py): a call waiting on its provider holds no thread; the
-database work runs in pool threads, one step before the call (gateway_admit) and one after (gateway_settle).
+database work runs in pool threads, one step before the call (gateway_admit) and one after (gateway_record: for a
+whole answer, right after it is sent; for a stream, before its last event is passed on).
 Every answer the gateway writes itself is in the provider's error format (gateway/formats.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 import httpx
+from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -19,16 +23,26 @@ from tokenledger.usage_mapping import MeteredUsage
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body
+from gateway.journal import journal_append
 from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
     StreamRelay,
+    after_answer,
     background,
     in_thread,
     provider_request_id,
     response_headers,
     upstream_open,
 )
-from gateway.services import Admission, Credentials, gateway_admit, gateway_release, gateway_settle
+from gateway.services import (
+    Admission,
+    Credentials,
+    Recording,
+    gateway_admit,
+    gateway_record,
+    gateway_release,
+    recording_for,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +123,7 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
         return response
-    return await _whole_answer(admission, upstream)
+    return await _whole_answer(admission, upstream, after=_records_after_answer(request))
 
 
 async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.Response) -> HttpResponse:
@@ -134,7 +148,8 @@ async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.R
     return response
 
 
-async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpResponse:
+async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after: bool) -> HttpResponse:
+    """The provider's whole answer, recorded before it is sent or, `after`, right after."""
     try:
         body = await upstream.aread()
     except httpx.HTTPError:
@@ -150,12 +165,42 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response) -> HttpR
         usage = MeteredUsage(input_tokens=admission.input_tokens, output_tokens=admission.max_output_tokens)
         estimated = True
     usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
-    await in_thread(gateway_settle, admission=admission, usage=usage, estimated=estimated)
+    recording = recording_for(admission=admission, usage=usage, estimated=estimated)
+    if after and _journal_owes(recording):
+        # the answer goes to the client now; its recording (which settles the hold) runs right after, tied to no
+        # request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
+        # dies before recording it leaves it to the next one (docs/gateway.md).
+        after_answer(in_thread(gateway_record, recording=recording))
+    else:
+        await in_thread(gateway_record, recording=recording)
     response = HttpResponse(body, status=upstream.status_code,
                             content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
     for name, value in response_headers(upstream, admission).items():
         response[name] = value
     return response
+
+
+def _journal_owes(recording: Recording) -> bool:
+    """Write the recording to the journal; False when it cannot be (a full disk): then it is recorded first."""
+    try:
+        journal_append(recording)
+    except OSError as exc:
+        logger.error("gateway journal: cannot write (%s); recording before answering", type(exc).__name__)
+        return False
+    return True
+
+
+def _records_after_answer(request: HttpRequest) -> bool:
+    """Served by the gateway's ASGI app (uvicorn), on PostgreSQL. Under WSGI (the web port) a request's event loop
+    ends with its response, so no work can outlive it there. SQLite (development, tests) takes one writer at a time,
+    and its shared in-memory test database refuses a second one at once rather than waiting: a recording that
+    overlapped the client's next call would make that call fail. In both cases the answer waits for its recording."""
+    return isinstance(request, ASGIRequest) and not _on_sqlite()
+
+
+@functools.cache
+def _on_sqlite() -> bool:
+    return bool(settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3")
 
 
 async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:

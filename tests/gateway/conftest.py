@@ -3,6 +3,7 @@ provider served by another; the real `openai` and `anthropic` clients point at t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -48,7 +49,7 @@ class ServerThread:
 
     def __init__(self, app: Any) -> None:
         self.port = _free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="off", log_level="warning",
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning",
                                 timeout_graceful_shutdown=1)  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -66,9 +67,28 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.server.servers[0].get_loop()
+
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+_gateway: list[ServerThread] = []  # the session's gateway server, for gateway_settled()
+
+
+def gateway_settled() -> None:
+    """Wait until the gateway has recorded the calls it answered (a whole answer is recorded right after it is sent,
+    which settles its hold), so the books can be read as they stand once it has."""
+    for server in _gateway:
+        asyncio.run_coroutine_threadsafe(relay.after_answer_drain(), server.loop).result(timeout=30)
+
+
+def _gateway_idle() -> None:
+    for server in _gateway:
+        asyncio.run_coroutine_threadsafe(relay.background_drain(), server.loop).result(timeout=30)
 
 
 def _close_db_thread_connections() -> None:
@@ -99,8 +119,18 @@ def gateway_url() -> Iterator[str]:
     from config.asgi import application
 
     with ServerThread(application) as server:
+        _gateway.append(server)
         yield server.url
+        _gateway.remove(server)
     _close_db_thread_connections()
+
+
+@pytest.fixture(autouse=True)
+def _gateway_settled_after_each_test() -> Iterator[None]:
+    """A test ends once the gateway has finished the work it does after answering, so none of it reaches the next
+    test's database."""
+    yield
+    _gateway_idle()
 
 
 @pytest.fixture
@@ -154,6 +184,8 @@ def anthropic_client(gateway_url: str, account: Any) -> Iterator[anthropic.Anthr
 
 
 def wallet_of(account: Any) -> tuple[Decimal, Decimal]:
+    """The account's balance and held credits once the gateway has recorded the whole answers it sent."""
+    gateway_settled()
     wallet = Wallet.objects.get(account=account)
     return wallet.balance, wallet.held
 

@@ -35,11 +35,13 @@ class FakeUpstream:
     event_delay: float = 0.0  # seconds between the events of a stream
     break_after_events: int | None = None  # drop the connection after this many events of a stream
     streams_finished: int = 0
+    set_cookie: str | None = None  # a Set-Cookie header on every answer
 
     def reset(self) -> None:
         self.provider = FakeProvider()
         self.received.clear()
         self.answer_delay, self.event_delay, self.break_after_events, self.streams_finished = 0.0, 0.0, None, 0
+        self.set_cookie = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -65,6 +67,8 @@ class FakeUpstream:
         if self.answer_delay:
             await asyncio.sleep(self.answer_delay)
         kept = [(k.encode(), v.encode()) for k, v in answer.headers.items() if k.lower() != "content-length"]
+        if self.set_cookie:
+            kept.append((b"set-cookie", self.set_cookie.encode()))
         await send({"type": "http.response.start", "status": answer.status_code, "headers": kept})
         if "text/event-stream" not in answer.headers.get("content-type", ""):
             await send({"type": "http.response.body", "body": answer.content})

@@ -10,9 +10,9 @@ import anthropic
 import pytest
 
 from billing.services.customers import customer_upsert
-from billing.services.server_keys import server_key_issue
+from billing.services.server_keys import server_key_issue, server_key_revoke
 from billing.services.wallet import wallet_grant
-from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, wallet_of
+from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
 from usage.models import UsageEvent
 
@@ -37,6 +37,7 @@ def test_a_message_is_answered_and_recorded_with_its_cache_reads_and_writes(
                                                messages=MESSAGES)  # fmt: skip
 
     assert message.content[0].text == "Hello there"  # type: ignore[union-attr]
+    gateway_settled()
     event = UsageEvent.objects.get(account=account)
     _assert_recorded(event)
     assert event.provider_request_id == "req_anthropic_1"
@@ -72,8 +73,24 @@ def test_a_server_key_acts_for_the_customer_it_names(gateway_url: str, account: 
         client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
 
     assert unknown.value.body["error"]["code"] == "customer_not_found"  # type: ignore[index]
+    gateway_settled()
     event = UsageEvent.objects.get()
     assert event.account == customer
     assert event.api_key is None  # a server key's call: no account key to spend by
     assert wallet_of(customer) == (Decimal(500) - MESSAGE_CREDITS, Decimal(0))
     assert all(server_key not in v for r in fake.received for v in r.headers.values())
+
+
+def test_a_revoked_server_key_is_refused_from_the_next_call(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
+    customer, _ = customer_upsert(external_id="shop-7", fields={"name": "Shop 7", "plan": "jive"})
+    wallet_grant(account=customer, credits=Decimal(500), reason="test")
+    key, server_key = server_key_issue(name="backend", scopes=["usage"])
+    with anthropic.Anthropic(api_key=server_key, base_url=f"{gateway_url}/gateway/anthropic", max_retries=0,
+                             default_headers={"TokenLedger-Customer": "shop-7"}) as client:  # fmt: skip
+        client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)  # the key is cached now
+        server_key_revoke(key=key)
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES)
+
+    assert refused.value.body["error"]["code"] == "invalid_api_key"  # type: ignore[index]
+    assert len(fake.received) == 1

@@ -9,9 +9,10 @@ from typing import Any
 
 import openai
 import pytest
+from django.test import Client
 
 from gateway.models import Upstream
-from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, wallet_of
+from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
 from usage.models import Reservation, UsageEvent
 
@@ -24,6 +25,7 @@ CHAT_CREDITS = Decimal("2.85")
 
 
 def _only_event(account: Any) -> UsageEvent:
+    gateway_settled()
     events = list(UsageEvent.objects.filter(account=account))
     assert len(events) == 1
     return events[0]
@@ -61,6 +63,15 @@ def test_our_key_never_reaches_the_provider_and_the_operators_key_does(
     assert received.headers["authorization"] == f"Bearer {OPENAI_UPSTREAM_KEY}"
     assert all(account.api_key not in value for value in received.headers.values())
     assert received.body["messages"] == MESSAGES and received.body["max_tokens"] == 50
+
+
+def test_a_cookie_the_provider_sets_goes_out_with_no_later_call(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    fake.set_cookie = "__cf_bm=one-customers-session; Path=/; HttpOnly"
+    for _ in range(2):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
+    assert len(fake.received) == 2 and all("cookie" not in r.headers for r in fake.received)
 
 
 def test_a_stream_passes_through_and_its_usage_is_recorded_exactly(
@@ -101,6 +112,7 @@ def test_responses_api_streamed_and_not(openai_client: openai.OpenAI, account: A
                                                  stream=True))  # fmt: skip
     assert events[-1].type == "response.completed"
 
+    gateway_settled()
     recorded = list(UsageEvent.objects.filter(account=account).order_by("id"))
     assert [(e.input_tokens, e.cached_input_tokens, e.output_tokens, e.reasoning_tokens) for e in recorded] == [
         (800, 200, 250, 50), (800, 200, 250, 50),
@@ -162,12 +174,14 @@ def test_models_go_to_the_upstream_their_patterns_name(
 ) -> None:
     from gateway.services import upstream_save
 
-    upstream_save(upstream=Upstream(name="nowhere", kind="openai", base_url="http://127.0.0.1:9/v1",
-                                    model_patterns="gpt-4o*", priority=1, connect_retries=0), api_key="sk-other")  # fmt: skip
+    nowhere = upstream_save(upstream=Upstream(name="nowhere", kind="openai", base_url="http://127.0.0.1:9/v1",
+                                              model_patterns="gpt-4o*", priority=1, connect_retries=0),
+                            api_key="sk-other")  # fmt: skip
     with pytest.raises(openai.APIStatusError) as failed:
         openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
     assert failed.value.status_code == 502 and failed.value.code == "upstream_unreachable"
-    Upstream.objects.filter(name="nowhere").update(model_patterns="gpt-5*")
+    nowhere.model_patterns = "gpt-5*"
+    upstream_save(upstream=nowhere, api_key=None)
 
     openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=5)
     assert len(fake.received) == 1
@@ -189,3 +203,14 @@ def test_neither_keys_nor_prompts_are_logged(
     assert "gateway upstream openai answered 500" in caplog.text  # the gateway's own lines are captured
     for secret in (account.api_key, OPENAI_UPSTREAM_KEY, secret_prompt):
         assert secret not in caplog.text
+
+
+def test_a_call_on_the_web_port_is_recorded_before_it_is_answered(account: Any, fake: FakeUpstream) -> None:
+    """The web port (WSGI) serves the gateway's routes too; there a request's event loop ends with its answer, so the
+    call is recorded before it is answered."""
+    answer = Client().post("/gateway/openai/v1/chat/completions", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {account.api_key}",
+                           data={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 5})  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    event = UsageEvent.objects.get(account=account)  # no waiting: it was recorded before the answer
+    assert Reservation.objects.get(request_id=event.request_id).status == Reservation.Status.SETTLED

@@ -3,6 +3,7 @@ provider, the rate limit, provider errors and clients that go away, each leaving
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from gateway.models import Upstream
 from tests.factories import AccountFactory
-from tests.gateway.conftest import eventually, wallet_of
+from tests.gateway.conftest import eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
 from usage.estimate import tokens_for
 from usage.models import Reservation, UsageEvent
@@ -165,6 +166,7 @@ def test_a_retried_request_id_is_never_forwarded_nor_charged_twice(
 ) -> None:
     headers = {"TokenLedger-Request-Id": "order-7-summary"}
     openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10, extra_headers=headers)
+    gateway_settled()
     with pytest.raises(openai.ConflictError) as again:
         openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10,
                                               extra_headers=headers)  # fmt: skip
@@ -173,6 +175,27 @@ def test_a_retried_request_id_is_never_forwarded_nor_charged_twice(
     assert len(fake.received) == 1
     event = UsageEvent.objects.get(account=account)
     assert event.request_id == "order-7-summary"
+    assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
+
+
+def test_a_request_id_whose_call_is_in_flight_is_refused_not_forwarded_again(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    headers = {"TokenLedger-Request-Id": "order-8-summary"}
+    fake.answer_delay = 2.0  # the first call is still with the provider when the second arrives
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(openai_client.chat.completions.create, model="gpt-4o-mini", messages=MESSAGES,
+                            max_tokens=10, extra_headers=headers)  # fmt: skip
+        assert eventually(lambda: len(fake.received) == 1)
+        with pytest.raises(openai.ConflictError) as again:
+            openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10,
+                                                  extra_headers=headers)  # fmt: skip
+        first.result()
+
+    assert again.value.code == "request_in_progress"
+    assert len(fake.received) == 1
+    gateway_settled()
+    event = UsageEvent.objects.get(account=account)
     assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
 
 

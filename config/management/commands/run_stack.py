@@ -21,19 +21,28 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--gateway-port", type=int, default=None, help="default: GATEWAY_PORT, else --port + 1")
+        parser.add_argument("--gateway-workers", type=int, default=None,
+                            help="gateway processes; default: GATEWAY_WORKERS, else 2 on a multi-core machine")  # fmt: skip
 
-    def handle(self, *args: object, port: int, web_workers: int, gateway_port: int | None, **options: object) -> None:
+    def handle(
+        self, *args: object, port: int, web_workers: int, gateway_port: int | None, gateway_workers: int | None,
+        **options: object,
+    ) -> None:  # fmt: skip
         python = sys.executable
         gateway_port = gateway_port or int(os.environ.get("GATEWAY_PORT", port + 1))
+        gateway_workers = gateway_workers or _gateway_workers_default()
         commands = {
             "web": [
                 python, "-m", "gunicorn", "config.wsgi:application",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(web_workers), "--timeout", "60",
                 "--graceful-timeout", "10",
             ],
+            # lifespan on: a stopped gateway first records the calls it answered (gateway/asgi.py); one process per
+            # core at most matters, since a process's Python runs on one core at a time and a stream holds none
             "gateway": [
                 python, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                "--port", str(gateway_port), "--lifespan", "off", "--no-server-header",
+                "--port", str(gateway_port), "--lifespan", "on", "--no-server-header",
+                "--workers", str(gateway_workers), "--timeout-graceful-shutdown", "10",
             ],
             "worker": [python, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"],
             "beat": [
@@ -56,7 +65,8 @@ class Command(BaseCommand):
         gateway = f"http://127.0.0.1:{gateway_port}/gateway"
         self.stdout.write(
             f"TokenLedger running on http://127.0.0.1:{port}/ (web, gateway, worker, beat); Ctrl-C stops all.\n"
-            f"Metering gateway: OpenAI base URL {gateway}/openai/v1, Anthropic base URL {gateway}/anthropic"
+            f"Metering gateway ({gateway_workers} process{'es' if gateway_workers > 1 else ''}): OpenAI base URL "
+            f"{gateway}/openai/v1, Anthropic base URL {gateway}/anthropic"
         )
         failed = None
         while not stopping:
@@ -78,3 +88,11 @@ class Command(BaseCommand):
                 child.kill()
         if failed:
             raise CommandError(failed)
+
+
+def _gateway_workers_default() -> int:
+    """GATEWAY_WORKERS when set, else 2 on a multi-core machine, else 1."""
+    configured = os.environ.get("GATEWAY_WORKERS", "")
+    if configured.isdigit() and int(configured) >= 1:
+        return int(configured)
+    return 2 if (os.cpu_count() or 1) > 1 else 1
