@@ -1,9 +1,7 @@
 """API keys: `tl_<prefix>_<secret>`, shown once, kept as a SHA-256 hash, found by prefix, revocable.
 
-A live key is kept in the cache for KEY_CACHE_SECONDS under its hash, so a request's authentication is one cache
-read rather than a query. Revocation writes a tombstone under the same name when it commits; authentication only
-ever *adds* an entry, so a lookup that raced the revocation cannot put the live key back: a revoked key is refused
-from the next request on. Without the cache (Redis down) keys are read from the database as before.
+A live key is found through the key cache (billing/services/key_lookup.py): one cache read per request, a revoked
+key refused from the next request on.
 """
 
 from __future__ import annotations
@@ -11,25 +9,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Account, ApiKey
 from billing.services.audit import Actor, actor_or_none, audit_record
-from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
-from pricing.selectors import GENERATION_KEY as CATALOG_GENERATION_KEY
-from pricing.selectors import catalog_generation_seen
+from billing.services.key_lookup import REVOKED, KeyCache, last_used_touch
 
 KEY_PREFIX = "tl_"
-# last_used_at is written at most this often per key, so authentication stays a read on the hot path
-LAST_USED_RESOLUTION = timedelta(seconds=60)
-KEY_CACHE_SECONDS = 30
-# a revoked key's tombstone outlives any live entry that could have been read before the revocation committed
-_TOMBSTONE_SECONDS = 10 * KEY_CACHE_SECONDS
-_REVOKED = "revoked"
+_KEYS = KeyCache("apikey")
 
 
 def _hash(raw_key: str) -> str:
@@ -57,66 +47,10 @@ def api_key_revoke(*, key: ApiKey, actor: Actor = None, ip: str | None = None, n
     if key.revoked_at is None:
         key.revoked_at = now or timezone.now()
         key.save(update_fields=["revoked_at"])
-        _cache_tombstone(key.secret_hash)
-        transaction.on_commit(lambda: _cache_tombstone(key.secret_hash))
+        _KEYS.revoked(key.secret_hash)
         audit_record(action="api_key_revoked", account=key.account, object_type="ApiKey", object_key=key.prefix,
                      actor=actor, ip=ip, before={"revoked": False}, after={"revoked": True})  # fmt: skip
     return key
-
-
-def _cache_name(secret_hash: str) -> str:
-    return f"apikey:{secret_hash}"
-
-
-def _cache_tombstone(secret_hash: str) -> None:
-    """Mark the key revoked in the cache (now, and again when the revocation commits)."""
-    try:
-        cache.set(_cache_name(secret_hash), _REVOKED, timeout=_TOMBSTONE_SECONDS)
-    except CACHE_ERRORS:
-        cache_mark_down()  # the live entry, if any, lapses within KEY_CACHE_SECONDS
-
-
-def _cached(secret_hash: str) -> ApiKey | str | None:
-    """The cached key (or its tombstone). The catalog's generation, which the request reads next, comes in the
-    same round trip and is handed over to the catalog (pricing.selectors.catalog_generation_seen)."""
-    if cache_is_down():
-        return None
-    name = _cache_name(secret_hash)
-    try:
-        found = cache.get_many([name, CATALOG_GENERATION_KEY])
-    except CACHE_ERRORS:
-        cache_mark_down()
-        return None
-    catalog_generation_seen(found.get(CATALOG_GENERATION_KEY))
-    key: ApiKey | str | None = found.get(name)
-    return key
-
-
-def _cache_add(key: ApiKey) -> None:
-    """Remember a live key; `add`, never `set`, so a tombstone written meanwhile stays."""
-    if cache_is_down():
-        return
-    try:
-        cache.add(_cache_name(key.secret_hash), key, timeout=KEY_CACHE_SECONDS)
-    except CACHE_ERRORS:
-        cache_mark_down()
-
-
-# when this process last wrote each key's last_used_at, by (id, hash): the cached key keeps the time it was read
-_last_used_written: dict[tuple[int, str], datetime] = {}
-
-
-def _last_used_touch(key: ApiKey, now: datetime) -> None:
-    """Write last_used_at at most once per LAST_USED_RESOLUTION per key and process."""
-    seen = (key.pk, key.secret_hash)
-    last = max((t for t in (key.last_used_at, _last_used_written.get(seen)) if t is not None), default=None)
-    if last is not None and timedelta(0) <= now - last < LAST_USED_RESOLUTION:
-        key.last_used_at = last
-        return
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    if len(_last_used_written) > 10_000:
-        _last_used_written.clear()
-    _last_used_written[seen] = key.last_used_at = now
 
 
 def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey | None:
@@ -128,13 +62,13 @@ def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey
     if not sep or not prefix:
         return None
     secret_hash = _hash(raw_key)
-    cached = _cached(secret_hash)
-    if cached == _REVOKED:
+    cached = _KEYS.lookup(secret_hash)
+    if cached == REVOKED:
         return None
     key = cached if isinstance(cached, ApiKey) else ApiKey.objects.filter(prefix=prefix).first()
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, secret_hash):
         return None
-    _last_used_touch(key, now or timezone.now())
+    last_used_touch(key, now or timezone.now())
     if cached is None:
-        _cache_add(key)
+        _KEYS.add(key)
     return key

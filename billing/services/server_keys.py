@@ -1,9 +1,7 @@
 """Server keys: `tls_<prefix>_<secret>`, shown once, kept as a SHA-256 hash, found by prefix, scoped, revocable.
 
-A live key is cached as account keys are (billing/services/api_keys.py): for KEY_CACHE_SECONDS under its hash, so
-authentication is one cache read; revocation writes a tombstone under the same name at once and when it commits,
-and authentication only ever *adds* an entry, so a revoked key is refused from the next request on. Without the
-cache (Redis down) keys are read from the database.
+A live key is found through the key cache, as account keys are (billing/services/key_lookup.py): one cache read
+per request, a revoked key refused from the next request on.
 """
 
 from __future__ import annotations
@@ -12,23 +10,19 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from billing.errors import InvalidAmount
 from billing.models import ServerKey
-from billing.services.api_keys import KEY_CACHE_SECONDS, LAST_USED_RESOLUTION
 from billing.services.audit import Actor, actor_or_none, audit_record
-from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from billing.services.key_lookup import REVOKED, KeyCache, last_used_touch
 
 SERVER_KEY_PREFIX = "tls_"
 SCOPES = tuple(ServerKey.Scope.values)
-# a revoked key's tombstone outlives any live entry that could have been read before the revocation committed
-_TOMBSTONE_SECONDS = 10 * KEY_CACHE_SECONDS
-_REVOKED = "revoked"
+_KEYS = KeyCache("serverkey")
 
 
 def _hash(raw_key: str) -> str:
@@ -75,61 +69,10 @@ def server_key_revoke(
     if key.revoked_at is None:
         key.revoked_at = now or timezone.now()
         key.save(update_fields=["revoked_at"])
-        _cache_tombstone(key.secret_hash)
-        transaction.on_commit(lambda: _cache_tombstone(key.secret_hash))
+        _KEYS.revoked(key.secret_hash)
         audit_record(action="server_key_revoked", account=None, object_type="ServerKey", object_key=key.prefix,
                      actor=actor, ip=ip, before={"revoked": False}, after={"revoked": True})  # fmt: skip
     return key
-
-
-def _cache_name(secret_hash: str) -> str:
-    return f"serverkey:{secret_hash}"
-
-
-def _cache_tombstone(secret_hash: str) -> None:
-    """Mark the key revoked in the cache (now, and again when the revocation commits)."""
-    try:
-        cache.set(_cache_name(secret_hash), _REVOKED, timeout=_TOMBSTONE_SECONDS)
-    except CACHE_ERRORS:
-        cache_mark_down()  # the live entry, if any, lapses within KEY_CACHE_SECONDS
-
-
-def _cached(secret_hash: str) -> ServerKey | str | None:
-    if cache_is_down():
-        return None
-    try:
-        found: ServerKey | str | None = cache.get(_cache_name(secret_hash))
-    except CACHE_ERRORS:
-        cache_mark_down()
-        return None
-    return found
-
-
-def _cache_add(key: ServerKey) -> None:
-    """Remember a live key; `add`, never `set`, so a tombstone written meanwhile stays."""
-    if cache_is_down():
-        return
-    try:
-        cache.add(_cache_name(key.secret_hash), key, timeout=KEY_CACHE_SECONDS)
-    except CACHE_ERRORS:
-        cache_mark_down()
-
-
-# when this process last wrote each key's last_used_at, by (id, hash): the cached key keeps the time it was read
-_last_used_written: dict[tuple[int, str], datetime] = {}
-
-
-def _last_used_touch(key: ServerKey, now: datetime) -> None:
-    """Write last_used_at at most once per LAST_USED_RESOLUTION per key and process."""
-    seen = (key.pk, key.secret_hash)
-    last = max((t for t in (key.last_used_at, _last_used_written.get(seen)) if t is not None), default=None)
-    if last is not None and timedelta(0) <= now - last < LAST_USED_RESOLUTION:
-        key.last_used_at = last
-        return
-    ServerKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    if len(_last_used_written) > 10_000:
-        _last_used_written.clear()
-    _last_used_written[seen] = key.last_used_at = now
 
 
 def server_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ServerKey | None:
@@ -140,13 +83,13 @@ def server_key_authenticate(raw_key: str, *, now: datetime | None = None) -> Ser
     if not sep or not prefix:
         return None
     secret_hash = _hash(raw_key)
-    cached = _cached(secret_hash)
-    if cached == _REVOKED:
+    cached = _KEYS.lookup(secret_hash)
+    if cached == REVOKED:
         return None
     key = cached if isinstance(cached, ServerKey) else ServerKey.objects.filter(prefix=prefix).first()
     if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, secret_hash):
         return None
-    _last_used_touch(key, now or timezone.now())
+    last_used_touch(key, now or timezone.now())
     if cached is None:
-        _cache_add(key)
+        _KEYS.add(key)
     return key

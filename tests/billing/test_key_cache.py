@@ -60,7 +60,7 @@ def test_a_lookup_that_raced_the_revocation_cannot_bring_the_key_back(cache_kind
     stale = ApiKey.objects.get(account=account)  # read before the revocation, cached after it
     with django_capture_on_commit_callbacks(execute=True):
         api_key_revoke(key=stale)
-    api_keys._cache_add(stale)
+    api_keys._KEYS.add(stale)
     assert _client(account).get("/api/billing/balance").status_code == 401
 
 
