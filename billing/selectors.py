@@ -56,7 +56,7 @@ def wallet_balance_summary(*, account: Account, as_of: datetime) -> BalanceSumma
 
 
 def _wallet_balance_read(*, account_id: int) -> tuple[Decimal, Decimal, str, Decimal]:
-    """(balance, held, display currency, low-balance threshold): on PostgreSQL a prepared read (every balance call)."""
+    """(balance, held, display currency, low-balance threshold): on PostgreSQL SQL written once, not a query the ORM builds on every balance call."""
     if raw_sql_enabled():
         found = row_store.wallet_balance_read(account_id=account_id)
         if found is None:

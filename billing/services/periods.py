@@ -161,7 +161,7 @@ def _period_open(*, account: Account, subscription: Subscription, as_of: datetim
 
 def period_current(*, account: Account, as_of: datetime) -> BillingPeriod:
     """The account's period containing `as_of`, opened now if it is the first use of that period."""
-    if raw_sql_enabled():  # on every recorded batch: a prepared read, not a query built by the ORM
+    if raw_sql_enabled():  # on every recorded batch: SQL written once, not a query the ORM builds each time
         period = row_store.period_in_force(account_id=account.pk, at=as_of)
     else:
         period = BillingPeriod.objects.filter(account=account, start__lte=as_of, end__gt=as_of).first()
