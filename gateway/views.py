@@ -38,6 +38,7 @@ from gateway.services import (
     Admission,
     Credentials,
     Recording,
+    caller_identify,
     gateway_admit,
     gateway_record,
     gateway_release,
@@ -95,8 +96,14 @@ async def _release_once_admitted(admitting: asyncio.Future[Admission]) -> None:
 
 
 async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
-    call = call_request_read(route, request.read())
-    admission = await _admit(route, call, _credentials(request))
+    credentials = _credentials(request)
+    try:
+        call = call_request_read(route, request.read())
+    except GatewayRefusal:
+        # who is calling is answered before what was sent: an unknown key hears 401 whatever its body
+        await in_thread(caller_identify, credentials=credentials)
+        raise
+    admission = await _admit(route, call, credentials)
     try:
         upstream = await upstream_open(
             route=route, target=admission.upstream, body=call.body, client_headers=request.headers

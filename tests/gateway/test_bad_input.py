@@ -118,3 +118,13 @@ def test_no_body_is_answered_with_a_500(gateway_url: str, account: Any, fake: Fa
     for path in (CHAT, MESSAGES, "/gateway/openai/v1/responses", "/gateway/openai/v1/embeddings"):
         response = _post(gateway_url, path, account, content)
         assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+def test_an_unknown_key_hears_401_before_anything_about_its_body(gateway_url: str, fake: FakeUpstream, path: str):
+    headers = {"x-api-key": "tl_nope_nope"} if path == MESSAGES else {"authorization": "Bearer tl_nope_nope"}
+    response = httpx.post(gateway_url + path, content=b"{}", headers=headers, timeout=30)
+    assert response.status_code == 401
+    code = _anthropic_error(response) if path == MESSAGES else _openai_error(response)
+    assert code == "invalid_api_key"
+    assert fake.received == []
