@@ -30,29 +30,27 @@ from tests.gateway.fake_upstream import FakeUpstream
 
 OPENAI_UPSTREAM_KEY = "sk-upstream-openai-0123456789"
 ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream-0123456789"
-PORTS = range(8600, 8700)  # this work's port range
 
 
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8600-8699")
+def _listening_socket() -> socket.socket:
+    """A socket bound to a port the system chooses and handed to uvicorn as it is: two xdist workers probing one
+    range for a free port could both pick the same one (seen: "address already in use", every gateway test erred)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    return listener
 
 
 class ServerThread:
     """A uvicorn server in a thread of this process (so it shares the test database and cache)."""
 
     def __init__(self, app: Any) -> None:
-        self.port = _free_port()
+        self.socket = _listening_socket()
+        self.port = self.socket.getsockname()[1]
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, lifespan="on", log_level="warning",
                                 timeout_graceful_shutdown=1)  # fmt: skip
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -74,6 +72,7 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.socket.close()
 
 
 _gateway: list[ServerThread] = []  # the session's gateway server, for gateway_settled()
