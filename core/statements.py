@@ -8,7 +8,8 @@ sends its queries through psycopg's client-side binding cursor, which writes the
 (`mogrify`) as it would for one statement.
 
 Each app keeps its own statements (billing.row_store, usage.event_store) and gives them here as `Statement`s; the
-one who needs them together (authorization) runs them with `statements_run`.
+one who needs them together (authorization, recording) runs them with `statements_run`, inside its transaction
+(outside one, PostgreSQL would run a message's statements as one implicit transaction).
 """
 
 from __future__ import annotations
