@@ -19,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 
 from billing.models import Subscription, Wallet
 from billing.services.wallet import wallet_hold_with
-from core.statements import Statement, statements_run
+from core.statements import Statement
 from usage.models import DailyUsage, Reservation, UsageEvent
 
 _RESERVATION_FIELDS = Reservation._meta.concrete_fields
@@ -58,12 +58,6 @@ def request_state_of(rows: list[tuple[Any, ...]]) -> RequestState:
     return RequestState(
         subscription_status=status, past_due_since=past_due_since, existing=existing, recorded=bool(recorded)
     )
-
-
-def request_state_read(*, account_id: int, request_id: str) -> RequestState:
-    """request_state_statement on its own."""
-    (rows,) = statements_run(request_state_statement(account_id=account_id, request_id=request_id))
-    return request_state_of(rows)
 
 
 _INSERTED_FIELDS = [f for f in _RESERVATION_FIELDS if not f.primary_key]
@@ -126,18 +120,6 @@ def reservations_settle_and_rollup_statement(
     params: list[Any] = [value for bucket in buckets for value in bucket]
     params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
     return Statement(sql, params)
-
-
-def reservations_settle_and_rollup(
-    *, account_id: int, request_ids: list[str], at: datetime, buckets: list[RollupBucket]
-) -> list[tuple[str, Decimal, Decimal]]:
-    """reservations_settle_and_rollup_statement on its own: (request id, credits held, units authorized) of each
-    reservation settled."""
-    statement = reservations_settle_and_rollup_statement(
-        account_id=account_id, request_ids=request_ids, at=at, buckets=buckets
-    )
-    (rows,) = statements_run(statement)
-    return [(request_id, held, units) for request_id, held, units in rows]
 
 
 _EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]

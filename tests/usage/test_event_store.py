@@ -9,12 +9,28 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Wallet
+from core.statements import statements_run
 from tests.factories import AccountFactory
-from usage.event_store import request_state_read, reservation_insert, reservations_settle_and_rollup
+from usage.event_store import (
+    request_state_of,
+    request_state_statement,
+    reservation_insert,
+    reservations_settle_and_rollup_statement,
+)
 from usage.models import DailyUsage, Reservation
 from usage.services.recording import usage_record_batch
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("catalog")]
+
+
+def request_state_read(*, account_id: int, request_id: str):
+    (rows,) = statements_run(request_state_statement(account_id=account_id, request_id=request_id))
+    return request_state_of(rows)
+
+
+def reservations_settle_and_rollup(**arguments):
+    (rows,) = statements_run(reservations_settle_and_rollup_statement(**arguments))
+    return [tuple(row) for row in rows]
 
 
 def _reservation(account, request_id: str, held: str = "2") -> Reservation:

@@ -171,7 +171,7 @@ def _locked_with_state(*, account: Account, request_id: str, now: datetime) -> t
 
 
 def _request_state_orm(*, account: Account, request_id: str) -> RequestState:
-    """event_store.request_state_read through the ORM."""
+    """event_store.request_state_statement through the ORM."""
     subscription = Subscription.objects.filter(account=account).values_list("status", "past_due_since").first()
     return RequestState(
         subscription_status=subscription[0] if subscription else None,

@@ -369,7 +369,6 @@ class _Row:
     pk: int = 0  # the id, once inserted
 
 
-_ATTNAMES = EVENT_ATTNAMES
 _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", "over_reservation")
 
 
@@ -408,7 +407,7 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
     rows = sorted(rows, key=operator.attrgetter("request_id"))  # one order for every batch: no deadlock cycle
     if connection.vendor != "postgresql":
         UsageEvent.objects.bulk_create(
-            [UsageEvent(**{name: getattr(r, name) for name in _ATTNAMES}) for r in rows],
+            [UsageEvent(**{name: getattr(r, name) for name in EVENT_ATTNAMES}) for r in rows],
             ignore_conflicts=True,
             batch_size=500,
         )
