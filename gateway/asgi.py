@@ -101,11 +101,31 @@ def _too_large(limit: int) -> GatewayRefusal:
     return GatewayRefusal(413, "request_too_large", f"The request body is larger than {limit} bytes.")
 
 
+# what is read and dropped of a refused body before the refusal is sent (nginx's lingering close, done first: uvicorn
+# answers every receive() with a disconnect once the response is complete). Closing a connection with unread data in
+# it makes the kernel reset it, and the client may then lose the refusal it was sent.
+_DROP_LIMIT_FACTOR = 8
+
+
+async def _drop_rest(receive: Receive, more_body: bool, dropped: int, limit: int) -> bool:
+    """Read and drop the rest of a refused body, up to limit; False when the client went away meanwhile."""
+    while more_body and dropped <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        dropped += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
+    return True
+
+
 async def _body_capped(scope: Scope, receive: Receive, send: Send) -> bytes | None:
     """The whole body, or None once a refusal was sent (too large) or the client went away."""
     limit = settings.GATEWAY_MAX_BODY_BYTES
+    drop_limit = _DROP_LIMIT_FACTOR * limit
     declared = dict(scope.get("headers") or []).get(b"content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared.isdigit() and int(declared) <= drop_limit and not await _drop_rest(receive, True, 0, drop_limit):
+            return None
         await _refuse(scope, send, _too_large(limit) if declared.isdigit() else
                       GatewayRefusal(400, "invalid_body", "Content-Length is not a number."))  # fmt: skip
         return None
@@ -118,7 +138,8 @@ async def _body_capped(scope: Scope, receive: Receive, send: Send) -> bytes | No
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            await _refuse(scope, send, _too_large(limit))
+            if await _drop_rest(receive, message.get("more_body", False), size, drop_limit):
+                await _refuse(scope, send, _too_large(limit))
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
