@@ -120,20 +120,17 @@ def period_counters_statement(period: BillingPeriod) -> Statement:
     return Statement(_PERIOD_COUNTERS_UPDATE, [*(getattr(period, name) for name in PERIOD_COUNTERS), period.pk])
 
 
-def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at: datetime) -> tuple[Any, ...] | None:
-    """Run the caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` and, when it inserted its row, hold
-    `credits` on the (locked) wallet, in one statement. Answers the inserted row, or None when the insert did
-    nothing (and nothing was held)."""
+def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at: datetime) -> Statement:
+    """The caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` and, when it inserted its row, `credits` held
+    on the (locked) wallet, in one statement. Its rows: the inserted row, or none when the insert did nothing (and
+    nothing was held)."""
     sql = (
         f"WITH inserted AS ({insert.sql}), "  # noqa: S608 - names from the models
         f"held AS (UPDATE {Wallet._meta.db_table} SET held = held + %s, updated_at = %s "
         "WHERE id = %s AND %s > 0 AND EXISTS (SELECT 1 FROM inserted)) "
         "SELECT * FROM inserted"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*insert.params, credits, at, wallet_id, credits])
-        row: tuple[Any, ...] | None = cursor.fetchone()
-    return row
+    return Statement(sql, [*insert.params, credits, at, wallet_id, credits])
 
 
 def ledger_post(

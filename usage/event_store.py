@@ -19,7 +19,7 @@ from django.db import DEFAULT_DB_ALIAS, connection
 
 from billing.models import Subscription, Wallet
 from billing.services.wallet import wallet_hold_with
-from core.statements import Statement
+from core.statements import Statement, statements_run
 from usage.models import DailyUsage, Reservation, UsageEvent
 
 _RESERVATION_FIELDS = Reservation._meta.concrete_fields
@@ -70,16 +70,18 @@ _RESERVATION_INSERT = (
 )
 
 
-def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decimal) -> bool:
+def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decimal, commit: bool = False) -> bool:
     """Insert the reservation unless its request id has one (the unique (account, request_id) constraint decides,
     no savepoint) and, when inserted, hold its credits on the wallet (billing's wallet_hold_with), in one
-    statement; True when inserted, with its id set."""
+    statement; True when inserted, with its id set. `commit`: the caller's transaction ends with this statement
+    (core.statements.transaction_in_round_trips sends COMMIT in the same round trip)."""
     # text, Decimal and aware datetimes go to PostgreSQL as they are (what get_db_prep_save answers for them)
     values = [getattr(reservation, name) for name in _INSERTED_ATTNAMES]
-    row = wallet_hold_with(wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values))
-    if row is None:
+    statement = wallet_hold_with(wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values))
+    (rows,) = statements_run(statement, commit=commit)
+    if not rows:
         return False
-    reservation.pk = row[0]
+    reservation.pk = rows[0][0]
     reservation._state.adding = False
     return True
 
@@ -143,9 +145,10 @@ def _event_db_values(row: Any) -> list[Any]:
     return values
 
 
-def events_insert(*, rows: Sequence[Any]) -> dict[str, int]:
+def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tuple[dict[str, int], list[Any]]:
     """Insert the events (objects carrying UsageEvent's attributes, in request id order), skipping request ids
-    their account already has; answer the id of each event inserted now, by request id.
+    their account already has; answer the id of each event inserted now, by request id, and the rows of `then`,
+    the caller's statement sent in the insert's round trip (core.statements), after it.
 
     The unique (account, request_id) constraint decides which rows are new: one
     `INSERT ... ON CONFLICT DO NOTHING RETURNING id, request_id`, fed by COPY into a temporary table from
@@ -153,31 +156,34 @@ def events_insert(*, rows: Sequence[Any]) -> dict[str, int]:
     """
     table = UsageEvent._meta.db_table
     conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
-    staged = len(rows) >= COPY_FROM_ROWS
+    if len(rows) < COPY_FROM_ROWS:
+        one = "(" + ", ".join(["%s"] * len(EVENT_ATTNAMES)) + ")"
+        insert = Statement(
+            f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
+            [value for row in rows for value in _event_db_values(row)],
+        )
+        return _inserted(insert, then)
     with connection.cursor() as cursor:
-        if not staged:
-            one = "(" + ", ".join(["%s"] * len(EVENT_ATTNAMES)) + ")"
-            cursor.execute(
-                f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
-                [value for row in rows for value in _event_db_values(row)],
-            )
-        else:
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_EVENT_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
-            )
-            # COPY goes to psycopg directly: its errors are made Django's, as execute() does
-            with (
-                connection.wrap_database_errors,
-                cursor.cursor.copy(f"COPY usage_event_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(_event_db_values(row))
-            # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
-            cursor.execute(
-                f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
-                f'ORDER BY request_id COLLATE "C" {conflict}'
-            )
-        inserted = {request_id: pk for pk, request_id in cursor.fetchall()}
-        if staged:
-            cursor.execute("DROP TABLE usage_event_stage")  # a second batch in the same transaction makes its own
-    return inserted
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_EVENT_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
+        )
+        # COPY goes to psycopg directly: its errors are made Django's, as execute() does
+        with (
+            connection.wrap_database_errors,
+            cursor.cursor.copy(f"COPY usage_event_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(_event_db_values(row))
+    # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
+    insert = Statement(
+        f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
+        f'ORDER BY request_id COLLATE "C" {conflict}'
+    )
+    # a second batch in the same transaction makes its own stage
+    return _inserted(insert, then, Statement("DROP TABLE usage_event_stage"))
+
+
+def _inserted(insert: Statement, then: Statement | None, *after: Statement) -> tuple[dict[str, int], list[Any]]:
+    results = statements_run(insert, *([then] if then is not None else []), *after)
+    inserted = {request_id: pk for pk, request_id in results[0]}
+    return inserted, results[1] if then is not None else []

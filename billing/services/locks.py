@@ -64,6 +64,17 @@ def account_rows_lock_then(*, account_id: int, at: datetime, then: Statement) ->
     return _locked(row_store.account_wallet_periods_locked(locked_rows)), then_rows
 
 
+def account_rows_lock_statement(*, account_id: int, period_ids: list[int]) -> Statement:
+    """account_rows_lock of the periods named as one statement, for a caller that sends it after statements of
+    its own in one round trip (core.statements); its rows are read by account_rows_locked. PostgreSQL only."""
+    return row_store.account_wallet_periods_lock_statement(account_id=account_id, period_ids=period_ids)
+
+
+def account_rows_locked(rows: list[Any]) -> LockedRows | None:
+    """What account_rows_lock_statement locked (None when none of the periods exists)."""
+    return _locked(row_store.account_wallet_periods_locked(rows))
+
+
 def _locked(found: row_store.LockFound | None) -> LockedRows | None:
     if found is None:
         return None

@@ -227,10 +227,11 @@ def wallet_hold(*, wallet: Wallet, credits: Decimal) -> None:
         Wallet.objects.filter(pk=wallet.pk).update(held=F("held") + credits, updated_at=timezone.now())
 
 
-def wallet_hold_with(*, wallet: Wallet, credits: Decimal, insert: Statement) -> tuple[Any, ...] | None:
+def wallet_hold_with(*, wallet: Wallet, credits: Decimal, insert: Statement) -> Statement:
     """wallet_hold in the same statement as the caller's `INSERT ... ON CONFLICT DO NOTHING RETURNING ...` (the
-    reservation), held only when the row was inserted: answers the inserted row, or None (nothing held). The
-    caller locked the wallet and checked the hold as for wallet_hold. PostgreSQL only."""
+    reservation), held only when the row was inserted; the statement's rows are the inserted row, or none (nothing
+    held). The caller locked the wallet and checked the hold as for wallet_hold, and runs the statement
+    (core.statements). PostgreSQL only."""
     if credits < 0:
         raise InvalidAmount(f"a hold takes credits >= 0, got {credits}")
     return row_store.wallet_hold_with(insert=insert, wallet_id=wallet.pk, credits=credits, at=timezone.now())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -29,6 +30,7 @@ from billing.models import Account, BillingPeriod, Subscription, Wallet
 from billing.services.locks import LockedRows, account_rows_lock, account_rows_lock_then, raw_sql_enabled
 from billing.services.periods import period_current
 from billing.services.wallet import wallet_held_release, wallet_hold, wallet_lock
+from core.statements import transaction_in_round_trips
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
 from pricing.plans import debits_wallet, event_units, quota_allowed_units, quota_enforced, spend_cap_enforced
@@ -116,15 +118,36 @@ def _line(request: AuthorizeRequest, model: str, at: datetime, snapshot: Catalog
     return usage_line_worst_case(line, snapshot)
 
 
-@transaction.atomic
 def reservation_create(
     *, account: Account, request: AuthorizeRequest, now: datetime | None = None,
     snapshot: CatalogSnapshot | None = None,
 ) -> Decision:  # fmt: skip
     """Decide whether the account may make this call now; if so, hold its worst-case cost. `snapshot` is the
-    catalog the caller already holds for this request (read now when not given)."""
+    catalog the caller already holds for this request (read now when not given).
+
+    One transaction whose BEGIN and COMMIT ride with its statements (core.statements.transaction_in_round_trips);
+    the first call of a new period finds no period to lock, opens it, and decides again."""
     now = now or timezone.now()
-    gate = _gate_read(account=account, request_id=request.request_id, now=now)
+    with _one_transaction():
+        gate = _gate_read(account=account, request_id=request.request_id, now=now)
+        if gate is not None:
+            return _decision(account=account, request=request, now=now, snapshot=snapshot, gate=gate)
+    period_current(account=account, as_of=now)
+    with _one_transaction():
+        gate = _gate_read(account=account, request_id=request.request_id, now=now)
+        assert gate is not None, "the period in force was just opened"
+        return _decision(account=account, request=request, now=now, snapshot=snapshot, gate=gate)
+
+
+def _one_transaction() -> AbstractContextManager[None]:
+    """PostgreSQL's statements send BEGIN and COMMIT in their own round trips; the ORM path is transaction.atomic()
+    (its savepoint for the reservation's insert cannot run in the folded transaction)."""
+    return transaction_in_round_trips() if raw_sql_enabled() else transaction.atomic()
+
+
+def _decision(
+    *, account: Account, request: AuthorizeRequest, now: datetime, snapshot: CatalogSnapshot | None, gate: _Gate
+) -> Decision:
     fingerprint = authorize_fingerprint(request)
     existing = gate.request.existing
     if existing is not None:  # a retried authorize answers what the first one decided, if it asks the same
@@ -150,14 +173,12 @@ def reservation_create(
     return _reserve(account=account, gate=gate, ask=ask, held=held, committed=committed, fingerprint=fingerprint)
 
 
-def _gate_read(*, account: Account, request_id: str, now: datetime) -> _Gate:
-    """Lock the account, wallet and period in force (opening it on the first call of a new period), then read the
-    request's state: two statements in one round trip on PostgreSQL."""
+def _gate_read(*, account: Account, request_id: str, now: datetime) -> _Gate | None:
+    """Lock the account, wallet and period in force, then read the request's state: two statements in one round
+    trip on PostgreSQL. None when no period is in force (nothing is locked then)."""
     rows, state = _locked_with_state(account=account, request_id=request_id, now=now)
-    if rows is None:  # the first call of a new period opens it
-        period_current(account=account, as_of=now)
-        rows, state = _locked_with_state(account=account, request_id=request_id, now=now)
-        assert rows is not None
+    if rows is None:
+        return None
     return _Gate(rows=rows, period=next(iter(rows.periods.values())), request=state)
 
 
@@ -318,8 +339,8 @@ def _reserve(
 def _reservation_insert(reservation: Reservation, *, wallet: Wallet, held: Decimal) -> bool:
     """Insert unless the request id has a reservation (the unique constraint decides; a savepoint off PostgreSQL)
     and hold its credits (billing's wallet hold, under the wallet's lock): one statement on PostgreSQL."""
-    if raw_sql_enabled():
-        return reservation_insert(reservation=reservation, wallet=wallet, held=held)
+    if raw_sql_enabled():  # the last statement: COMMIT goes with it
+        return reservation_insert(reservation=reservation, wallet=wallet, held=held, commit=True)
     try:
         with transaction.atomic():
             reservation.save(force_insert=True)

@@ -22,7 +22,7 @@ import json
 import operator
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,11 +34,17 @@ from django.utils import timezone
 
 from billing.models import Account, BillingPeriod
 from billing.services.late_usage import LateCounters, late_usage_add
-from billing.services.locks import account_rows_lock, raw_sql_enabled
+from billing.services.locks import (
+    LockedRows,
+    account_rows_lock,
+    account_rows_lock_statement,
+    account_rows_locked,
+    raw_sql_enabled,
+)
 from billing.services.periods import period_counters_save, period_counters_statement, period_current
 from billing.services.topups import auto_recharge_check
 from billing.services.wallet import wallet_held_release, wallet_post
-from core.statements import statements_run
+from core.statements import Statement, statements_run
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
 from pricing.plans import debits_wallet, event_units, quota_allowed_units
@@ -222,9 +228,10 @@ def _record_in_transaction(*, intake: _Intake, raw_events: list[Any], careful: b
     parsed = _events_parse(intake=intake, raw_events=raw_events, batch=batch, periods=periods)
     rows = parsed.rows
     stored: dict[str, dict[str, Any]] = {}
+    locked: LockedRows | None = None
     if rows:
-        stored, refused = _events_insert_each(account=intake.account, rows=rows, batch_id=batch.batch_id,
-                                              careful=careful)  # fmt: skip
+        stored, refused, locked = _events_insert_each(account=intake.account, rows=rows, batch_id=batch.batch_id,
+                                                      careful=careful)  # fmt: skip
         for request_id, message in refused.items():
             for result in batch.results:
                 if result.status == RECORDED and result.request_id == request_id:
@@ -242,8 +249,9 @@ def _record_in_transaction(*, intake: _Intake, raw_events: list[Any], careful: b
         if new_rows:
             # the ledger and reservations move now, even when the events were received earlier (a replay)
             over_reservation = _apply(
-                account=intake.account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now()
-            )
+                account=intake.account, batch_id=batch.batch_id, rows=new_rows, periods=periods, at=timezone.now(),
+                locked=locked,
+            )  # fmt: skip
         _answer(batch=batch, stored=stored, over_reservation=over_reservation)
     return batch
 
@@ -374,31 +382,41 @@ _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", 
 
 def _events_insert_each(
     *, account: Account, rows: list[_Row], batch_id: uuid.UUID, careful: bool = True
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], LockedRows | None]:
     """Insert the rows as `_events_insert` does; should the database refuse one (any error but the idempotency
     conflict, which the insert skips), find it by inserting halves in savepoints, so every other row is stored.
-    Answer the stored rows and, per refused request id, the database's reason. Not `careful`: no savepoint, and
-    a refusal raises _InsertRefused (the caller's transaction is lost and the batch starts again, carefully)."""
+    Answer the stored rows and, per refused request id, the database's reason.
+
+    Not `careful`: no savepoint, and a refusal raises _InsertRefused (the caller's transaction is lost and the
+    batch starts again, carefully); on PostgreSQL the account's rows are then locked in the insert's round trip,
+    right after it (the one lock order: the inserts, then the account, wallet and periods), and answered too."""
     if not careful:
+        lock = None
+        if raw_sql_enabled():
+            lock = account_rows_lock_statement(account_id=account.pk, period_ids=sorted({r.period_id for r in rows}))
         try:
-            return _events_insert(account=account, rows=rows, batch_id=batch_id), {}
+            stored, lock_rows = _events_insert(account=account, rows=rows, batch_id=batch_id, then=lock)
         except (DataError, IntegrityError, UnicodeError) as exc:
             raise _InsertRefused from exc
+        return stored, {}, account_rows_locked(lock_rows) if lock is not None else None
     try:
         with transaction.atomic():
-            return _events_insert(account=account, rows=rows, batch_id=batch_id), {}
+            return _events_insert(account=account, rows=rows, batch_id=batch_id)[0], {}, None
     except (DataError, IntegrityError, UnicodeError) as exc:
         if len(rows) == 1:
             reason = storable_text(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-            return {}, {rows[0].request_id: f"the database refused this event: {reason[:200]}"}
+            return {}, {rows[0].request_id: f"the database refused this event: {reason[:200]}"}, None
     middle = len(rows) // 2
-    stored, refused = _events_insert_each(account=account, rows=rows[:middle], batch_id=batch_id)
-    more_stored, more_refused = _events_insert_each(account=account, rows=rows[middle:], batch_id=batch_id)
-    return stored | more_stored, refused | more_refused
+    stored, refused, _ = _events_insert_each(account=account, rows=rows[:middle], batch_id=batch_id)
+    more_stored, more_refused, _ = _events_insert_each(account=account, rows=rows[middle:], batch_id=batch_id)
+    return stored | more_stored, refused | more_refused, None
 
 
-def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -> dict[str, dict[str, Any]]:
-    """Insert the rows, skipping request ids the account already has; answer the first result of each request id.
+def _events_insert(
+    *, account: Account, rows: list[_Row], batch_id: uuid.UUID, then: Statement | None = None
+) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Insert the rows, skipping request ids the account already has; answer the first result of each request id,
+    and the rows of `then`, a statement sent right after the insert (PostgreSQL only).
 
     The unique (account, request_id) constraint decides which rows are new. On PostgreSQL the event store's insert
     names the rows inserted now (usage.event_store.events_insert), so only request ids recorded before are read
@@ -412,8 +430,8 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
             batch_size=500,
         )
         found = UsageEvent.objects.filter(account=account, request_id__in=[r.request_id for r in rows])
-        return {e["request_id"]: e for e in found.values(*_STORED)}
-    inserted = events_insert(rows=rows)
+        return {e["request_id"]: e for e in found.values(*_STORED)}, []
+    inserted, then_rows = events_insert(rows=rows, then=then)
     stored: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.request_id in inserted:
@@ -425,7 +443,7 @@ def _events_insert(*, account: Account, rows: list[_Row], batch_id: uuid.UUID) -
     if earlier:
         found = UsageEvent.objects.filter(account=account, request_id__in=earlier)
         stored.update((e["request_id"], e) for e in found.values(*_STORED))
-    return stored
+    return stored, then_rows
 
 
 @dataclass
@@ -439,10 +457,18 @@ class _Moves:
     late: list[_Row] = field(default_factory=list)
 
 
-def _apply(*, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime) -> set[str]:
-    """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks; answer
-    the request ids that used more than their reservation was authorized for (flagged `over_reservation`)."""
-    locked = account_rows_lock(account_id=account.pk, period_ids=sorted({r.period_id for r in rows}))
+def _apply(
+    *, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime,
+    locked: LockedRows | None,
+) -> set[str]:  # fmt: skip
+    """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks (taken
+    here unless the insert took them: `locked`); answer the request ids that used more than their reservation was
+    authorized for (flagged `over_reservation`)."""
+    period_ids = sorted({r.period_id for r in rows})
+    if locked is None:
+        locked = account_rows_lock(account_id=account.pk, period_ids=period_ids)
+    else:  # locked with every row of the batch, some of which may be duplicates of another period's
+        locked = replace(locked, periods={pk: locked.periods[pk] for pk in period_ids})
     assert locked is not None  # the rows' periods exist: the events were just inserted with them
     wallet = locked.wallet
     units_before = {pk: p.units_used for pk, p in locked.periods.items()}
