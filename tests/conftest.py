@@ -27,9 +27,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _isolated_cache():
     from django.core.cache import cache
 
+    from core.local_memo import local_memos_forget
+
     cache.clear()
+    local_memos_forget()  # a test's rolled-back writes publish no change
     yield
     cache.clear()
+    local_memos_forget()
 
 
 @pytest.fixture

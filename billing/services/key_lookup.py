@@ -6,12 +6,18 @@ than a query. Revocation writes a tombstone under the same name at once and agai
 ever *adds* an entry, so a lookup that raced the revocation cannot put the live key back: a revoked key is refused
 from the next request on. Without the cache (Redis down) keys are read from the database.
 
+On Redis each process also keeps the live keys it has seen in its own memory (core.local_memo), so a request with a
+known key makes no cache round trip at all: a revocation drops the key there at once and in every other process as
+soon as its message arrives, each time the tombstone is written. The key kept is shared by the process's requests
+and is read-only to them.
+
 The catalog's generation, which an API request reads next, comes in the lookup's cache round trip and is handed over
 to the catalog (pricing.selectors.catalog_generation_seen).
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +25,7 @@ from django.core.cache import cache
 from django.db import models, transaction
 
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.local_memo import LocalMemo
 from pricing.selectors import GENERATION_KEY as CATALOG_GENERATION_KEY
 from pricing.selectors import catalog_generation_seen
 
@@ -35,6 +42,8 @@ class KeyCache:
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
+        self._kept = LocalMemo(f"keys:{namespace}", seconds=KEY_CACHE_SECONDS)
+        self._looking_up = threading.local()  # (hash, memo token) of this thread's last lookup, for `add`
 
     def _name(self, secret_hash: str) -> str:
         return f"{self.namespace}:{secret_hash}"
@@ -49,9 +58,17 @@ class KeyCache:
             cache.set(self._name(secret_hash), REVOKED, timeout=_TOMBSTONE_SECONDS)
         except CACHE_ERRORS:
             cache_mark_down()  # the live entry, if any, lapses within KEY_CACHE_SECONDS
+        # after the tombstone: a lookup that starts after this reads the tombstone, one that started before is
+        # kept out of the memo
+        self._kept.changed(secret_hash)
 
     def lookup(self, secret_hash: str) -> Any:
         """The cached key, REVOKED, or None (not cached, or no cache)."""
+        kept = self._kept.get(secret_hash)
+        if kept is not None:
+            return kept
+        token = self._kept.token()  # before the read: a revocation after it keeps the key out of the memo
+        self._looking_up.value = (secret_hash, token)
         if cache_is_down():
             return None
         name = self._name(secret_hash)
@@ -61,10 +78,17 @@ class KeyCache:
             cache_mark_down()
             return None
         catalog_generation_seen(found.get(CATALOG_GENERATION_KEY))
-        return found.get(name)
+        key = found.get(name)
+        if key is not None and key != REVOKED:
+            self._kept.put(secret_hash, key, token)
+        return key
 
     def add(self, key: Any) -> None:
-        """Remember a live key; `add`, never `set`, so a tombstone written meanwhile stays."""
+        """Remember a live key read from the database after this thread's lookup missed; `add`, never `set`, so a
+        tombstone written meanwhile stays."""
+        looked_up = getattr(self._looking_up, "value", None)
+        if looked_up is not None and looked_up[0] == key.secret_hash:
+            self._kept.put(key.secret_hash, key, looked_up[1])
         if cache_is_down():
             return
         try:

@@ -1,5 +1,9 @@
 """`catalog_snapshot()`, the read the hot paths use: served from process memory, then the shared cache (one
-generation number says which snapshot is current), then the database; a catalog write bumps the generation."""
+generation number says which snapshot is current), then the database; a catalog write bumps the generation.
+
+On Redis the process keeps its snapshot without reading the generation while its change listener is subscribed
+(core.local_memo): a catalog write drops it here at once and in every other process when the message arrives.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
+from core.local_memo import LocalMemo
 from pricing.catalog import CatalogSnapshot
 from pricing.selectors.snapshot_build import catalog_snapshot_build
 
@@ -33,6 +38,7 @@ class _Local:
 
 _local = _Local()
 _local_lock = threading.Lock()
+_kept = LocalMemo("catalog", seconds="PRICING_CACHE_TTL_SECONDS")  # the current snapshot, as "current"
 
 
 # a generation read by a caller in its own cache round trip (the API key lookup reads both at once) serves the next
@@ -78,6 +84,10 @@ def catalog_snapshot() -> CatalogSnapshot:
     every process, on Redis, sees the change on its next call. Without the cache (Redis down) it serves the
     process's last snapshot while it is younger than the TTL, else one rebuilt from the database.
     """
+    kept = _kept.get("current")
+    if kept is not None:
+        return kept
+    token = _kept.token()  # before the generation is read: a catalog write after it keeps this read out of the memo
     if cache_is_down():
         return _catalog_snapshot_uncached()
     try:
@@ -96,6 +106,7 @@ def catalog_snapshot() -> CatalogSnapshot:
             and _local.generation == generation
             and time.monotonic() - _local.loaded_at < ttl
         ):
+            _kept.put("current", _local.snapshot, token)
             return _local.snapshot
     key = SNAPSHOT_KEY.format(generation=generation)
     try:
@@ -111,6 +122,7 @@ def catalog_snapshot() -> CatalogSnapshot:
             cache_mark_down()
     with _local_lock:
         _local.generation, _local.snapshot, _local.loaded_at = generation, snapshot, time.monotonic()
+    _kept.put("current", snapshot, token)
     return snapshot
 
 
@@ -150,3 +162,5 @@ def catalog_cache_invalidate() -> None:
         logger.warning("catalog: the cache is unreachable; other processes see this change within the TTL")
         cache_mark_down()
         _local.invalidation_pending = True
+    # after the bump: a read that starts after this reads the new generation, one that started before is kept out
+    _kept.changed("current")
