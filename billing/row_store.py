@@ -19,29 +19,37 @@ from core.statements import Statement, statements_run
 M = TypeVar("M", bound=models.Model)
 
 
-def _columns(model: type[models.Model], alias: str) -> str:
-    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
 
 
-def _instance(model: type[M], values: tuple[Any, ...] | list[Any]) -> M:
-    """A model instance from its concrete columns as psycopg returns them (aware datetimes, Decimals)."""
-    return model.from_db(DEFAULT_DB_ALIAS, [f.attname for f in model._meta.concrete_fields], list(values))
+def _columns(model: type[models.Model], alias: str, attnames: list[str] | None = None) -> str:
+    names = attnames or _attnames(model)
+    return ", ".join(f'{alias}."{model._meta.get_field(name).column}"' for name in names)
 
 
-_WALLET_WIDTH = len(Wallet._meta.concrete_fields)
-_PERIOD_WIDTH = len(BillingPeriod._meta.concrete_fields)
+def _instance(model: type[M], values: tuple[Any, ...] | list[Any], attnames: list[str] | None = None) -> M:
+    """A model instance from its concrete columns (or those named: the rest deferred) as psycopg returns them
+    (aware datetimes, Decimals)."""
+    return model.from_db(DEFAULT_DB_ALIAS, attnames or _attnames(model), list(values))
+
+
+# what a decision reads of the locked rows (authorize); the lock statement for it leaves the rest out (each column
+# costs the client a loader), so the rest is deferred on its instances
+_WALLET_DECIDING = ["id", "account_id", "balance", "held"]
+_PERIOD_DECIDING = ["id", "account_id", "start", "end", "terms_id", "unit", "included_units", "units_used", "status"]
 
 
 LockFound = tuple[dict[str, Any], Wallet, list[BillingPeriod]]
 
 
 def account_wallet_periods_lock_statement(
-    *, account_id: int, period_ids: list[int] | None = None, at: datetime | None = None
+    *, account_id: int, period_ids: list[int] | None = None, at: datetime | None = None, deciding: bool = False
 ) -> Statement:
     """Lock the account, its wallet and periods in one statement: the periods named, or the one in force `at`.
 
     The rows are locked in the one order: the account, the wallet, then each period by id. Its rows are read by
-    `account_wallet_periods_locked`.
+    `account_wallet_periods_locked` (with the same `deciding`: only the columns a decision reads).
     """
     params: list[Any]
     if period_ids is not None:
@@ -50,7 +58,8 @@ def account_wallet_periods_lock_statement(
         period_filter, params = 'p.start <= %s AND p."end" > %s', [account_id, at, at]
     sql = (
         f"SELECT a.status, a.low_balance_threshold, "  # noqa: S608 - names from the models
-        f"{_columns(Wallet, 'w')}, {_columns(BillingPeriod, 'p')} "
+        f"{_columns(Wallet, 'w', _WALLET_DECIDING if deciding else None)}, "
+        f"{_columns(BillingPeriod, 'p', _PERIOD_DECIDING if deciding else None)} "
         f"FROM {Account._meta.db_table} a JOIN {Wallet._meta.db_table} w ON w.account_id = a.id "
         f"JOIN {BillingPeriod._meta.db_table} p ON p.account_id = a.id "
         f"WHERE a.id = %s AND {period_filter} ORDER BY p.id FOR UPDATE OF a, w, p"
@@ -58,14 +67,17 @@ def account_wallet_periods_lock_statement(
     return Statement(sql, params)
 
 
-def account_wallet_periods_locked(rows: list[tuple[Any, ...]]) -> LockFound | None:
+def account_wallet_periods_locked(rows: list[tuple[Any, ...]], *, deciding: bool = False) -> LockFound | None:
     """The account's status and low_balance_threshold, the wallet and the periods by id, from the lock statement's
     rows; None when no such period exists (nothing is locked then)."""
     if not rows:
         return None
+    wallet_names = _WALLET_DECIDING if deciding else _attnames(Wallet)
+    period_names = _PERIOD_DECIDING if deciding else _attnames(BillingPeriod)
+    width = 2 + len(wallet_names)
     status, threshold = rows[0][:2]
-    wallet = _instance(Wallet, rows[0][2 : 2 + _WALLET_WIDTH])
-    periods = [_instance(BillingPeriod, row[2 + _WALLET_WIDTH :]) for row in rows]
+    wallet = _instance(Wallet, rows[0][2:width], wallet_names)
+    periods = [_instance(BillingPeriod, row[width:], period_names) for row in rows]
     return {"status": status, "low_balance_threshold": threshold}, wallet, periods
 
 

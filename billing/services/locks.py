@@ -58,10 +58,11 @@ def account_rows_lock(
 
 def account_rows_lock_then(*, account_id: int, at: datetime, then: Statement) -> tuple[LockedRows | None, list[Any]]:
     """As account_rows_lock for the period in force `at`, then the caller's statement in the same round trip
-    (core.statements): it runs once the locks are granted, with its own snapshot. PostgreSQL only."""
-    lock = row_store.account_wallet_periods_lock_statement(account_id=account_id, at=at)
+    (core.statements): it runs once the locks are granted, with its own snapshot. For a decision (authorize): the
+    wallet and period carry only the columns it reads, the rest deferred. PostgreSQL only."""
+    lock = row_store.account_wallet_periods_lock_statement(account_id=account_id, at=at, deciding=True)
     locked_rows, then_rows = statements_run(lock, then)
-    return _locked(row_store.account_wallet_periods_locked(locked_rows)), then_rows
+    return _locked(row_store.account_wallet_periods_locked(locked_rows, deciding=True)), then_rows
 
 
 def account_rows_lock_statement(*, account_id: int, period_ids: list[int]) -> Statement:
