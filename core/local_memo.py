@@ -97,8 +97,9 @@ class _Listener:
                                 self.live = True
                     elif message["type"] == "message":
                         self._received(message["data"])
-            except Exception:  # the subscription is lost: serve nothing until it is back
-                logger.warning("changes channel: subscription lost; values are read from Redis until it is back")
+            except Exception:  # the subscription is lost (or never made): serve nothing until it is back
+                if self.live:
+                    logger.warning("changes channel: subscription lost; values are read from Redis until it is back")
                 self._lost(url, number)
                 time.sleep(1.0)
             finally:
