@@ -24,8 +24,8 @@ def _attnames(model: type[models.Model]) -> list[str]:
 
 
 def _columns(model: type[models.Model], alias: str, attnames: list[str] | None = None) -> str:
-    names = attnames or _attnames(model)
-    return ", ".join(f'{alias}."{model._meta.get_field(name).column}"' for name in names)
+    column = {f.attname: f.column for f in model._meta.concrete_fields}
+    return ", ".join(f'{alias}."{column[name]}"' for name in attnames or column)
 
 
 def _instance(model: type[M], values: tuple[Any, ...] | list[Any], attnames: list[str] | None = None) -> M:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -94,7 +95,7 @@ def test_nothing_is_served_once_the_subscription_may_have_missed_a_change(server
 
 def test_a_key_revoked_by_another_process_is_refused_here_at_once(server):
     assert _subscribed()
-    account = AccountFactory.create(plan="starter", credits="100")
+    account: Any = AccountFactory.create(plan="starter", credits="100")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {account.api_key}")
     assert client.get("/api/billing/balance").status_code == 200
