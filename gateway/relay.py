@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+import certifi
 
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, Route
@@ -114,11 +116,13 @@ def _session() -> aiohttp.ClientSession:
     aiohttp rather than httpx: httpx spent about 0.55 ms of CPU on each call (its connection pool asks every idle
     connection whether it is still readable, through anyio, on each request), aiohttp about 0.08 ms
     (docs/PERFORMANCE.md). No cookie jar: one client serves every customer's calls, so a cookie one answer set would
-    go out with the next customer's call. No redirects followed, no proxy from the environment (trust_env is off)."""
+    go out with the next customer's call. No redirects followed, no proxy from the environment (trust_env is off).
+    Providers' certificates are checked against certifi's authorities, as httpx did, not the machine's."""
     loop = asyncio.get_running_loop()
     session = _sessions.get(loop)
     if session is None or session.closed:
-        connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=4)
+        authorities = ssl.create_default_context(cafile=certifi.where())
+        connector = aiohttp.TCPConnector(limit=200, keepalive_timeout=4, ssl=authorities)
         session = _sessions[loop] = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
     return session
 
