@@ -28,6 +28,7 @@ from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
     UPSTREAM_READ_ERRORS,
     StreamRelay,
+    UpstreamBrokeOff,
     after_answer,
     background,
     in_thread,
@@ -124,6 +125,8 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
             meter=StreamMeter(route, client_wants_usage=call.client_wants_usage),
         )  # fmt: skip
         relay.start()
+        if not isinstance(request, ASGIRequest):
+            return await _stream_read_whole(relay, admission, upstream)
         response = StreamingHttpResponse(
             relay.client_body(), status=upstream.status,
             content_type=upstream.headers.get("content-type", "text/event-stream"),
@@ -133,6 +136,29 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
         response["X-Accel-Buffering"] = "no"
         return response
     return await _whole_answer(admission, upstream, after=_records_after_answer(request))
+
+
+async def _stream_read_whole(
+    relay: StreamRelay, admission: Admission, upstream: aiohttp.ClientResponse
+) -> HttpResponse:
+    """A stream on the web port (WSGI), read to its end and recorded before it is answered whole: there the view's
+    event loop ends with the view, and with it any task still reading the provider's stream (which cut the stream
+    after its first events and recorded only what they held). A stream the provider broke off answers 502, and is
+    recorded as on the gateway's port."""
+    chunks: list[bytes] = []
+    try:
+        async for chunk in relay.client_body():
+            chunks.append(chunk)
+    except UpstreamBrokeOff:
+        if relay.task is not None:
+            await asyncio.wait({relay.task})  # its recording of what the provider produced
+        raise GatewayRefusal(502, "upstream_unreachable", "The provider's answer broke off.") from None
+    response = HttpResponse(b"".join(chunks), status=upstream.status,
+                            content_type=upstream.headers.get("content-type", "text/event-stream"))  # fmt: skip
+    for name, value in response_headers(upstream, admission).items():
+        response[name] = value
+    response["Cache-Control"] = "no-cache"
+    return response
 
 
 async def _upstream_failed(route: Route, admission: Admission, upstream: aiohttp.ClientResponse) -> HttpResponse:
@@ -224,7 +250,7 @@ async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
         logger.exception("gateway call failed")
         failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
         response = refusal_response(route.provider, failure)
-    if not isinstance(request, ASGIRequest) and not response.streaming:
+    if not isinstance(request, ASGIRequest):
         # on the web port (WSGI) this event loop ends with the request: its upstream client goes with it
         await upstream_sessions_close()
     return response
