@@ -33,7 +33,7 @@ from django.urls import set_script_prefix
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
 from gateway.journal import journal_close, journal_take_over
-from gateway.relay import after_answer, background_drain, in_thread
+from gateway.relay import after_answer, background_drain, in_thread, upstream_sessions_close
 from gateway.services import gateway_record
 
 Scope = dict[str, Any]
@@ -160,6 +160,7 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
             # the server has finished its requests: what was recorded after an answer still has to be (run uvicorn
             # with --lifespan on, as run_stack does)
             await background_drain()
+            await upstream_sessions_close()
             journal_close()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -13,7 +13,7 @@ import functools
 import logging
 from typing import Any
 
-import httpx
+import aiohttp
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import transaction
@@ -26,13 +26,16 @@ from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_
 from gateway.journal import journal_append
 from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
+    UPSTREAM_READ_ERRORS,
     StreamRelay,
+    UpstreamBrokeOff,
     after_answer,
     background,
     in_thread,
     provider_request_id,
     response_headers,
     upstream_open,
+    upstream_sessions_close,
 )
 from gateway.services import (
     Admission,
@@ -114,7 +117,7 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
     except asyncio.CancelledError:
         background(in_thread(gateway_release, admission=admission))
         raise
-    if upstream.status_code >= 400:
+    if upstream.status >= 300:  # an error, or a redirect (not followed: the call is not sent elsewhere)
         return await _upstream_failed(route, admission, upstream)
     if call.stream:
         relay = StreamRelay(
@@ -122,8 +125,10 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
             meter=StreamMeter(route, client_wants_usage=call.client_wants_usage),
         )  # fmt: skip
         relay.start()
+        if not isinstance(request, ASGIRequest):
+            return await _stream_read_whole(relay, admission, upstream)
         response = StreamingHttpResponse(
-            relay.client_body(), status=upstream.status_code,
+            relay.client_body(), status=upstream.status,
             content_type=upstream.headers.get("content-type", "text/event-stream"),
             headers=response_headers(upstream, admission),
         )  # fmt: skip
@@ -133,20 +138,44 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
     return await _whole_answer(admission, upstream, after=_records_after_answer(request))
 
 
-async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.Response) -> HttpResponse:
-    """The provider refused or failed the call: nothing was produced, the hold is released, and its error is passed
-    on as it wrote it, except a refusal of the operator's key, which is not the client's to fix."""
+async def _stream_read_whole(
+    relay: StreamRelay, admission: Admission, upstream: aiohttp.ClientResponse
+) -> HttpResponse:
+    """A stream on the web port (WSGI), read to its end and recorded before it is answered whole: there the view's
+    event loop ends with the view, and with it any task still reading the provider's stream (which cut the stream
+    after its first events and recorded only what they held). A stream the provider broke off answers 502, and is
+    recorded as on the gateway's port."""
+    chunks: list[bytes] = []
     try:
-        body = await upstream.aread()
-    except httpx.HTTPError:
+        async for chunk in relay.client_body():
+            chunks.append(chunk)
+    except UpstreamBrokeOff:
+        if relay.task is not None:
+            await asyncio.wait({relay.task})  # its recording of what the provider produced
+        raise GatewayRefusal(502, "upstream_unreachable", "The provider's answer broke off.") from None
+    response = HttpResponse(b"".join(chunks), status=upstream.status,
+                            content_type=upstream.headers.get("content-type", "text/event-stream"))  # fmt: skip
+    for name, value in response_headers(upstream, admission).items():
+        response[name] = value
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+async def _upstream_failed(route: Route, admission: Admission, upstream: aiohttp.ClientResponse) -> HttpResponse:
+    """The provider refused, failed or redirected the call: nothing was produced, the hold is released, and its
+    answer is passed on as it wrote it (a redirect's Location is not: it is the provider's), except a refusal of the
+    operator's key, which is not the client's to fix."""
+    try:
+        body = await upstream.read()
+    except UPSTREAM_READ_ERRORS:
         body = b""
     finally:
-        await upstream.aclose()
+        upstream.close()
     await in_thread(gateway_release, admission=admission)
-    logger.warning("gateway upstream %s answered %d", admission.upstream.name, upstream.status_code)
-    if upstream.status_code in (401, 403):
+    logger.warning("gateway upstream %s answered %d", admission.upstream.name, upstream.status)
+    if upstream.status in (401, 403):
         raise GatewayRefusal(502, "upstream_auth_failed", "The provider refused the gateway's provider key.")
-    response = HttpResponse(body, status=upstream.status_code,
+    response = HttpResponse(body, status=upstream.status,
                             content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
     for name, value in response_headers(upstream, admission).items():
         response[name] = value
@@ -155,18 +184,18 @@ async def _upstream_failed(route: Route, admission: Admission, upstream: httpx.R
     return response
 
 
-async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after: bool) -> HttpResponse:
+async def _whole_answer(admission: Admission, upstream: aiohttp.ClientResponse, *, after: bool) -> HttpResponse:
     """The provider's whole answer, recorded before it is sent or, `after`, right after."""
     try:
-        body = await upstream.aread()
-    except httpx.HTTPError:
+        body = await upstream.read()
+    except UPSTREAM_READ_ERRORS:
         await in_thread(gateway_release, admission=admission)
         raise GatewayRefusal(502, "upstream_unreachable", "The provider's answer broke off.") from None
     except asyncio.CancelledError:
         background(in_thread(gateway_release, admission=admission))
         raise
     finally:
-        await upstream.aclose()
+        upstream.close()  # its connection goes back to the pool when the answer was read whole
     usage, estimated = response_usage(body), False
     if usage is None:  # an answer without usage is recorded at what was authorized: never less than it may cost
         usage = MeteredUsage(input_tokens=admission.input_tokens, output_tokens=admission.max_output_tokens)
@@ -180,7 +209,7 @@ async def _whole_answer(admission: Admission, upstream: httpx.Response, *, after
         after_answer(in_thread(gateway_record, recording=recording))
     else:
         await in_thread(gateway_record, recording=recording)
-    response = HttpResponse(body, status=upstream.status_code,
+    response = HttpResponse(body, status=upstream.status,
                             content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
     for name, value in response_headers(upstream, admission).items():
         response[name] = value
@@ -214,13 +243,17 @@ async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
     if request.method != "POST":
         return refusal_response(route.provider, GatewayRefusal(405, "method_not_allowed", "Use POST."))
     try:
-        return await _forward(request, route)
+        response = await _forward(request, route)
     except GatewayRefusal as refusal:
-        return refusal_response(route.provider, refusal)
+        response = refusal_response(route.provider, refusal)
     except Exception:
         logger.exception("gateway call failed")
         failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
-        return refusal_response(route.provider, failure)
+        response = refusal_response(route.provider, failure)
+    if not isinstance(request, ASGIRequest):
+        # on the web port (WSGI) this event loop ends with the request: its upstream client goes with it
+        await upstream_sessions_close()
+    return response
 
 
 def _endpoint(name: str) -> Any:

@@ -36,12 +36,13 @@ class FakeUpstream:
     break_after_events: int | None = None  # drop the connection after this many events of a stream
     streams_finished: int = 0
     set_cookie: str | None = None  # a Set-Cookie header on every answer
+    redirect_to: str | None = None  # answer every call with a 307 to this URL
 
     def reset(self) -> None:
         self.provider = FakeProvider()
         self.received.clear()
         self.answer_delay, self.event_delay, self.break_after_events, self.streams_finished = 0.0, 0.0, None, 0
-        self.set_cookie = None
+        self.set_cookie = self.redirect_to = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -57,6 +58,11 @@ class FakeUpstream:
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(path=scope["path"], headers=headers, body=json.loads(raw or b"{}")))
+        if self.redirect_to is not None:
+            await send({"type": "http.response.start", "status": 307, "headers": [
+                (b"location", self.redirect_to.encode()), (b"content-type", b"application/json")]})  # fmt: skip
+            await send({"type": "http.response.body", "body": b'{"moved": true}'})
+            return
         if scope["path"].endswith("/embeddings"):
             answer = httpx2.Response(200, headers={"x-request-id": "req_embed_1"}, json={
                 "object": "list", "model": "text-embedding-3-small", "usage": EMBEDDING_USAGE,

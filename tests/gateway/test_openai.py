@@ -14,6 +14,7 @@ from django.test import Client
 from gateway.models import Upstream
 from tests.gateway.conftest import OPENAI_UPSTREAM_KEY, eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
+from usage.estimate import tokens_for
 from usage.models import Reservation, UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -214,3 +215,35 @@ def test_a_call_on_the_web_port_is_recorded_before_it_is_answered(account: Any, 
     assert answer.status_code == 200, answer.content
     event = UsageEvent.objects.get(account=account)  # no waiting: it was recorded before the answer
     assert Reservation.objects.get(request_id=event.request_id).status == Reservation.Status.SETTLED
+
+
+def test_a_stream_on_the_web_port_is_read_to_its_end_and_recorded_before_it_is_answered(
+    account: Any, fake: FakeUpstream
+) -> None:
+    """There the view's event loop ends with the view: a stream is read whole inside it (it was cut after its first
+    events, and only what they held was recorded)."""
+    fake.event_delay = 0.1
+    answer = Client().post("/gateway/openai/v1/chat/completions", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {account.api_key}",
+                           data={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 500, "stream": True})  # fmt: skip
+
+    assert answer.status_code == 200, answer.content
+    assert b'"content": " there"' in answer.content and answer.content.endswith(b"data: [DONE]\n\n")
+    event = UsageEvent.objects.get(account=account)  # no waiting: it was recorded before the answer
+    assert (event.input_tokens, event.output_tokens, event.metadata["usage"]) == (1200, 300, "reported")
+    assert Reservation.objects.get(request_id=event.request_id).status == Reservation.Status.SETTLED
+    assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
+
+
+def test_a_stream_the_provider_breaks_off_on_the_web_port_is_502_and_charged_for_the_text_produced(
+    account: Any, fake: FakeUpstream
+) -> None:
+    fake.break_after_events = 1
+    answer = Client().post("/gateway/openai/v1/chat/completions", content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {account.api_key}",
+                           data={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 500, "stream": True})  # fmt: skip
+
+    assert (answer.status_code, answer.json()["error"]["code"]) == (502, "upstream_unreachable")
+    event = UsageEvent.objects.get(account=account)
+    assert (event.output_tokens, event.metadata["usage"]) == (tokens_for("Hello", provider="openai"), "estimated")
+    assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))

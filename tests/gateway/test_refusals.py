@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -83,6 +84,23 @@ def test_a_provider_error_is_passed_on_and_the_hold_released(
 
     assert failed.value.body == {"type": "server_error", "message": "fake 500"}  # the provider's own error
     assert _released(account)
+    assert wallet_of(account) == (Decimal(10000), Decimal(0))
+    assert not UsageEvent.objects.exists()
+
+
+def test_a_redirect_is_not_followed_but_passed_on_and_the_hold_released(
+    gateway_url: str, account: Any, fake: FakeUpstream
+) -> None:
+    """A redirect is not an answer: the call is not sent again elsewhere (with the operator's key) and nothing is
+    charged for it."""
+    fake.redirect_to = f"{gateway_url}/gateway/openai/v1/elsewhere"
+    answer = httpx.post(f"{gateway_url}/gateway/openai/v1/chat/completions", timeout=30,
+                        headers={"Authorization": f"Bearer {account.api_key}"},
+                        json={"model": "gpt-4o-mini", "messages": MESSAGES, "max_tokens": 10})  # fmt: skip
+
+    assert (answer.status_code, answer.json()) == (307, {"moved": True})
+    assert len(fake.received) == 1
+    assert eventually(lambda: _released(account))
     assert wallet_of(account) == (Decimal(10000), Decimal(0))
     assert not UsageEvent.objects.exists()
 
