@@ -28,12 +28,15 @@ def _isolated_cache():
     from django.core.cache import cache
 
     from core.local_memo import local_memos_forget
+    from usage.throttling import plan_limits_forget
 
     cache.clear()
     local_memos_forget()  # a test's rolled-back writes publish no change
+    plan_limits_forget()
     yield
     cache.clear()
     local_memos_forget()
+    plan_limits_forget()
 
 
 @pytest.fixture

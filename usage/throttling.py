@@ -31,7 +31,7 @@ from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
-from billing.authentication import AccountPrincipal, ServerKeyPrincipal
+from billing.authentication import AccountPrincipal
 from billing.models import Account, Subscription
 from core.api_errors import ApiError
 from core.cache import CACHE_ERRORS, cache_is_down, cache_mark_down
@@ -153,8 +153,8 @@ def _plan_rate_take(account_id: int, limit: int) -> RateDecision:
 
 def plan_rate_take(*, account: Account) -> RateDecision | None:
     """One request against the plan's `requests_per_hour` (the metering gateway's; the API's throttle shares the
-    bucket); None when the plan has no such limit."""
-    limit = _plan_limit_now(account.pk)
+    bucket and the remembered limit); None when the plan has no such limit."""
+    limit = _plan_requests_per_hour(account.pk)
     return _plan_rate_take(account.pk, limit) if limit else None
 
 
@@ -166,24 +166,27 @@ def _remember(request: Request, decision: RateDecision) -> None:
         django_request.rate_limit = decision  # type: ignore[attr-defined]
 
 
-# how long a key's plan limit is remembered in the process: a plan change reaches the rate limit within this time
+# how long an account's plan limit is remembered in the process: a plan change reaches the rate limit within this time
 PLAN_LIMIT_MEMO_SECONDS = 30.0
-_plan_limits: dict[str, tuple[float, int | None]] = {}  # by the key's hash: (when read, requests per hour)
+_plan_limits: dict[int, tuple[float, int | None]] = {}  # by account id: (when read, requests per hour)
 
 
-def _plan_requests_per_hour(principal: AccountPrincipal) -> int | None:
+def _plan_requests_per_hour(account_id: int) -> int | None:
     """The requests per hour of the account's plan now (None: not limited), remembered in the process for
-    PLAN_LIMIT_MEMO_SECONDS per key, so the throttle reads no row and makes no round trip for it."""
-    memo_key = "" if isinstance(principal, ServerKeyPrincipal) else principal.key.secret_hash
-    remembered = _plan_limits.get(memo_key) if memo_key else None
+    PLAN_LIMIT_MEMO_SECONDS per account, so the throttle reads no row and makes no round trip for it."""
+    remembered = _plan_limits.get(account_id)
     if remembered is not None and time.monotonic() - remembered[0] < PLAN_LIMIT_MEMO_SECONDS:
         return remembered[1]
-    limit = _plan_limit_now(principal.account_ref.pk)
-    if memo_key:
-        if len(_plan_limits) > 10_000:
-            _plan_limits.clear()
-        _plan_limits[memo_key] = (time.monotonic(), limit)
+    limit = _plan_limit_now(account_id)
+    if len(_plan_limits) > 10_000:
+        _plan_limits.clear()
+    _plan_limits[account_id] = (time.monotonic(), limit)
     return limit
+
+
+def plan_limits_forget() -> None:
+    """Forget the remembered plan limits (tests: a rolled-back account's id is given again on SQLite)."""
+    _plan_limits.clear()
 
 
 class PlanRateThrottle(BaseThrottle):
@@ -196,7 +199,7 @@ class PlanRateThrottle(BaseThrottle):
         principal = request.user
         if not isinstance(principal, AccountPrincipal):
             return True
-        limit = _plan_requests_per_hour(principal)
+        limit = _plan_requests_per_hour(principal.account_ref.pk)
         if not limit:
             return True
         decision = _plan_rate_take(principal.account_ref.pk, limit)
