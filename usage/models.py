@@ -21,7 +21,8 @@ class UsageEvent(models.Model):
         DISCREPANCY = "discrepancy"
         NOT_APPLICABLE = "not_applicable"
 
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_events")
+    # no index of its own: the unique (account, request_id) index and two more lead with it
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="usage_events", db_index=False)
     period = models.ForeignKey(BillingPeriod, on_delete=models.PROTECT, related_name="usage_events")
     request_id = models.CharField(max_length=128)
     batch_id = models.UUIDField(db_index=False)
@@ -142,7 +143,8 @@ class Reservation(models.Model):
         RELEASED = "released"
         EXPIRED = "expired"
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reservations")
+    # no index of its own: the unique (account, request_id) and (account, status) indexes lead with it
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="reservations", db_index=False)
     request_id = models.CharField(max_length=128)
     fingerprint = models.CharField(
         max_length=64, blank=True, help_text="hash of what was asked: a retried authorize must ask the same"
