@@ -65,10 +65,13 @@ def transaction_in_round_trips() -> Iterator[None]:
       block is one transaction whatever runs in it.
     - After `commit=True` the transaction is over: what runs afterwards in the block runs in autocommit, which is
       only right for reads.
+    - Blocks do not nest (a second one inside raises RuntimeError).
     - An exception rolls the transaction back. Inside the block, Django believes it runs in autocommit, so neither
       `transaction.on_commit` (it would run at once) nor a nested `transaction.atomic()` (psycopg refuses to leave
       autocommit inside an open transaction) may be used.
     """
+    if getattr(connection, _FOLD, None) is not None:
+        raise RuntimeError("transaction_in_round_trips blocks do not nest: the outer block owns the transaction")
     if not _foldable():
         with transaction.atomic():
             yield

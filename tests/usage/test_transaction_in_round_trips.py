@@ -96,6 +96,15 @@ def test_an_orm_statement_first_sends_begin_before_it_so_the_block_stays_one_tra
     assert _balance(account.pk) == Decimal(10) and Wallet.objects.get(account_id=account.pk).held == Decimal(0)
 
 
+def test_blocks_do_not_nest_and_the_outer_one_is_rolled_back():
+    account = AccountFactory.create(plan="jive", credits="10")
+    with pytest.raises(RuntimeError, match="do not nest"), transaction_in_round_trips():
+        statements_run(Statement(_ADD_CREDIT, [account.pk]))
+        with transaction_in_round_trips():
+            statements_run(Statement(_ADD_CREDIT, [account.pk]), commit=True)
+    assert _status() == "IDLE" and _balance(account.pk) == Decimal(10)
+
+
 def test_inside_an_atomic_block_it_is_a_plain_savepoint():
     account = AccountFactory.create(plan="jive", credits="10")
     with transaction.atomic():
