@@ -7,7 +7,6 @@ key refused from the next request on.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from datetime import datetime
 
@@ -16,7 +15,7 @@ from django.utils import timezone
 
 from billing.models import Account, ApiKey
 from billing.services.audit import Actor, actor_or_none, audit_record
-from billing.services.key_lookup import REVOKED, KeyCache, last_used_touch
+from billing.services.key_lookup import KeyCache, last_used_touch
 
 KEY_PREFIX = "tl_"
 _KEYS = KeyCache("apikey")
@@ -61,14 +60,8 @@ def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey
     prefix, sep, _secret = raw_key[len(KEY_PREFIX) :].partition("_")
     if not sep or not prefix:
         return None
-    secret_hash = _hash(raw_key)
-    cached = _KEYS.lookup(secret_hash)
-    if cached == REVOKED:
-        return None
-    key = cached if isinstance(cached, ApiKey) else ApiKey.objects.filter(prefix=prefix).first()
-    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, secret_hash):
+    key = _KEYS.find(_hash(raw_key), model=ApiKey, read_row=lambda: ApiKey.objects.filter(prefix=prefix).first())
+    if key is None:
         return None
     last_used_touch(key, now or timezone.now())
-    if cached is None:
-        _KEYS.add(key)
     return key

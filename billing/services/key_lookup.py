@@ -17,7 +17,8 @@ to the catalog (pricing.selectors.catalog_generation_seen).
 
 from __future__ import annotations
 
-import threading
+import hmac
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +44,6 @@ class KeyCache:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
         self._kept = LocalMemo(f"keys:{namespace}", seconds=KEY_CACHE_SECONDS)
-        self._looking_up = threading.local()  # (hash, memo token) of this thread's last lookup, for `add`
 
     def _name(self, secret_hash: str) -> str:
         return f"{self.namespace}:{secret_hash}"
@@ -62,13 +62,26 @@ class KeyCache:
         # kept out of the memo
         self._kept.changed(secret_hash)
 
-    def lookup(self, secret_hash: str) -> Any:
-        """The cached key, REVOKED, or None (not cached, or no cache)."""
+    def find(self, secret_hash: str, *, model: type[models.Model], read_row: Callable[[], Any]) -> Any:
+        """The live key whose secret has this hash, or None (unknown or revoked): kept in the process, else from the
+        cache, else `read_row()` (the database), which is then cached and kept."""
         kept = self._kept.get(secret_hash)
         if kept is not None:
             return kept
-        token = self._kept.token()  # before the read: a revocation after it keeps the key out of the memo
-        self._looking_up.value = (secret_hash, token)
+        token = self._kept.token()  # before the reads: a revocation after it keeps the key out of the memo
+        cached = self._cached(secret_hash)
+        if cached == REVOKED:
+            return None
+        key: Any = cached if isinstance(cached, model) else read_row()
+        if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, secret_hash):
+            return None
+        self._kept.put(secret_hash, key, token)
+        if cached is None:
+            self.add(key)
+        return key
+
+    def _cached(self, secret_hash: str) -> Any:
+        """The cached key, REVOKED, or None (not cached, or no cache); hands the catalog's generation over."""
         if cache_is_down():
             return None
         name = self._name(secret_hash)
@@ -78,17 +91,10 @@ class KeyCache:
             cache_mark_down()
             return None
         catalog_generation_seen(found.get(CATALOG_GENERATION_KEY))
-        key = found.get(name)
-        if key is not None and key != REVOKED:
-            self._kept.put(secret_hash, key, token)
-        return key
+        return found.get(name)
 
     def add(self, key: Any) -> None:
-        """Remember a live key read from the database after this thread's lookup missed; `add`, never `set`, so a
-        tombstone written meanwhile stays."""
-        looked_up = getattr(self._looking_up, "value", None)
-        if looked_up is not None and looked_up[0] == key.secret_hash:
-            self._kept.put(key.secret_hash, key, looked_up[1])
+        """Cache a live key read from the database; `add`, never `set`, so a tombstone written meanwhile stays."""
         if cache_is_down():
             return
         try:

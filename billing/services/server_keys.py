@@ -7,7 +7,6 @@ per request, a revoked key refused from the next request on.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
@@ -18,7 +17,7 @@ from django.utils import timezone
 from billing.errors import InvalidAmount
 from billing.models import ServerKey
 from billing.services.audit import Actor, actor_or_none, audit_record
-from billing.services.key_lookup import REVOKED, KeyCache, last_used_touch
+from billing.services.key_lookup import KeyCache, last_used_touch
 
 SERVER_KEY_PREFIX = "tls_"
 SCOPES = tuple(ServerKey.Scope.values)
@@ -82,14 +81,8 @@ def server_key_authenticate(raw_key: str, *, now: datetime | None = None) -> Ser
     prefix, sep, _secret = raw_key[len(SERVER_KEY_PREFIX) :].partition("_")
     if not sep or not prefix:
         return None
-    secret_hash = _hash(raw_key)
-    cached = _KEYS.lookup(secret_hash)
-    if cached == REVOKED:
-        return None
-    key = cached if isinstance(cached, ServerKey) else ServerKey.objects.filter(prefix=prefix).first()
-    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.secret_hash, secret_hash):
+    key = _KEYS.find(_hash(raw_key), model=ServerKey, read_row=lambda: ServerKey.objects.filter(prefix=prefix).first())
+    if key is None:
         return None
     last_used_touch(key, now or timezone.now())
-    if cached is None:
-        _KEYS.add(key)
     return key
