@@ -64,7 +64,7 @@ def account_wallet_periods_lock_statement(
         f"JOIN {BillingPeriod._meta.db_table} p ON p.account_id = a.id "
         f"WHERE a.id = %s AND {period_filter} ORDER BY p.id FOR UPDATE OF a, w, p"
     )
-    return Statement(sql, params)
+    return Statement(sql, params, prepare=True)
 
 
 def account_wallet_periods_locked(rows: list[tuple[Any, ...]], *, deciding: bool = False) -> LockFound | None:
@@ -129,7 +129,8 @@ _PERIOD_COUNTERS_UPDATE = (
 
 def period_counters_statement(period: BillingPeriod) -> Statement:
     """Write the period's usage counters as they stand on the instance (the caller holds the period's lock)."""
-    return Statement(_PERIOD_COUNTERS_UPDATE, [*(getattr(period, name) for name in PERIOD_COUNTERS), period.pk])
+    values = [*(getattr(period, name) for name in PERIOD_COUNTERS), period.pk]
+    return Statement(_PERIOD_COUNTERS_UPDATE, values, prepare=True)
 
 
 def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at: datetime) -> Statement:
@@ -142,7 +143,7 @@ def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at:
         "WHERE id = %s AND %s > 0 AND EXISTS (SELECT 1 FROM inserted)) "
         "SELECT * FROM inserted"
     )
-    return Statement(sql, [*insert.params, credits, at, wallet_id, credits])
+    return Statement(sql, [*insert.params, credits, at, wallet_id, credits], prepare=insert.prepare)
 
 
 def ledger_post(
@@ -174,11 +175,10 @@ def ledger_post(
         wallet.pk, kind, credits, usd_amount, rate, reference, balance_after, actor_id, reason, created_at,
         credits, release_held, updated_at, wallet.pk, wallet.pk, spend, spend,
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    (rows,) = statements_run(Statement(sql, params, prepare=True))
+    if not rows:
         return None
+    row = rows[0]
     return LedgerEntry(
         pk=row[0], wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
         balance_after=balance_after, actor_id=actor_id, reason=reason, created_at=created_at,

@@ -51,6 +51,11 @@ try:
 except ConfigurationError as exc:
     sys.exit(f"TokenLedger: {exc}")
 
+# The gate's statements are planned once per connection (core.statements: SQL PREPARE, then EXECUTE). Turn off
+# behind a connection pooler in transaction mode (PgBouncer's default), which hands a session's statements to
+# another server connection.
+GATE_PREPARED_STATEMENTS = env.bool("GATE_PREPARED_STATEMENTS", default=True)
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -14,15 +14,30 @@ one who needs them together (authorization, recording) runs them with `statement
 
 `transaction_in_round_trips` is `transaction.atomic()` for a block whose first statements and last go through
 `statements_run`: BEGIN is sent with the first, COMMIT with the one run with `commit=True`, two round trips fewer.
+
+A `Statement(..., prepare=True)` is planned once per connection instead of on every run: the simple query protocol
+cannot carry a protocol-level prepared statement, so its SQL is sent once as `PREPARE` (in the round trip of its
+first run) and from then on as `EXECUTE name(values)`. Planning the gate's statements cost PostgreSQL more than
+running them (docs/PERFORMANCE.md). A value whose type PostgreSQL would otherwise infer from the statement's context
+is declared by a cast (a Decimal is `numeric`, an int `int8`, a datetime `timestamptz`), so `%s > 0` with 0.5 stays
+0.5; text and NULL are left to the context, as their literals are today. `GATE_PREPARED_STATEMENTS = False` turns
+it off (behind a pooler in transaction mode, which cannot keep a session's prepared statements).
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from psycopg import pq
 
@@ -34,6 +49,129 @@ _IDLE = pq.TransactionStatus.IDLE
 class Statement:
     sql: str
     params: Sequence[Any] = ()
+    # planned once per connection: for a statement of a fixed shape run on every call, whose text values take their
+    # type from where they stand (a column, a comparison), as an untyped literal would
+    prepare: bool = False
+
+
+PREPARED_MAX = 100  # statements prepared per connection; beyond it a statement runs as plain text
+_PLACEHOLDER = re.compile(r"%s|%%|%")
+_NULL = "NULL"  # a None is written into the prepared SQL as it is into the text: an untyped NULL
+
+
+class _Prepared:
+    """The statements prepared on one PostgreSQL connection. After a failed round trip it is unknown which of the
+    PREPAREs sent in it ran, so the next round trip starts with DEALLOCATE ALL."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.unsure = False
+
+
+# by psycopg connection: a connection Django opens again starts with none prepared
+_prepared: weakref.WeakKeyDictionary[Any, _Prepared] = weakref.WeakKeyDictionary()
+
+
+def _cast(value: Any) -> str:
+    """The cast a parameter gets in a prepared statement: its type as its literal would have it ("" for text and
+    arrays, which take their type from the statement as their literals do; a None is not a parameter but NULL in
+    the SQL); TypeError for another type, whose statement then runs as text."""
+    if value is None:
+        return _NULL
+    if isinstance(value, str):
+        return ""
+    if isinstance(value, bool):
+        return "::boolean"
+    if isinstance(value, int):
+        return "::int8"
+    if isinstance(value, Decimal):
+        return "::numeric"
+    if isinstance(value, datetime):
+        return "::timestamptz" if value.tzinfo is not None else "::timestamp"
+    if isinstance(value, date):
+        return "::date"
+    if isinstance(value, uuid.UUID):
+        return "::uuid"
+    if isinstance(value, list | tuple):
+        return ""  # an array literal takes its element type from the statement, as it does today
+    raise TypeError
+
+
+_named: dict[tuple[str, tuple[str, ...]], tuple[str, str] | None] = {}  # (SQL, casts) -> (name, SQL to prepare)
+
+
+def _named_sql(statement: Statement) -> tuple[str, str] | None:
+    """The prepared statement's name and SQL (`_prepared_sql`), worked out once per SQL and parameter types."""
+    try:
+        casts = tuple(_cast(value) for value in statement.params)
+    except TypeError:
+        return None
+    key = (statement.sql, casts)
+    if key in _named:
+        return _named[key]
+    if len(_named) >= 10 * PREPARED_MAX:
+        _named.clear()
+    sql = _prepared_sql(statement.sql, casts)
+    named = None if sql is None else ("tl_" + hashlib.blake2b(sql.encode(), digest_size=8).hexdigest(), sql)
+    _named[key] = named
+    return named
+
+
+def _prepared_sql(text: str, casts: tuple[str, ...]) -> str | None:
+    """The SQL with $1, $2, ... for its parameters, each with its cast (NULL for a None); None when it has other
+    placeholders than %s or not one per parameter."""
+    each = iter(casts)
+    numbers = iter(range(1, len(casts) + 1))
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group() == "%%":
+            return "%"
+        if match.group() == "%":
+            raise ValueError
+        cast = next(each)
+        return _NULL if cast == _NULL else f"${next(numbers)}{cast}"
+
+    try:
+        sql = _PLACEHOLDER.sub(placeholder, text)
+    except (StopIteration, ValueError):
+        return None
+    if next(each, None) is not None:  # fewer placeholders than parameters
+        return None
+    return sql
+
+
+def _prepared_statements(client: Any, statements: Sequence[Statement]) -> tuple[list[str], list[str]]:
+    """The PREPAREs this round trip must send first and the text of each statement: EXECUTE for a prepared one,
+    its SQL with the values written in for the rest."""
+    state = _prepared.setdefault(client.connection, _Prepared()) if settings.GATE_PREPARED_STATEMENTS else None
+    preamble: list[str] = []
+    if state is not None and state.unsure:
+        preamble.append("DEALLOCATE ALL")
+        state.names.clear()
+        state.unsure = False
+    texts = []
+    for statement in statements:
+        named = _named_sql(statement) if state is not None and statement.prepare else None
+        if named is None or state is None:
+            texts.append(client.mogrify(statement.sql, statement.params))
+            continue
+        name, sql = named
+        if name not in state.names:
+            if len(state.names) >= PREPARED_MAX:
+                texts.append(client.mogrify(statement.sql, statement.params))
+                continue
+            preamble.append(f"PREPARE {name} AS {sql}")
+            state.names.add(name)
+        values = [value for value in statement.params if value is not None]
+        arguments = f"({', '.join(['%s'] * len(values))})" if values else ""
+        texts.append(client.mogrify(f"EXECUTE {name}{arguments}", values))
+    return preamble, texts
+
+
+def _prepared_unsure(client: Any) -> None:
+    state = _prepared.get(client.connection)
+    if state is not None:
+        state.unsure = True
 
 
 class _Fold:
@@ -135,11 +273,17 @@ def statements_run(*statements: Statement, commit: bool = False) -> list[list[tu
                 cursor.execute(statement.sql, statement.params)
                 results.append(_rows(client))
             return results
-        cursor.execute(";\n".join(client.mogrify(s.sql, s.params) for s in (*head, *statements, *tail)))
+        preamble, texts = _prepared_statements(client, statements)
+        head_texts = [s.sql for s in head] + preamble
+        try:
+            cursor.execute(";\n".join([*head_texts, *texts, *(s.sql for s in tail)]))
+        except Exception:
+            _prepared_unsure(client)
+            raise
         results = [_rows(client)]
         while client.nextset():
             results.append(_rows(client))
-    return results[len(head) : len(results) - len(tail)]
+    return results[len(head_texts) : len(results) - len(tail)]
 
 
 def _rows(client: Any) -> list[tuple[Any, ...]]:

@@ -47,7 +47,7 @@ def request_state_statement(*, account_id: int, request_id: str) -> Statement:
         f"LEFT JOIN {Subscription._meta.db_table} s ON s.account_id = %s "
         f"LEFT JOIN {Reservation._meta.db_table} r ON r.account_id = %s AND r.request_id = %s"
     )
-    return Statement(sql, [account_id, request_id, account_id, account_id, request_id])
+    return Statement(sql, [account_id, request_id, account_id, account_id, request_id], prepare=True)
 
 
 def request_state_of(rows: list[tuple[Any, ...]]) -> RequestState:
@@ -77,7 +77,9 @@ def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decima
     (core.statements.transaction_in_round_trips sends COMMIT in the same round trip)."""
     # text, Decimal and aware datetimes go to PostgreSQL as they are (what get_db_prep_save answers for them)
     values = [getattr(reservation, name) for name in _INSERTED_ATTNAMES]
-    statement = wallet_hold_with(wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values))
+    statement = wallet_hold_with(
+        wallet=wallet, credits=held, insert=Statement(_RESERVATION_INSERT, values, prepare=True)
+    )
     (rows,) = statements_run(statement, commit=commit)
     if not rows:
         return False
@@ -121,7 +123,7 @@ def reservations_settle_and_rollup_statement(
     )
     params: list[Any] = [value for bucket in buckets for value in bucket]
     params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
-    return Statement(sql, params)
+    return Statement(sql, params, prepare=len(buckets) <= 1)
 
 
 _EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
@@ -161,6 +163,7 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
         insert = Statement(
             f"INSERT INTO {table} ({_EVENT_COLUMNS}) VALUES {', '.join([one] * len(rows))} {conflict}",  # noqa: S608 - names from the model
             [value for row in rows for value in _event_db_values(row)],
+            prepare=len(rows) == 1,
         )
         return _inserted(insert, then)
     with connection.cursor() as cursor:

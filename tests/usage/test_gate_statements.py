@@ -30,8 +30,20 @@ def _record(client, request_id: str):
 
 
 def _sent(queries: CaptureQueriesContext) -> list[str]:
-    """The first word of each statement sent, in order (several statements in one round trip are split)."""
-    return [part.split()[0].upper() for q in queries.captured_queries for part in q["sql"].split(";\n")]
+    """The first word of each statement sent, in order (several statements in one round trip are split); an
+    EXECUTE of a prepared statement (core.statements) counts as the statement it runs."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement FROM pg_prepared_statements")
+        # `statement` is the whole message the PREPARE came in
+        prepared = {name: text.split(f"PREPARE {name} AS ", 1)[1] for name, text in cursor.fetchall()}
+    sent = []
+    for query in queries.captured_queries:
+        for part in query["sql"].split(";\n"):
+            verb, name = [*part.split(), ""][:2]
+            if verb.upper() == "EXECUTE":
+                verb = prepared[name.split("(")[0].lower()].split()[0]
+            sent.append(verb.upper())
+    return sent
 
 
 @pytest.fixture

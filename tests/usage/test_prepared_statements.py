@@ -1,0 +1,134 @@
+"""core.statements' prepared statements on real PostgreSQL: a `Statement(..., prepare=True)` is planned once per
+connection (PREPARE in the round trip of its first run, EXECUTE afterwards) and answers exactly what the same
+statement sent as text answers, whatever its values' types; a failed round trip or a new connection never leaves a
+statement EXECUTEd that the server does not have."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection
+from django.test.utils import CaptureQueriesContext
+
+from core import statements as statements_module
+from core.statements import Statement, statements_run
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _prepared_names() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def _verbs(queries: CaptureQueriesContext) -> list[str]:
+    return [part.split()[0] for q in queries.captured_queries for part in q["sql"].split(";\n")]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_connection():
+    connection.close()  # each test starts on a connection with nothing prepared
+    yield
+    connection.close()
+
+
+def test_a_prepared_statement_is_planned_once_and_then_executed():
+    statement = Statement("SELECT %s::int8 + 1, %s", [41, "text"], prepare=True)
+    with CaptureQueriesContext(connection) as first:
+        assert statements_run(statement) == [[(42, "text")]]
+    with CaptureQueriesContext(connection) as second:
+        assert statements_run(Statement(statement.sql, [1, "other"], prepare=True)) == [[(2, "other")]]
+    assert _verbs(first) == ["PREPARE", "EXECUTE"]
+    assert _verbs(second) == ["EXECUTE"]
+    assert len(first.captured_queries) == len(second.captured_queries) == 1  # the PREPARE rides with the call
+    assert len(_prepared_names()) == 1
+
+
+@pytest.mark.parametrize(
+    ("sql", "value", "expected"),
+    [
+        # without a declared type `$1 > 0` would make $1 an integer and round 0.4 down to 0
+        ("SELECT %s > 0, %s * 3", Decimal("0.4"), (True, Decimal("1.2"))),
+        ("SELECT %s > 0, %s * 3", Decimal("-0.000000000001"), (False, Decimal("-0.000000000003"))),
+        ("SELECT %s > 0, %s * 3", 3_000_000_000, (True, 9_000_000_000)),
+        ("SELECT %s IS NULL, %s IS NULL", None, (True, True)),
+        ("SELECT %s < now(), %s + interval '1 day'", datetime(2024, 1, 1, tzinfo=UTC),
+         (True, datetime(2024, 1, 2, tzinfo=UTC))),
+        ("SELECT %s < current_date, %s + 1", date(2024, 1, 1), (True, date(2024, 1, 2))),
+        ("SELECT %s AND true, NOT %s", True, (True, False)),
+        ("SELECT 'a' = ANY(%s), cardinality(%s::text[])", ["a", "b,c", "d'e"], (True, 3)),
+        ("SELECT %s = 'x''y', length(%s)", "x'y", (True, 3)),
+        ("SELECT %s = '00000000-0000-0000-0000-000000000001', %s::text", uuid.UUID(int=1),
+         (True, "00000000-0000-0000-0000-000000000001")),
+    ],
+)  # fmt: skip
+def test_prepared_or_not_a_statement_answers_the_same(sql, value, expected):
+    as_text = statements_run(Statement(sql, [value, value]))
+    for _ in range(2):  # the PREPARE's run, then an EXECUTE alone
+        assert statements_run(Statement(sql, [value, value], prepare=True)) == as_text == [[expected]]
+
+
+def test_percent_signs_and_statements_it_cannot_prepare_run_as_text():
+    with CaptureQueriesContext(connection) as queries:
+        assert statements_run(Statement("SELECT 'a%%' || %s", ["b"], prepare=True)) == [[("a%b",)]]
+        # a value of a type it does not declare (here bytes) leaves the statement as text
+        assert statements_run(Statement("SELECT length(%s)", [b"abc"], prepare=True)) == [[(3,)]]
+    assert _verbs(queries) == ["PREPARE", "EXECUTE", "SELECT"]
+
+
+def test_after_a_failed_round_trip_the_next_starts_from_nothing_prepared():
+    statement = Statement("SELECT %s::int8 * 2", [21], prepare=True)
+    with pytest.raises(DatabaseError):  # the PREPARE runs, then the division fails
+        statements_run(statement, Statement("SELECT 1 / %s", [0]))
+    with CaptureQueriesContext(connection) as queries:
+        assert statements_run(statement) == [[(42,)]]
+        assert statements_run(statement) == [[(42,)]]
+    assert _verbs(queries) == ["DEALLOCATE", "PREPARE", "EXECUTE", "EXECUTE"]
+
+
+def test_a_prepare_that_never_ran_is_prepared_again():
+    good = Statement("SELECT %s::int8 + 1", [1], prepare=True)
+    with pytest.raises(DatabaseError):  # the bad PREPARE fails before the good one is sent
+        statements_run(Statement("SELECT no_such_column + %s", [1], prepare=True), good)
+    assert statements_run(good) == [[(2,)]]
+    assert statements_run(good) == [[(2,)]]
+
+
+def test_a_new_connection_prepares_again():
+    statement = Statement("SELECT %s::int8 - 1", [1], prepare=True)
+    assert statements_run(statement) == [[(0,)]]
+    connection.close()
+    with CaptureQueriesContext(connection) as queries:
+        assert statements_run(statement) == [[(0,)]]
+    assert _verbs(queries) == ["PREPARE", "EXECUTE"]
+
+
+def test_turned_off_nothing_is_prepared(settings):
+    settings.GATE_PREPARED_STATEMENTS = False
+    with CaptureQueriesContext(connection) as queries:
+        assert statements_run(Statement("SELECT %s::int8", [7], prepare=True)) == [[(7,)]]
+    assert _verbs(queries) == ["SELECT"]
+    assert _prepared_names() == set()
+
+
+def test_no_more_than_the_cap_are_prepared_on_one_connection(monkeypatch):
+    monkeypatch.setattr(statements_module, "PREPARED_MAX", 3)
+    for number in range(5):
+        assert statements_run(Statement(f"SELECT {number} + %s::int8", [1], prepare=True)) == [[(number + 1,)]]
+    assert len(_prepared_names()) == 3
+
+
+def test_a_none_between_values_keeps_the_others_in_their_places():
+    sql = "SELECT %s::int8, %s IS NULL, %s || 'b'"
+    cases: list[tuple[list[object], tuple[object, ...]]] = [
+        ([1, None, "a"], (1, True, "ab")),
+        ([1, 2, None], (1, False, None)),
+    ]
+    for values, expected in cases:
+        for _ in range(2):
+            assert statements_run(Statement(sql, values, prepare=True)) == [[expected]]
+    assert len(_prepared_names()) == 2  # one per place a None takes
