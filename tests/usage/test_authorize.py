@@ -57,6 +57,21 @@ def test_a_retried_authorize_returns_the_same_reservation(jive_account, api_clie
     first, second = _ask(client, "same"), _ask(client, "same")
     assert first["reservation_id"] == second["reservation_id"]
     assert Wallet.objects.get(account=jive_account).held == Decimal("1.5")
+    # what is left now, its own hold counted, as the first answer said (not null)
+    assert Decimal(first["remaining"]) == Decimal(second["remaining"]) == Decimal("9998.5")
+    _ask(client, "other")
+    assert Decimal(_ask(client, "same")["remaining"]) == Decimal("9997")
+
+
+@pytest.mark.parametrize("plan", ["free", "basic"])  # included credits (and no wallet), a token quota
+def test_remaining_counts_what_the_plan_includes_and_a_retry_answers_it_as_it_stands(plan, catalog, api_client_for):
+    client = api_client_for(AccountFactory.create(plan=plan))
+    first = _ask(client, "same")
+    units = Decimal("1.5") if plan == "free" else Decimal(1500)  # credits or tokens the call holds
+    assert Decimal(first["remaining"]) == Decimal(10000) - units  # both include 10,000
+    assert _ask(client, "same")["remaining"] == first["remaining"]
+    _ask(client, "other")
+    assert Decimal(_ask(client, "same")["remaining"]) == Decimal(10000) - 2 * units
 
 
 def test_insufficient_credits_lists_cheaper_models_that_fit(catalog, api_client_for):

@@ -159,7 +159,12 @@ def _decision(
             raise IdempotencyConflict(
                 f"Request {request.request_id!r} was authorized with other parameters; use a new request_id."
             )
-        return Decision(allowed=True, reservation=existing)
+        snapshot = snapshot or catalog_snapshot()
+        terms = plan_terms_by_id(terms_id=gate.period.terms_id, snapshot=snapshot)
+        # what is left now, this call's hold counted (as the first answer said)
+        committed = gate.period.units_used + _reserved_units(account=account, gate=gate, terms=terms)
+        remaining = _remaining(gate=gate, terms=terms, committed=committed, held=gate.rows.wallet.held)
+        return Decision(allowed=True, reservation=existing, remaining=remaining)
     if gate.request.recorded:
         raise AlreadyRecorded(f"Request {request.request_id!r} is already recorded; use a new request_id.")
     snapshot = snapshot or catalog_snapshot()
@@ -327,13 +332,21 @@ def _reserve(
         return Decision(
             allowed=True, reservation=Reservation.objects.get(account=account, request_id=request.request_id)
         )
-    wallet, included = gate.rows.wallet, gate.period.included_units
-    remaining: Decimal | None
-    if debits_wallet(ask.terms):
-        remaining = wallet.balance - wallet.held - held
-    else:
-        remaining = None if included is None else max(Decimal(0), included - committed - ask.units)
+    remaining = _remaining(
+        gate=gate, terms=ask.terms, committed=committed + ask.units, held=gate.rows.wallet.held + held
+    )
     return Decision(allowed=True, reservation=reservation, remaining=remaining)
+
+
+def _remaining(*, gate: _Gate, terms: PlanTermsVersion, committed: Decimal, held: Decimal) -> Decimal | None:
+    """What an allowed call answers as `remaining`, `committed` units used and reserved and `held` credits on the
+    wallet counting this call: on a credit plan the included credits left plus the wallet's available credits;
+    on a quota plan the included units left (None without a quota)."""
+    included = gate.period.included_units
+    units_left = None if included is None else max(Decimal(0), included - committed)
+    if debits_wallet(terms):
+        return (units_left or Decimal(0)) + gate.rows.wallet.balance - held
+    return units_left
 
 
 def _reservation_insert(reservation: Reservation, *, wallet: Wallet, held: Decimal) -> bool:
