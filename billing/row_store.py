@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connection, models
+from django.db import DEFAULT_DB_ALIAS, models
 
 from billing.models import Account, BillingPeriod, CreditGrant, LedgerEntry, Wallet
 from core.statements import Statement, statements_run
@@ -98,10 +98,8 @@ _BALANCE_READ = (
 
 def wallet_balance_read(*, account_id: int) -> tuple[Decimal, Decimal, str, Decimal] | None:
     """(balance, held, display currency, low-balance threshold) of the account's wallet, in one statement."""
-    with connection.cursor() as cursor:
-        cursor.execute(_BALANCE_READ, [account_id])
-        row: tuple[Decimal, Decimal, str, Decimal] | None = cursor.fetchone()
-    return row
+    (rows,) = statements_run(Statement(_BALANCE_READ, [account_id], prepare=True))
+    return rows[0] if rows else None
 
 
 _PERIOD_IN_FORCE = (
@@ -112,10 +110,8 @@ _PERIOD_IN_FORCE = (
 
 def period_in_force(*, account_id: int, at: datetime) -> BillingPeriod | None:
     """The account's period containing `at` (no lock), or None."""
-    with connection.cursor() as cursor:
-        cursor.execute(_PERIOD_IN_FORCE, [account_id, at, at])
-        row = cursor.fetchone()
-    return None if row is None else _instance(BillingPeriod, row)
+    (rows,) = statements_run(Statement(_PERIOD_IN_FORCE, [account_id, at, at], prepare=True))
+    return _instance(BillingPeriod, rows[0]) if rows else None
 
 
 PERIOD_COUNTERS = ["units_used", "input_tokens", "output_tokens", "messages", "provider_cost_usd", "charge_usd",
