@@ -132,3 +132,16 @@ def test_a_none_between_values_keeps_the_others_in_their_places():
         for _ in range(2):
             assert statements_run(Statement(sql, values, prepare=True)) == [[expected]]
     assert len(_prepared_names()) == 2  # one per place a None takes
+
+
+def test_a_table_changed_under_a_prepared_statement_fails_once_then_is_prepared_afresh():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE prepared_probe (x int4, y text)")
+        cursor.execute("INSERT INTO prepared_probe VALUES (1, 'a')")
+    statement = Statement("SELECT x, y FROM prepared_probe WHERE x = %s", [1], prepare=True)
+    assert statements_run(statement) == [[(1, "a")]]
+    with connection.cursor() as cursor:  # a migration, say
+        cursor.execute("ALTER TABLE prepared_probe ALTER COLUMN y TYPE int4 USING length(y)")
+    with pytest.raises(DatabaseError, match="cached plan must not change result type"):
+        statements_run(statement)
+    assert statements_run(statement) == [[(1, 1)]]
