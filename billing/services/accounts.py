@@ -26,10 +26,12 @@ from billing.errors import (
 from billing.models import Account, Membership, Wallet
 from billing.services.api_keys import api_key_issue
 from billing.services.audit import Actor, audit_record
-from billing.services.periods import plan_by_code, subscription_start
+from billing.services.periods import plan_by_code, plan_terms_at, subscription_start
 from billing.services.wallet import wallet_grant
 from core.egress import EgressRefused, egress_url_check
 from pricing.money import MINOR_UNITS, MoneyError, to_decimal
+from pricing.plans import debits_wallet
+from pricing.selectors import plan_terms_version
 
 
 @transaction.atomic
@@ -67,11 +69,13 @@ def account_create(
             raise InvalidAmount(f"credits must be > 0, got {opening}")
     if display_currency not in MINOR_UNITS or display_currency == "CREDITS":
         raise UnknownDisplayCurrency(f"unknown display currency {display_currency!r}")
+    # the low-balance warning is on from the start where the plan spends credits (a quota plan never does); the
+    # owner moves it (or sets 0 to turn it off, or a line of their own on any plan)
+    spends_credits = debits_wallet(plan_terms_version(plan_terms_at(plan=plan, at=as_of)))
     account = Account.objects.create(
         name=name.strip(), display_currency=display_currency, alert_webhook_secret=secrets.token_hex(32),
         external_id=external_id, metadata=metadata or {},
-        # the low-balance warning is on from the start; the owner moves it (or sets 0 to turn it off)
-        low_balance_threshold=settings.LOW_BALANCE_THRESHOLD_DEFAULT,
+        low_balance_threshold=settings.LOW_BALANCE_THRESHOLD_DEFAULT if spends_credits else Decimal(0),
     )  # fmt: skip
     Wallet.objects.create(account=account)
     subscription_start(account=account, plan=plan, as_of=as_of)

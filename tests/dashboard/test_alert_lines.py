@@ -6,12 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core import mail
 from django.test import Client
 
 from billing.models import Account
 from config.scheduled import alerts_sweep
-from tests.dashboard.conftest import NOW, spread
+from tests.dashboard.conftest import NOW, client_for, spread
 from tests.factories import AccountFactory
 from usage.models import Alert, AlertThreshold
 
@@ -20,16 +21,24 @@ def _kinds(account: Account) -> list[tuple[str, Decimal]]:
     return sorted(Alert.objects.filter(account=account).values_list("kind", "threshold"))
 
 
-def test_a_new_account_warns_below_the_default_line(catalog, owner_client: Client, account: Account):
+def test_a_new_account_on_a_credit_plan_warns_below_the_default_line(catalog):
+    account = AccountFactory.create(plan="jive", owner_email="credits@example.com")
     assert account.low_balance_threshold == settings.LOW_BALANCE_THRESHOLD_DEFAULT == Decimal(10_000)
-    page = owner_client.get("/alerts/").content.decode()
+    page = client_for(User.objects.get(username="credits@example.com")).get("/alerts/").content.decode()
     assert 'name="low_balance_threshold" min="0" step="1" required value="10000"' in page
+
+
+def test_a_new_account_on_a_quota_plan_starts_with_the_warning_off(owner_client: Client, account: Account):
+    assert account.low_balance_threshold == 0  # a Starter (messages) plan never spends its credits
+    page = owner_client.get("/alerts/").content.decode()
+    assert 'name="low_balance_threshold" min="0" step="1" required value="0"' in page
 
 
 def test_an_account_that_starts_below_its_line_is_alerted_by_the_sweep(
     catalog, celery_eager, django_capture_on_commit_callbacks
 ):
-    account = AccountFactory.create(name="Empty Shop", plan="starter", owner_email="empty@example.com")
+    account = AccountFactory.create(name="Empty Shop", plan="jive", owner_email="empty@example.com")
+    AccountFactory.create(name="Quota Shop", plan="starter", owner_email="quota@example.com")  # no line: no alert
     with django_capture_on_commit_callbacks(execute=True):
         assert alerts_sweep(NOW) == {"alerts": 1}  # no usage crossed anything: it started with 0 credits
     assert _kinds(account) == [("low_balance", Decimal(10_000))]

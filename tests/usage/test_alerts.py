@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import mail
 from django.db import connection
 from django.utils import timezone
@@ -51,9 +50,7 @@ def test_crossing_thresholds_fires_each_once_with_an_email(celery_eager, django_
     with django_capture_on_commit_callbacks(execute=True):
         usage_record_batch(account=account, raw_events=_events("c", 250))  # 1,015: 90 %, 100 %, overage
     alerts = sorted(Alert.objects.filter(account=account).values_list("kind", "threshold"))
-    assert alerts == [
-        # the account has no credits: below the default low-balance line from its first check on (issue 21)
-        ("low_balance", settings.LOW_BALANCE_THRESHOLD_DEFAULT),
+    assert alerts == [  # no low-balance alert: a Starter (messages) plan never spends credits, so has no default line
         ("overage_started", Decimal(100)),
         ("quota", Decimal(75)),
         ("quota", Decimal(90)),
@@ -61,7 +58,7 @@ def test_crossing_thresholds_fires_each_once_with_an_email(celery_eager, django_
     ]
     subjects = sorted(m.subject for m in mail.outbox)
     assert "[TokenLedger] " + account.name + " has used 75 % of its messages this period" in subjects
-    assert len(mail.outbox) == 5
+    assert len(mail.outbox) == 4
     first = next(m for m in mail.outbox if "75 %" in m.subject)
     assert first.to == ["owner740@shop.test"]
     assert "760 of 1000 messages used (76.0 %)" in first.body
