@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection
 
 from billing.models import Subscription, Wallet
@@ -135,15 +137,38 @@ _JSON_ENCODE = {
     for i, f in enumerate(_EVENT_FIELDS)
     if f.get_internal_type() == "JSONField"
 }
+# DjangoJSONEncoder writes a Decimal as its str(): such a column's dict of amounts is written directly
+_DECIMAL_JSON = {
+    i for i, f in enumerate(_EVENT_FIELDS) if i in _JSON_ENCODE and getattr(f, "encoder", None) is DjangoJSONEncoder
+}
 _event_values = operator.attrgetter(*EVENT_ATTNAMES)
 COPY_FROM_ROWS = 20  # a batch this large goes through COPY; a smaller one in one INSERT
+
+
+def _amounts_text(value: Any) -> str | None:
+    """A dict of text keys to Decimals (a rating's breakdown) as the text DjangoJSONEncoder writes for it, without
+    its call per value; None for any other value. Keys are escaped as the encoder escapes them (ASCII only)."""
+    if type(value) is not dict:
+        return None
+    parts = []
+    for key, amount in value.items():
+        if type(key) is not str or type(amount) is not Decimal:
+            return None
+        parts.append(f'{encode_basestring_ascii(key)}: "{amount!s}"')
+    return "{" + ", ".join(parts) + "}"
 
 
 def _event_db_values(row: Any) -> list[Any]:
     values = list(_event_values(row))
     for i, encode in _JSON_ENCODE.items():
         value = values[i]
-        values[i] = "{}" if value == {} else "[]" if value == [] else encode(value)
+        if value == {}:
+            values[i] = "{}"
+        elif value == []:
+            values[i] = "[]"
+        else:
+            text = _amounts_text(value) if i in _DECIMAL_JSON else None
+            values[i] = encode(value) if text is None else text
     return values
 
 
