@@ -7,8 +7,10 @@ decides the same (tests/usage/test_gate_parity.py runs the same scenarios throug
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -130,7 +132,9 @@ def reservations_settle_and_rollup_statement(
 
 _EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
 EVENT_ATTNAMES = [f.attname for f in _EVENT_FIELDS]
-_EVENT_COLUMNS = ", ".join(f'"{f.column}"' for f in _EVENT_FIELDS)
+_EVENT_QUOTED = [f'"{f.column}"' for f in _EVENT_FIELDS]
+_EVENT_COLUMNS = ", ".join(_EVENT_QUOTED)
+_REQUEST_ID = EVENT_ATTNAMES.index("request_id")
 # JSON columns travel as text, encoded the way the model field encodes them (one encoder each, made once)
 _JSON_ENCODE = {
     i: (getattr(f, "encoder", None) or json.JSONEncoder)().encode
@@ -143,6 +147,13 @@ _DECIMAL_JSON = {
 }
 _event_values = operator.attrgetter(*EVENT_ATTNAMES)
 COPY_FROM_ROWS = 20  # a batch this large goes through COPY; a smaller one in one INSERT
+
+
+@functools.cache
+def _event_casts() -> list[str]:
+    """Each column's PostgreSQL type without its length or scale: "varchar(128)" is "varchar", "numeric(28, 12)"
+    "numeric"."""
+    return [re.sub(r"\(.*\)$", "", f.cast_db_type(connection) or "") for f in _EVENT_FIELDS]
 
 
 def _amounts_text(value: Any) -> str | None:
@@ -179,7 +190,8 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
 
     The unique (account, request_id) constraint decides which rows are new: one
     `INSERT ... ON CONFLICT DO NOTHING RETURNING id, request_id`, fed by COPY into a temporary table from
-    COPY_FROM_ROWS rows up, names the rows inserted now.
+    COPY_FROM_ROWS rows up, names the rows inserted now. Only the columns whose values differ between rows are
+    copied (PostgreSQL parses each copied value; a batch shares its account, time, key and most defaults).
     """
     table = UsageEvent._meta.db_table
     conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
@@ -191,21 +203,39 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
             prepare=len(rows) == 1,
         )
         return _inserted(insert, then)
+    values = [_event_db_values(row) for row in rows]
+    # a column holding one value in every row (the batch's account, time, address, key; the columns a batch's
+    # events leave at their defaults) is not copied row by row: the INSERT gives that value to each row, cast to
+    # the column's type without its length or scale, so the column checks and rounds it as COPY would have
+    columns = list(zip(*values, strict=True))
+    staged = [i for i, column in enumerate(columns) if i == _REQUEST_ID or column.count(column[0]) != len(column)]
+    staged_columns = ", ".join(_EVENT_QUOTED[i] for i in staged)
+    casts = _event_casts()
+    selected: list[str] = []
+    shared: list[Any] = []
+    staged_at = set(staged)
+    for i, column in enumerate(columns):
+        if i in staged_at:
+            selected.append(_EVENT_QUOTED[i])
+        else:
+            selected.append(f"CAST(%s AS {casts[i]})")
+            shared.append(column[0])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_EVENT_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
+            f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {staged_columns} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
         )
         # COPY goes to psycopg directly: its errors are made Django's, as execute() does
         with (
             connection.wrap_database_errors,
-            cursor.cursor.copy(f"COPY usage_event_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy,
+            cursor.cursor.copy(f"COPY usage_event_stage ({staged_columns}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(_event_db_values(row))
+            for row_values in values:
+                copy.write_row([row_values[i] for i in staged])
     # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
     insert = Statement(
-        f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
-        f'ORDER BY request_id COLLATE "C" {conflict}'
+        f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {', '.join(selected)} FROM usage_event_stage "  # noqa: S608 - names from the model
+        f'ORDER BY request_id COLLATE "C" {conflict}',
+        shared,
     )
     # a second batch in the same transaction makes its own stage
     return _inserted(insert, then, Statement("DROP TABLE usage_event_stage"))
