@@ -102,32 +102,33 @@ def reservations_settle_and_rollup_statement(
     its rows are (request id, credits held, units authorized) of each reservation settled.
 
     `buckets` are (account, day, model, operation, events, input tokens, output tokens, cost, charge, credits),
-    in one order for every batch (the rollup rows are locked in that order).
+    in one order for every batch (the rollup rows are locked in that order). They travel as one array per column,
+    so the statement's text is the same for every batch and is planned once per connection.
     """
-    table = DailyUsage._meta.db_table
-    values = ", ".join(
-        ["(%s::bigint, %s::date, %s, %s, %s::bigint, %s::bigint, %s::bigint, %s::numeric, %s::numeric, %s::numeric)"]
-        * len(buckets)
-    )
-    rollup = (
-        f"rollup AS (INSERT INTO {table} (account_id, day, model_id, operation_type, events, input_tokens, "  # noqa: S608
-        f"output_tokens, cost_usd, charge_usd, credits) VALUES {values} "
-        "ON CONFLICT (account_id, day, model_id, operation_type) DO UPDATE SET "
-        f"events = {table}.events + excluded.events, "
-        f"input_tokens = {table}.input_tokens + excluded.input_tokens, "
-        f"output_tokens = {table}.output_tokens + excluded.output_tokens, "
-        f"cost_usd = {table}.cost_usd + excluded.cost_usd, "
-        f"charge_usd = {table}.charge_usd + excluded.charge_usd, "
-        f"credits = {table}.credits + excluded.credits), "
-    )
-    sql = (
-        f"WITH {rollup if buckets else ''}settled AS (UPDATE {Reservation._meta.db_table} "  # noqa: S608
-        "SET status = %s, closed_at = %s WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
-        "RETURNING request_id, held_credits, estimated_units) SELECT * FROM settled"
-    )
-    params: list[Any] = [value for bucket in buckets for value in bucket]
+    params: list[Any] = [list(column) for column in zip(*buckets, strict=True)] if buckets else [[]] * 10
     params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
-    return Statement(sql, params, prepare=len(buckets) <= 1)
+    return Statement(_SETTLE_AND_ROLLUP, params, prepare=True)
+
+
+_ROLLUP_TABLE = DailyUsage._meta.db_table
+_SETTLE_AND_ROLLUP = (
+    f"WITH rollup AS (INSERT INTO {_ROLLUP_TABLE} (account_id, day, model_id, operation_type, events, "  # noqa: S608 - names from the models
+    "input_tokens, output_tokens, cost_usd, charge_usd, credits) "
+    "SELECT account_id, day, model_id, operation_type, events, input_tokens, output_tokens, cost_usd, charge_usd, "
+    "credits FROM unnest(%s::bigint[], %s::date[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], "
+    "%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[]) WITH ORDINALITY AS bucket(account_id, day, "
+    "model_id, operation_type, events, input_tokens, output_tokens, cost_usd, charge_usd, credits, n) ORDER BY n "
+    "ON CONFLICT (account_id, day, model_id, operation_type) DO UPDATE SET "
+    f"events = {_ROLLUP_TABLE}.events + excluded.events, "
+    f"input_tokens = {_ROLLUP_TABLE}.input_tokens + excluded.input_tokens, "
+    f"output_tokens = {_ROLLUP_TABLE}.output_tokens + excluded.output_tokens, "
+    f"cost_usd = {_ROLLUP_TABLE}.cost_usd + excluded.cost_usd, "
+    f"charge_usd = {_ROLLUP_TABLE}.charge_usd + excluded.charge_usd, "
+    f"credits = {_ROLLUP_TABLE}.credits + excluded.credits), "
+    f"settled AS (UPDATE {Reservation._meta.db_table} SET status = %s, closed_at = %s "
+    "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
+    "RETURNING request_id, held_credits, estimated_units) SELECT * FROM settled"
+)
 
 
 _EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]

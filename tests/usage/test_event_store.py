@@ -147,3 +147,30 @@ def test_a_copied_batch_stores_what_single_row_inserts_store(varied):
         assert all(distinct[name] > 1 for name in ("model_id", "multiplier", "metadata", "features", "breakdown"))
     else:
         assert {name for name, count in distinct.items() if count > 1} == {"request_id"}
+
+
+def test_settling_adds_each_bucket_to_its_own_rollup_and_takes_no_bucket_too():
+    """The buckets travel as one array per column: each lands in its own (day, model, operation) row."""
+    account = AccountFactory.create(plan="jive", credits="50")
+    days = [datetime(2026, 12, 6, tzinfo=UTC).date(), datetime(2026, 12, 7, tzinfo=UTC).date()]
+    buckets = [
+        (account.pk, day, model, operation, n + 1, 10 * (n + 1), n, Decimal(f"0.{n + 1}"), Decimal(n), Decimal("1.5"))
+        for n, (day, model, operation) in enumerate(
+            (day, model, operation) for day in days for model in ("gpt-4o-mini", "qwen-3-32b") for operation in ("", "chat")
+        )
+    ]  # fmt: skip
+    for _ in range(2):
+        assert reservations_settle_and_rollup(account_id=account.pk, request_ids=[], at=timezone.now(),
+                                              buckets=buckets) == []  # fmt: skip
+    _insert(account, "r1", held="3")
+    held = reservations_settle_and_rollup(account_id=account.pk, request_ids=["r1"], at=timezone.now(), buckets=[])
+    assert held == [("r1", Decimal(3), Decimal(3))]
+
+    stored = {
+        (r.day, r.model_id, r.operation_type): (r.events, r.input_tokens, r.output_tokens, r.cost_usd, r.charge_usd,
+                                                r.credits)
+        for r in DailyUsage.objects.filter(account=account)
+    }  # fmt: skip
+    assert stored == {(day, model, operation): (2 * events, 2 * tokens_in, 2 * tokens_out, 2 * cost, 2 * charge,
+                                                2 * credits)
+                      for _, day, model, operation, events, tokens_in, tokens_out, cost, charge, credits in buckets}  # fmt: skip
