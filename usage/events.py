@@ -10,7 +10,6 @@ character or a lone surrogate is refused here, never sent to the database. No ch
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -266,6 +265,10 @@ class Time:
         return result
 
 
+# json.dumps(value, cls=DjangoJSONEncoder) without making an encoder per call (the encoder keeps no state)
+_json_text = DjangoJSONEncoder().encode
+
+
 @dataclass(frozen=True)
 class JsonObject:
     """A JSON object of at most USAGE_METADATA_MAX_BYTES (`Limits.metadata_max_bytes`) whose text is all storable."""
@@ -280,7 +283,7 @@ class JsonObject:
         if not isinstance(value, dict):
             raise EventRefused("invalid_event", f"{self.name} must be an object")
         try:
-            text = json.dumps(value, cls=DjangoJSONEncoder)  # ASCII: NUL is \u0000, any non-ASCII \uXXXX
+            text = _json_text(value)  # ASCII: NUL is \u0000, any non-ASCII \uXXXX
         except (TypeError, ValueError, RecursionError):
             raise EventRefused("invalid_event", f"{self.name} must be plain JSON") from None
         if len(text) > max_bytes:
