@@ -150,8 +150,8 @@ def _validate(line: UsageLine) -> None:
         raise InvalidUsage(f"service_tier must be one of {', '.join(SERVICE_TIERS)}, got {line.service_tier!r}")
     # a float or NaN is refused by the money type; here it makes a bad usage line like any other, not a crash
     try:
-        multiplier = to_decimal(line.multiplier)
-        quantities = [(use.key, to_decimal(use.quantity)) for use in line.features]
+        multiplier = line.multiplier if line.multiplier is ONE else to_decimal(line.multiplier)
+        quantities = [(use.key, to_decimal(use.quantity)) for use in line.features] if line.features else []
         seconds = line.seconds if line.seconds is ZERO else to_decimal(line.seconds)
     except MoneyError as exc:
         raise InvalidUsage(f"multiplier, seconds and feature quantities must be Decimals: {exc}") from None
@@ -159,6 +159,8 @@ def _validate(line: UsageLine) -> None:
         raise InvalidUsage(f"multiplier must be >= 1, got {line.multiplier}")
     if seconds < 0:
         raise InvalidUsage(f"seconds must be >= 0, got {line.seconds}")
+    if not quantities:
+        return
     for key, quantity in quantities:
         if quantity < 0:
             raise InvalidUsage(f"feature {key!r} quantity must be >= 0")

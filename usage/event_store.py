@@ -7,14 +7,18 @@ decides the same (tests/usage/test_gate_parity.py runs the same scenarios throug
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connection
 
 from billing.models import Subscription, Wallet
@@ -98,52 +102,85 @@ def reservations_settle_and_rollup_statement(
     its rows are (request id, credits held, units authorized) of each reservation settled.
 
     `buckets` are (account, day, model, operation, events, input tokens, output tokens, cost, charge, credits),
-    in one order for every batch (the rollup rows are locked in that order).
+    in one order for every batch (the rollup rows are locked in that order). They travel as one array per column,
+    so the statement's text is the same for every batch and is planned once per connection.
     """
-    table = DailyUsage._meta.db_table
-    values = ", ".join(
-        ["(%s::bigint, %s::date, %s, %s, %s::bigint, %s::bigint, %s::bigint, %s::numeric, %s::numeric, %s::numeric)"]
-        * len(buckets)
-    )
-    rollup = (
-        f"rollup AS (INSERT INTO {table} (account_id, day, model_id, operation_type, events, input_tokens, "  # noqa: S608
-        f"output_tokens, cost_usd, charge_usd, credits) VALUES {values} "
-        "ON CONFLICT (account_id, day, model_id, operation_type) DO UPDATE SET "
-        f"events = {table}.events + excluded.events, "
-        f"input_tokens = {table}.input_tokens + excluded.input_tokens, "
-        f"output_tokens = {table}.output_tokens + excluded.output_tokens, "
-        f"cost_usd = {table}.cost_usd + excluded.cost_usd, "
-        f"charge_usd = {table}.charge_usd + excluded.charge_usd, "
-        f"credits = {table}.credits + excluded.credits), "
-    )
-    sql = (
-        f"WITH {rollup if buckets else ''}settled AS (UPDATE {Reservation._meta.db_table} "  # noqa: S608
-        "SET status = %s, closed_at = %s WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
-        "RETURNING request_id, held_credits, estimated_units) SELECT * FROM settled"
-    )
-    params: list[Any] = [value for bucket in buckets for value in bucket]
+    params: list[Any] = [list(column) for column in zip(*buckets, strict=True)] if buckets else [[]] * 10
     params += [Reservation.Status.SETTLED, at, account_id, Reservation.Status.ACTIVE, request_ids]
-    return Statement(sql, params, prepare=len(buckets) <= 1)
+    return Statement(_SETTLE_AND_ROLLUP, params, prepare=True)
+
+
+_ROLLUP_TABLE = DailyUsage._meta.db_table
+_SETTLE_AND_ROLLUP = (
+    f"WITH rollup AS (INSERT INTO {_ROLLUP_TABLE} (account_id, day, model_id, operation_type, events, "  # noqa: S608 - names from the models
+    "input_tokens, output_tokens, cost_usd, charge_usd, credits) "
+    "SELECT account_id, day, model_id, operation_type, events, input_tokens, output_tokens, cost_usd, charge_usd, "
+    "credits FROM unnest(%s::bigint[], %s::date[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], "
+    "%s::bigint[], %s::numeric[], %s::numeric[], %s::numeric[]) WITH ORDINALITY AS bucket(account_id, day, "
+    "model_id, operation_type, events, input_tokens, output_tokens, cost_usd, charge_usd, credits, n) ORDER BY n "
+    "ON CONFLICT (account_id, day, model_id, operation_type) DO UPDATE SET "
+    f"events = {_ROLLUP_TABLE}.events + excluded.events, "
+    f"input_tokens = {_ROLLUP_TABLE}.input_tokens + excluded.input_tokens, "
+    f"output_tokens = {_ROLLUP_TABLE}.output_tokens + excluded.output_tokens, "
+    f"cost_usd = {_ROLLUP_TABLE}.cost_usd + excluded.cost_usd, "
+    f"charge_usd = {_ROLLUP_TABLE}.charge_usd + excluded.charge_usd, "
+    f"credits = {_ROLLUP_TABLE}.credits + excluded.credits), "
+    f"settled AS (UPDATE {Reservation._meta.db_table} SET status = %s, closed_at = %s "
+    "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) "
+    "RETURNING request_id, held_credits, estimated_units) SELECT * FROM settled"
+)
 
 
 _EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
 EVENT_ATTNAMES = [f.attname for f in _EVENT_FIELDS]
-_EVENT_COLUMNS = ", ".join(f'"{f.column}"' for f in _EVENT_FIELDS)
+_EVENT_QUOTED = [f'"{f.column}"' for f in _EVENT_FIELDS]
+_EVENT_COLUMNS = ", ".join(_EVENT_QUOTED)
+_REQUEST_ID = EVENT_ATTNAMES.index("request_id")
 # JSON columns travel as text, encoded the way the model field encodes them (one encoder each, made once)
 _JSON_ENCODE = {
     i: (getattr(f, "encoder", None) or json.JSONEncoder)().encode
     for i, f in enumerate(_EVENT_FIELDS)
     if f.get_internal_type() == "JSONField"
 }
+# DjangoJSONEncoder writes a Decimal as its str(): such a column's dict of amounts is written directly
+_DECIMAL_JSON = {
+    i for i, f in enumerate(_EVENT_FIELDS) if i in _JSON_ENCODE and getattr(f, "encoder", None) is DjangoJSONEncoder
+}
 _event_values = operator.attrgetter(*EVENT_ATTNAMES)
 COPY_FROM_ROWS = 20  # a batch this large goes through COPY; a smaller one in one INSERT
+
+
+@functools.cache
+def _event_casts() -> list[str]:
+    """Each column's PostgreSQL type without its length or scale: "varchar(128)" is "varchar", "numeric(28, 12)"
+    "numeric"."""
+    return [re.sub(r"\(.*\)$", "", f.cast_db_type(connection) or "") for f in _EVENT_FIELDS]
+
+
+def _amounts_text(value: Any) -> str | None:
+    """A dict of text keys to Decimals (a rating's breakdown) as the text DjangoJSONEncoder writes for it, without
+    its call per value; None for any other value. Keys are escaped as the encoder escapes them (ASCII only)."""
+    if type(value) is not dict:
+        return None
+    parts = []
+    for key, amount in value.items():
+        if type(key) is not str or type(amount) is not Decimal:
+            return None
+        parts.append(f'{encode_basestring_ascii(key)}: "{amount!s}"')
+    return "{" + ", ".join(parts) + "}"
 
 
 def _event_db_values(row: Any) -> list[Any]:
     values = list(_event_values(row))
     for i, encode in _JSON_ENCODE.items():
         value = values[i]
-        values[i] = "{}" if value == {} else "[]" if value == [] else encode(value)
+        if value == {}:
+            values[i] = "{}"
+        elif value == []:
+            values[i] = "[]"
+        else:
+            text = _amounts_text(value) if i in _DECIMAL_JSON else None
+            values[i] = encode(value) if text is None else text
     return values
 
 
@@ -154,7 +191,8 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
 
     The unique (account, request_id) constraint decides which rows are new: one
     `INSERT ... ON CONFLICT DO NOTHING RETURNING id, request_id`, fed by COPY into a temporary table from
-    COPY_FROM_ROWS rows up, names the rows inserted now.
+    COPY_FROM_ROWS rows up, names the rows inserted now. Only the columns whose values differ between rows are
+    copied (PostgreSQL parses each copied value; a batch shares its account, time, key and most defaults).
     """
     table = UsageEvent._meta.db_table
     conflict = "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING id, request_id"
@@ -166,21 +204,39 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
             prepare=len(rows) == 1,
         )
         return _inserted(insert, then)
+    values = [_event_db_values(row) for row in rows]
+    # a column holding one value in every row (the batch's account, time, address, key; the columns a batch's
+    # events leave at their defaults) is not copied row by row: the INSERT gives that value to each row, cast to
+    # the column's type without its length or scale, so the column checks and rounds it as COPY would have
+    columns = list(zip(*values, strict=True))
+    staged = [i for i, column in enumerate(columns) if i == _REQUEST_ID or column.count(column[0]) != len(column)]
+    staged_columns = ", ".join(_EVENT_QUOTED[i] for i in staged)
+    casts = _event_casts()
+    selected: list[str] = []
+    shared: list[Any] = []
+    staged_at = set(staged)
+    for i, column in enumerate(columns):
+        if i in staged_at:
+            selected.append(_EVENT_QUOTED[i])
+        else:
+            selected.append(f"CAST(%s AS {casts[i]})")
+            shared.append(column[0])
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {_EVENT_COLUMNS} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
+            f"CREATE TEMPORARY TABLE usage_event_stage ON COMMIT DROP AS SELECT {staged_columns} FROM {table} WITH NO DATA"  # noqa: S608 - names from the model
         )
         # COPY goes to psycopg directly: its errors are made Django's, as execute() does
         with (
             connection.wrap_database_errors,
-            cursor.cursor.copy(f"COPY usage_event_stage ({_EVENT_COLUMNS}) FROM STDIN") as copy,
+            cursor.cursor.copy(f"COPY usage_event_stage ({staged_columns}) FROM STDIN") as copy,
         ):
-            for row in rows:
-                copy.write_row(_event_db_values(row))
+            for row_values in zip(*(columns[i] for i in staged), strict=True):
+                copy.write_row(row_values)
     # the same order as the rows of a smaller batch: by request id, bytewise (C collation is code point order)
     insert = Statement(
-        f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM usage_event_stage "  # noqa: S608 - names from the model
-        f'ORDER BY request_id COLLATE "C" {conflict}'
+        f"INSERT INTO {table} ({_EVENT_COLUMNS}) SELECT {', '.join(selected)} FROM usage_event_stage "  # noqa: S608 - names from the model
+        f'ORDER BY request_id COLLATE "C" {conflict}',
+        shared,
     )
     # a second batch in the same transaction makes its own stage
     return _inserted(insert, then, Statement("DROP TABLE usage_event_stage"))

@@ -9,7 +9,7 @@ character or a lone surrogate is refused here, never sent to the database. No ch
 
 from __future__ import annotations
 
-import json
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -265,6 +265,10 @@ class Time:
         return result
 
 
+# json.dumps(value, cls=DjangoJSONEncoder) without making an encoder per call (the encoder keeps no state)
+_json_text = DjangoJSONEncoder().encode
+
+
 @dataclass(frozen=True)
 class JsonObject:
     """A JSON object of at most USAGE_METADATA_MAX_BYTES (`Limits.metadata_max_bytes`) whose text is all storable."""
@@ -279,7 +283,7 @@ class JsonObject:
         if not isinstance(value, dict):
             raise EventRefused("invalid_event", f"{self.name} must be an object")
         try:
-            text = json.dumps(value, cls=DjangoJSONEncoder)  # ASCII: NUL is \u0000, any non-ASCII \uXXXX
+            text = _json_text(value)  # ASCII: NUL is \u0000, any non-ASCII \uXXXX
         except (TypeError, ValueError, RecursionError):
             raise EventRefused("invalid_event", f"{self.name} must be plain JSON") from None
         if len(text) > max_bytes:
@@ -384,6 +388,23 @@ EVENT_FIELDS: tuple[FieldSpec, ...] = (
     Text("provider_request_id", 200, printable=True),
 )
 
+_READ = object()
+
+
+def _absent_value(spec: FieldSpec) -> Any:
+    """What `spec` reads from an event without the field, when that is an immutable value the same for every
+    event (so it may be shared); else _READ: a required field, or one read as a new object each time."""
+    try:
+        value = spec.read({}, Limits(metadata_max_bytes=0))
+    except EventRefused:
+        return _READ
+    return value if type(value) in (str, int, Decimal, tuple, type(None)) else _READ
+
+
+# (name, spec, absent value) of each field: a field the event does not name is not read, its absent value is
+# taken (most events name a handful of the fields); problems keep EVENT_FIELDS' order, an absent field has none
+_FIELD_READS = tuple((spec.name, spec, _absent_value(spec)) for spec in EVENT_FIELDS)
+
 # parts that together cannot exceed their whole: ((part, ...), whole)
 SUBSETS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
@@ -396,6 +417,9 @@ SUBSETS: tuple[tuple[tuple[str, ...], str], ...] = (
 DIMENSIONS = ("cache_write_input_tokens", "cache_write_1h_input_tokens", "image_input_tokens", "image_output_tokens",
               "audio_input_tokens", "audio_output_tokens", "characters", "requests", "seconds", "image_size",
               "image_quality", "service_tier")  # fmt: skip
+
+# the UsageLine fields an event may leave out: each field's absent value is the line's default (a test says so)
+_LINE_OPTIONAL = ("cached_input_tokens", "reasoning_tokens", "images", "features", "multiplier", *DIMENSIONS)
 
 
 @dataclass(frozen=True)
@@ -411,6 +435,11 @@ class ParsedEvent:
     provider_request_id: str = ""
 
 
+@functools.lru_cache(maxsize=8)
+def _limits(metadata_max_bytes: int) -> Limits:
+    return Limits(metadata_max_bytes=metadata_max_bytes)
+
+
 def request_id_of(raw: Any) -> str:
     """The request id of a raw event, for reporting and the dead-letter row, whatever else is wrong with it."""
     value = raw.get("request_id") if isinstance(raw, dict) else None
@@ -424,8 +453,11 @@ def event_parse(
     problem found."""
     if not isinstance(raw, dict):
         raise EventRefused("invalid_event", "an event must be a JSON object")
-    limits = Limits(metadata_max_bytes=metadata_max_bytes)
-    values = {spec.name: spec.read(raw, limits) for spec in EVENT_FIELDS}
+    limits = _limits(metadata_max_bytes)
+    values = {
+        name: spec.read(raw, limits) if absent is _READ or name in raw else absent
+        for name, spec, absent in _FIELD_READS
+    }
     for parts, whole in SUBSETS:
         if sum(values[part] for part in parts) > values[whole]:
             raise EventRefused(
@@ -444,12 +476,8 @@ def event_parse(
             occurred_at=occurred_at,
             input_tokens=values["input_tokens"],
             output_tokens=values["output_tokens"],
-            cached_input_tokens=values["cached_input_tokens"],
-            reasoning_tokens=values["reasoning_tokens"],
-            images=values["images"],
-            features=values["features"],
-            multiplier=values["multiplier"],
-            **{name: values[name] for name in DIMENSIONS},
+            # a field the event leaves out is the line's default, which is its absent value (_LINE_OPTIONAL)
+            **{name: values[name] for name in _LINE_OPTIONAL if name in raw},
         ),
         operation_type=values["operation_type"],
         user=values["user"],

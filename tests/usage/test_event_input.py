@@ -3,6 +3,7 @@ a dead letter, the good events of a batch recorded, never a 500. Runs on SQLite 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from decimal import Decimal
@@ -14,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from billing.models import BillingPeriod, Wallet
+from pricing.rating import UsageLine
 from usage import events as event_checks
 from usage.events import EVENT_FIELDS, Count, Text
 from usage.models import RejectedEvent, UsageEvent
@@ -62,6 +64,29 @@ def test_each_declared_field_fits_its_column():
             kind = type(UsageEvent._meta.get_field(column))
             limit = 2**63 - 1 if issubclass(kind, models.BigIntegerField) else 2**31 - 1
             assert spec.max_value <= limit, spec.name
+
+
+def test_a_field_an_event_leaves_out_reads_as_the_usage_lines_default():
+    """event_parse gives the usage line only the fields an event names; one left out is the line's default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(UsageLine)}
+    limits = event_checks.Limits(metadata_max_bytes=4096)
+    for name in event_checks._LINE_OPTIONAL:
+        spec = next(s for s in EVENT_FIELDS if s.name == name)
+        assert spec.read({}, limits) == defaults[name], name
+
+
+def test_an_event_naming_its_fields_at_their_defaults_reads_as_one_leaving_them_out():
+    def parse(raw: dict[str, Any]) -> event_checks.ParsedEvent:
+        return event_checks.event_parse(raw, received_at=now, late_window=timedelta(days=35),
+                                        future_skew=timedelta(minutes=5), metadata_max_bytes=4096)  # fmt: skip
+
+    now = timezone.now()
+    bare = parse(_event("r1"))
+    named = parse(_event("r1", **{spec.name: None for spec in EVENT_FIELDS[4:]}))
+    assert bare.line == named.line
+    assert bare.values == named.values
+    tier = parse(_event("r1", service_tier="auto", seconds="1.5", images=2))
+    assert (tier.line.service_tier, tier.line.seconds, tier.line.images) == ("default", Decimal("1.5"), 2)
 
 
 # -- text ------------------------------------------------------------------------------------------------------

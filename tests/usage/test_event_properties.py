@@ -10,13 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from tests.factories import AccountFactory
-from usage.event_store import COPY_FROM_ROWS
+from usage.event_store import COPY_FROM_ROWS, _amounts_text
 from usage.models import RejectedEvent, UsageEvent
 
 # any character, lone surrogates and NUL included (hypothesis leaves surrogates out unless told)
@@ -133,3 +134,14 @@ def test_any_value_in_any_field_of_a_single_event_is_a_201_or_a_400(client_and_a
         assert RejectedEvent.objects.count() == kept_before + 1
     else:
         assert Decimal(body["results"][0]["credits"]) >= 0
+
+
+@given(
+    amounts=st.dictionaries(st.text(any_char, max_size=12), st.decimals(allow_nan=False, allow_infinity=False)),
+    other=st.one_of(st.none(), st.integers(), st.text(max_size=3), st.floats(allow_nan=False)),
+)
+def test_a_dict_of_amounts_is_written_as_djangos_json_encoder_writes_it(amounts, other):
+    """The event store writes a breakdown's text itself (usage.event_store._amounts_text); it is the encoder's."""
+    assert _amounts_text(amounts) == DjangoJSONEncoder().encode(amounts)
+    assert _amounts_text({**amounts, "other": other}) is None
+    assert _amounts_text([*amounts.values()]) is None

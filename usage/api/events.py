@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -98,6 +100,37 @@ def _result_out(result: EventResult) -> dict[str, Any]:
     }
 
 
+class CollectorPause:
+    """Python's cyclic garbage collector paused while a batch is read, recorded and answered.
+
+    A batch of 1,000 events makes tens of thousands of objects (parsed events, ratings, rows, results) that all live
+    until its answer is made; each 700 of them started a collection that traced every one still alive, about a
+    tenth of the batch's time, to find no cycle. Reference counting frees them as before; the collector is enabled
+    again when the last batch in progress ends (threads share it), and only if it was enabled when the first began.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._batches == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._batches += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._batches -= 1
+            if self._batches == 0 and self._was_enabled:
+                gc.enable()
+
+
+collector_pause = CollectorPause()
+
+
 class UsageRecordApi(OwnTransactionAccountApi):
     # JSON only: a form or multipart body (a file part) answers 415 unsupported_media_type
     parser_classes = [DecimalJSONParser]
@@ -129,6 +162,10 @@ class UsageRecordApi(OwnTransactionAccountApi):
         ),
     )
     def post(self, request: Request) -> Response:
+        with collector_pause:
+            return self._record(request)
+
+    def _record(self, request: Request) -> Response:
         body = request_body(request)
         single = isinstance(body, dict) and "events" not in body
         events = [body] if single else (body.get("events") if isinstance(body, dict) else None)

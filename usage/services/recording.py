@@ -126,7 +126,11 @@ def _refuse(raw: Any, code: str, message: str) -> EventResult:
 
 def _rate(parsed: ParsedEvent, snapshot: CatalogSnapshot, terms: PlanTermsVersion) -> Rating:
     rating = rate_usage(parsed.line, snapshot, tier=terms.plan_code, terms=terms)
-    if not all(abs(amount) < AMOUNT_LIMIT for amount in (rating.cost_usd, rating.charge_usd, rating.credits)):
+    if not (
+        abs(rating.cost_usd) < AMOUNT_LIMIT
+        and abs(rating.charge_usd) < AMOUNT_LIMIT
+        and abs(rating.credits) < AMOUNT_LIMIT
+    ):
         raise EventRefused("out_of_range", "the event's amounts are too large to store; check its counts")
     return rating
 
@@ -515,9 +519,10 @@ def _counters_move(
     """Add each event to its open period's counters, in the order they happened; on credit plans, what lies beyond
     the included credits comes from the wallet. Events of closed periods are set apart as late usage."""
     moves = _Moves(balance=balance)
+    open_status = BillingPeriod.Status.OPEN
     for row in sorted(rows, key=lambda r: (r.occurred_at, r.pk)):
         period = locked[row.period_id]
-        if period.status != BillingPeriod.Status.OPEN:
+        if period.status != open_status:
             moves.late.append(row)  # checked under the period's lock: a close that committed first makes it late
             continue
         terms = periods.terms[row.period_id]
