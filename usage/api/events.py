@@ -105,26 +105,25 @@ class CollectorPause:
 
     A batch of 1,000 events makes tens of thousands of objects (parsed events, ratings, rows, results) that all live
     until its answer is made; each 700 of them started a collection that traced every one still alive, about a
-    tenth of the batch's time, to find no cycle. Reference counting frees them as before; the collector is enabled
-    again when the last batch in progress ends (threads share it), and only if it was enabled when the first began.
+    tenth of the batch's time, to find no cycle. Reference counting frees them as before. The batch that finds the
+    collector enabled pauses it and enables it again when it ends; a batch overlapping it (threads share the
+    collector) runs as it finds it, so under overlapping batches the collector is never off longer than one batch.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._batches = 0
-        self._was_enabled = False
+        self._owner: int | None = None  # the thread whose batch paused it
 
     def __enter__(self) -> None:
         with self._lock:
-            if self._batches == 0:
-                self._was_enabled = gc.isenabled()
+            if self._owner is None and gc.isenabled():
                 gc.disable()
-            self._batches += 1
+                self._owner = threading.get_ident()
 
     def __exit__(self, *exc_info: object) -> None:
         with self._lock:
-            self._batches -= 1
-            if self._batches == 0 and self._was_enabled:
+            if self._owner == threading.get_ident():
+                self._owner = None
                 gc.enable()
 
 
