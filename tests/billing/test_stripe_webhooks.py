@@ -76,7 +76,9 @@ class TestIntake:
         response = post_event(client, sample("customer.subscription.updated"), secret="whsec_someone_else")
         assert response.status_code == 400
 
-    @pytest.mark.parametrize("offset", [-301, +301, -3600])
+    # a timestamp from the future nears the tolerance as the test runs (int() drops up to a second, and a loaded
+    # machine may take another before the check): +301 failed once under load, so the future side keeps a margin
+    @pytest.mark.parametrize("offset", [-301, +330, -3600])
     def test_timestamp_outside_the_tolerance_400(self, stripe_recorder, client, offset):
         response = post_event(client, sample("customer.subscription.updated"), timestamp=int(time.time()) + offset)
         assert response.status_code == 400
