@@ -50,7 +50,7 @@ def database_config(*, url: str | None, default_sqlite_path: Path, atomic_reques
     config = environ.Env.db_url_config(url)
     config.update(
         {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "core.postgresql",  # Django's, BEGIN sent with the first statement
             "ATOMIC_REQUESTS": atomic_requests,
             "CONN_MAX_AGE": 60,
             "CONN_HEALTH_CHECKS": True,

@@ -12,8 +12,9 @@ Each app keeps its own statements (billing.row_store, usage.event_store) and giv
 one who needs them together (authorization, recording) runs them with `statements_run`, inside its transaction
 (outside one, PostgreSQL would run a message's statements as one implicit transaction).
 
-`transaction_in_round_trips` is `transaction.atomic()` for a block whose first statements and last go through
-`statements_run`: BEGIN is sent with the first, COMMIT with the one run with `commit=True`, two round trips fewer.
+`transaction_in_round_trips` is `transaction.atomic()` for a block whose last statements go through `statements_run`:
+COMMIT is sent with the ones run with `commit=True`, one round trip fewer. (BEGIN goes with the first statement of
+every transaction: core.postgresql.)
 
 A `Statement(..., prepare=True)` is planned once per connection instead of on every run: the simple query protocol
 cannot carry a protocol-level prepared statement, so its SQL is sent once as `PREPARE` (in the round trip of its
@@ -30,7 +31,7 @@ import hashlib
 import re
 import uuid
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -41,8 +42,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from psycopg import pq
 
+from core.postgresql.base import begin_defer
+
 _FOLD = "tokenledger_transaction_in_round_trips"  # the open block's _Fold, on the connection it runs on
-_IDLE = pq.TransactionStatus.IDLE
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,53 @@ def _prepared_statements(client: Any, statements: Sequence[Statement]) -> tuple[
                 continue
             preamble.append(f"PREPARE {name} AS {sql}")
             state.names.add(name)
-        values = [value for value in statement.params if value is not None]
-        arguments = f"({', '.join(['%s'] * len(values))})" if values else ""
-        texts.append(client.mogrify(f"EXECUTE {name}{arguments}", values))
+        texts.append(_execute_text(client, name, statement.params))
     return preamble, texts
+
+
+def _execute_text(client: Any, name: str, params: Sequence[Any]) -> str:
+    """`EXECUTE name(values)`. A number, time, date, boolean or uuid is written here as text (its declared type,
+    from the PREPARE, reads it; the text of these types holds no quote or backslash); text and arrays are quoted
+    by psycopg. psycopg's quoting of every value was an eighth of a recorded event's CPU."""
+    arguments: list[str] = []
+    quoted: list[Any] = []
+    for value in params:
+        if value is None:
+            continue  # written into the prepared SQL as NULL
+        literal = _literal(value)
+        if literal is None:
+            arguments.append("%s")
+            quoted.append(value)
+        else:
+            arguments.append(literal)
+    text = f"EXECUTE {name}({', '.join(arguments)})" if arguments else f"EXECUTE {name}"
+    return client.mogrify(text, quoted) if quoted else text
+
+
+def _literal(value: Any) -> str | None:
+    """The value's text for a parameter of the type `_cast` declared for it (or, for an array, its statement), or
+    None for psycopg to quote: text, an array holding anything but ints, finite Decimals and dates, a subclass of
+    one of these types, a Decimal that is not a finite number."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is Decimal:
+        return f"'{value}'" if value.is_finite() else None
+    if kind is datetime or kind is date:
+        return f"'{value.isoformat()}'"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is uuid.UUID:
+        return f"'{value}'"
+    if kind is list and all(_plain_element(element) for element in value):
+        return "'{" + ",".join(str(element) for element in value) + "}'"
+    return None
+
+
+def _plain_element(value: Any) -> bool:
+    """An array element whose text needs no quoting inside the array's braces: an int, a finite Decimal, a date."""
+    kind = type(value)
+    return kind is int or kind is date or (kind is Decimal and value.is_finite())
 
 
 def _prepared_unsure(client: Any) -> None:
@@ -175,96 +220,56 @@ def _prepared_unsure(client: Any) -> None:
 
 
 class _Fold:
-    """Where a transaction_in_round_trips block stands: BEGIN not sent yet, the transaction open, or committed."""
-
-    PENDING, OPEN, COMMITTED = "pending", "open", "committed"
+    """A transaction_in_round_trips block that may send its COMMIT with its statements: open, or committed."""
 
     def __init__(self) -> None:
-        self.state = self.PENDING
+        self.committed = False
 
 
 def _foldable() -> bool:
+    """The block's own atomic is the outermost one, on PostgreSQL with client-side binding."""
     return (
         connection.vendor == "postgresql"
-        and not connection.in_atomic_block
-        and connection.get_autocommit()
+        and len(connection.atomic_blocks) == 1
         and not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding")
     )
 
 
 @contextmanager
 def transaction_in_round_trips() -> Iterator[None]:
-    """A transaction like `transaction.atomic()`, but BEGIN goes in the round trip of the block's first statement
-    and COMMIT in that of `statements_run(..., commit=True)` (or alone when the block ends before one).
+    """`transaction.atomic()`, whose COMMIT goes in the round trip of `statements_run(..., commit=True)` (or alone,
+    as Django sends it, when the block ends before one). Its BEGIN goes with its first statement, as every
+    transaction's does on PostgreSQL (core.postgresql).
 
-    - Folded only on PostgreSQL outside any transaction (a request's own, as the gate runs); anywhere else (SQLite,
-      inside an atomic block such as a test's, server-side binding) the block is `transaction.atomic()`.
-    - A statement that does not go through `statements_run` first (an ORM query) sends BEGIN alone before it: the
-      block is one transaction whatever runs in it.
-    - After `commit=True` the transaction is over: what runs afterwards in the block runs in autocommit, which is
-      only right for reads.
+    - Folded only when the block is the outermost transaction, on PostgreSQL (as the gate runs, outside a request's
+      own transaction); anywhere else (SQLite, inside an atomic block such as a test's, server-side binding)
+      `commit=True` is ignored and the block commits when it ends, as `transaction.atomic()` does.
+    - After `commit=True` the transaction is over: a statement run after it in the block opens a new transaction,
+      which the block commits when it ends; an exception after it rolls back only that one. `on_commit`
+      callbacks run when the block ends, after both.
     - Blocks do not nest (a second one inside raises RuntimeError).
-    - An exception rolls the transaction back. Inside the block, Django believes it runs in autocommit, so neither
-      `transaction.on_commit` (it would run at once) nor a nested `transaction.atomic()` (psycopg refuses to leave
-      autocommit inside an open transaction) may be used.
     """
     if getattr(connection, _FOLD, None) is not None:
         raise RuntimeError("transaction_in_round_trips blocks do not nest: the outer block owns the transaction")
-    if not _foldable():
-        with transaction.atomic():
+    with transaction.atomic():
+        if not _foldable():
             yield
-        return
-    fold = _Fold()
-    setattr(connection, _FOLD, fold)
-    try:
-        with connection.execute_wrapper(_begin_before(fold)):
+            return
+        setattr(connection, _FOLD, _Fold())
+        try:
             yield
-    except BaseException:
-        _rollback_if_open()
-        raise
-    else:
-        if fold.state == _Fold.OPEN:
-            with connection.cursor() as cursor:
-                cursor.execute("COMMIT")
-    finally:
-        setattr(connection, _FOLD, None)
-
-
-def _begin_before(fold: _Fold) -> Callable[..., Any]:
-    """An execute wrapper: a statement run before the block's first statements_run sends BEGIN first."""
-
-    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        if fold.state == _Fold.PENDING:
-            fold.state = _Fold.OPEN
-            context["cursor"].cursor.execute("BEGIN")
-        return execute(sql, params, many, context)
-
-    return wrapper
-
-
-def _rollback_if_open() -> None:
-    client = connection.connection
-    if client is None or client.info.transaction_status == _IDLE:
-        return
-    try:
-        client.execute("ROLLBACK")
-    except Exception:  # the connection is broken: Django discards it at the end of the request
-        connection.errors_occurred = True
+        finally:
+            setattr(connection, _FOLD, None)
 
 
 def statements_run(*statements: Statement, commit: bool = False) -> list[list[tuple[Any, ...]]]:
     """Each statement's rows (an empty list for one that answers none), in order. PostgreSQL only.
 
-    In a transaction_in_round_trips block the first call sends BEGIN with its statements, and `commit=True` sends
-    COMMIT after them (elsewhere `commit` is ignored: the caller's transaction commits when it ends)."""
+    In a transaction_in_round_trips block `commit=True` sends COMMIT after the statements, in their round trip
+    (elsewhere, or inside an atomic block opened within that block, `commit` is ignored: the transaction commits
+    when it ends)."""
     fold: _Fold | None = getattr(connection, _FOLD, None)
-    head: list[Statement] = []
-    tail: list[Statement] = []
-    if fold is not None:
-        if fold.state == _Fold.PENDING:
-            head, fold.state = [Statement("BEGIN")], _Fold.OPEN
-        if commit and fold.state == _Fold.OPEN:
-            tail, fold.state = [Statement("COMMIT")], _Fold.COMMITTED
+    commit = commit and fold is not None and not fold.committed and len(connection.atomic_blocks) == 1
     with connection.cursor() as cursor:
         client = cursor.cursor
         if not hasattr(client, "mogrify"):  # server-side binding: one statement per round trip
@@ -274,16 +279,21 @@ def statements_run(*statements: Statement, commit: bool = False) -> list[list[tu
                 results.append(_rows(client))
             return results
         preamble, texts = _prepared_statements(client, statements)
-        head_texts = [s.sql for s in head] + preamble
+        tail = ["COMMIT"] if commit else []
         try:
-            cursor.execute(";\n".join([*head_texts, *texts, *(s.sql for s in tail)]))
+            cursor.execute(";\n".join([*preamble, *texts, *tail]))
         except Exception:
             _prepared_unsure(client)
             raise
         results = [_rows(client)]
         while client.nextset():
             results.append(_rows(client))
-    return results[len(head_texts) : len(results) - len(tail)]
+    if commit:
+        assert fold is not None
+        fold.committed = True
+        # Django still holds its atomic block open: a statement run in it from now on opens a new transaction
+        begin_defer(client.connection)
+    return results[len(preamble) : len(results) - len(tail)]
 
 
 def _rows(client: Any) -> list[tuple[Any, ...]]:

@@ -28,7 +28,7 @@ def test_sqlite_url_with_absolute_path(tmp_path):
 
 def test_postgres_url_gives_persistent_atomic_connections(tmp_path):
     config = database_config(url="postgres://billing:s3cret@db.internal:6543/ledger", default_sqlite_path=tmp_path)
-    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert config["ENGINE"] == "core.postgresql"
     assert (config["HOST"], config["PORT"], config["NAME"], config["USER"], config["PASSWORD"]) == (
         "db.internal",
         6543,

@@ -6,12 +6,15 @@ statement EXECUTEd that the server does not have."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from core import statements as statements_module
 from core.statements import Statement, statements_run
@@ -64,6 +67,25 @@ def test_a_prepared_statement_is_planned_once_and_then_executed():
         ("SELECT %s = 'x''y', length(%s)", "x'y", (True, 3)),
         ("SELECT %s = '00000000-0000-0000-0000-000000000001', %s::text", uuid.UUID(int=1),
          (True, "00000000-0000-0000-0000-000000000001")),
+        # the values core.statements writes as text itself (not psycopg): each form its type's text takes
+        ("SELECT %s > 0, %s * 3", Decimal("1E+3"), (True, Decimal("3E+3"))),
+        ("SELECT %s = 0, %s * 1", Decimal("-0E-12"), (True, Decimal("0E-12"))),
+        ("SELECT %s < 0, %s * 2", Decimal("-12345678901234567890.123456789012"),
+         (True, Decimal("-24691357802469135780.246913578024"))),
+        ("SELECT %s = 'NaN', %s::text", Decimal("NaN"), (True, "NaN")),
+        ("SELECT %s < 0, %s + 1", -9_223_372_036_854_775_807, (True, -9_223_372_036_854_775_806)),
+        ("SELECT %s = timestamptz '2024-01-01 05:30+05:30', %s::text",
+         datetime(2024, 1, 1, 5, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+         (True, "2024-01-01 00:00:00+00")),
+        ("SELECT %s = timestamp '2024-01-01 00:00:00.000001', %s::text", datetime(2024, 1, 1, 0, 0, 0, 1),
+         (True, "2024-01-01 00:00:00.000001")),
+        ("SELECT %s::int8[] = '{1,-2}', array_length(%s::int8[], 1)", [1, -2], (True, 2)),
+        ("SELECT %s::numeric[] = '{1.5,-0.25}', (%s::numeric[])[2]", [Decimal("1.5"), Decimal("-0.25")],
+         (True, Decimal("-0.25"))),
+        ("SELECT %s::date[] = '{2024-01-01}', (%s::date[])[1]", [date(2024, 1, 1)], (True, date(2024, 1, 1))),
+        ("SELECT %s::int8[] = '{}', cardinality(%s::int8[])", [], (True, 0)),
+        ("SELECT %s::text[] = '{\"a,b\",\"c}\"}', cardinality(%s::text[])", ["a,b", "c}"], (True, 2)),
+        ("SELECT %s::numeric[] IS NULL, cardinality(%s::numeric[])", [Decimal("NaN"), Decimal(1)], (False, 2)),
     ],
 )  # fmt: skip
 def test_prepared_or_not_a_statement_answers_the_same(sql, value, expected):
@@ -145,3 +167,27 @@ def test_a_table_changed_under_a_prepared_statement_fails_once_then_is_prepared_
     with pytest.raises(DatabaseError, match="cached plan must not change result type"):
         statements_run(statement)
     assert statements_run(statement) == [[(1, 1)]]
+
+
+_LITERAL_VALUES = st.one_of(
+    st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1),
+    st.decimals(allow_nan=False, allow_infinity=False, min_value=Decimal("-1e15"), max_value=Decimal("1e15"),
+                places=12),
+    st.datetimes(timezones=st.just(UTC), min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.dates(min_value=date(1, 1, 1)),
+    st.uuids(),
+    st.booleans(),
+    st.lists(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1), max_size=5),
+)  # fmt: skip
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(value=_LITERAL_VALUES)
+def test_any_value_written_as_text_reads_back_as_psycopg_quoted_it(value):
+    """The values core.statements writes into an EXECUTE itself read back exactly as psycopg's quoting of the same
+    value in the same statement sent as text does."""
+    sql = "SELECT %s"
+    if isinstance(value, list):
+        sql = "SELECT %s::int8[]"
+    as_text = statements_run(Statement(sql, [value]))
+    assert statements_run(Statement(sql, [value], prepare=True)) == as_text

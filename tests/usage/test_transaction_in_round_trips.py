@@ -127,3 +127,29 @@ def test_a_new_accounts_first_authorize_opens_its_period_and_is_decided_in_the_f
     assert period_current(account=Account.objects.get(pk=account.pk), as_of=timezone.now()).messages == 0
     assert Wallet.objects.get(account_id=account.pk).held == Decimal(answer["held_credits"])
     assert _status() == "IDLE"
+
+
+def test_on_commit_and_nested_blocks_work_inside_it_as_in_any_atomic_block():
+    ran: list[Decimal] = []
+    account = AccountFactory.create(plan="jive", credits="10")
+    with transaction_in_round_trips():
+        statements_run(Statement(_ADD_CREDIT, [account.pk]))
+        transaction.on_commit(lambda: ran.append(_balance(account.pk)))
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint
+            statements_run(Statement(_ADD_CREDIT, [account.pk]), commit=True)  # not the outer block's to commit
+            raise RuntimeError("undo the savepoint")
+        assert ran == [] and _status() == "INTRANS"
+        statements_run(Statement(_ADD_CREDIT, [account.pk]), commit=True)
+        assert ran == [] and _status() == "IDLE"
+    assert ran == [Decimal(12)]  # after the COMMIT, once
+
+
+def test_a_statement_after_the_commit_runs_in_a_transaction_of_its_own():
+    account = AccountFactory.create(plan="jive", credits="10")
+    with CaptureQueriesContext(connection) as queries, pytest.raises(RuntimeError), transaction_in_round_trips():
+        statements_run(Statement(_ADD_CREDIT, [account.pk]), commit=True)
+        Wallet.objects.filter(account_id=account.pk).update(held=Decimal(3))
+        assert _status() == "INTRANS"
+        raise RuntimeError("undo the second transaction only")
+    assert _balance(account.pk) == Decimal(11) and Wallet.objects.get(account_id=account.pk).held == Decimal(0)
+    assert [q["sql"].split(";\n")[0] for q in queries.captured_queries] == ["BEGIN", "BEGIN", "ROLLBACK"]
