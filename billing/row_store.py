@@ -145,11 +145,12 @@ def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at:
 def ledger_post(
     *, wallet: Wallet, kind: str, credits: Decimal, usd_amount: Decimal, rate: Decimal | None, reference: str,
     actor_id: int | None, reason: str, created_at: datetime, release_held: Decimal, updated_at: datetime,
-    consume_grants: bool,
+    consume_grants: bool, commit: bool = False,
 ) -> LedgerEntry | None:  # fmt: skip
     """Insert the ledger entry, move the (locked) wallet by it and, for a debit with `consume_grants`, spend the
     wallet's expiring grants, in one statement; None when the reference was posted before (the unique
-    (wallet, kind, reference) constraint), in which case nothing moved."""
+    (wallet, kind, reference) constraint), in which case only `release_held` moved (the held credits are released
+    either way). `commit`: COMMIT goes with it (core.statements.transaction_in_round_trips)."""
     table, grants = LedgerEntry._meta.db_table, CreditGrant._meta.db_table
     # a debit spends expiring grants soonest expiry first (wallet._grants_consume): each grant gives what the debit
     # still needs after the grants before it; this statement's snapshot is taken under the wallet's lock
@@ -159,6 +160,10 @@ def ledger_post(
         "ON CONFLICT (wallet_id, kind, reference) DO NOTHING RETURNING id), "
         f"moved AS (UPDATE {Wallet._meta.db_table} SET balance = balance + %s, held = held - %s, updated_at = %s "
         "WHERE id = %s AND EXISTS (SELECT 1 FROM entry)), "
+        # a replay moves no balance but still releases what the caller's settled reservations held (never both
+        # updates on the row: their conditions exclude each other)
+        f"released AS (UPDATE {Wallet._meta.db_table} SET held = held - %s, updated_at = %s "
+        "WHERE id = %s AND %s <> 0 AND NOT EXISTS (SELECT 1 FROM entry)), "
         f"live AS (SELECT id, COALESCE(SUM(remaining) OVER (ORDER BY expires_at, id ROWS BETWEEN UNBOUNDED PRECEDING "
         f"AND 1 PRECEDING), 0) AS before FROM {grants} WHERE wallet_id = %s AND expired_at IS NULL AND remaining > 0), "
         f"spent AS (UPDATE {grants} g SET remaining = g.remaining - LEAST(g.remaining, %s - live.before) FROM live "
@@ -169,9 +174,10 @@ def ledger_post(
     balance_after = wallet.balance + credits
     params: list[Any] = [
         wallet.pk, kind, credits, usd_amount, rate, reference, balance_after, actor_id, reason, created_at,
-        credits, release_held, updated_at, wallet.pk, wallet.pk, spend, spend,
+        credits, release_held, updated_at, wallet.pk, release_held, updated_at, wallet.pk, release_held, wallet.pk,
+        spend, spend,
     ]  # fmt: skip
-    (rows,) = statements_run(Statement(sql, params, prepare=True))
+    (rows,) = statements_run(Statement(sql, params, prepare=True), commit=commit)
     if not rows:
         return None
     row = rows[0]

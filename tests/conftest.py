@@ -28,15 +28,18 @@ def _isolated_cache():
     from django.core.cache import cache
 
     from core.local_memo import local_memos_forget
+    from usage.services.recording import periods_in_force_forget
     from usage.throttling import plan_limits_forget
 
     cache.clear()
     local_memos_forget()  # a test's rolled-back writes publish no change
     plan_limits_forget()
+    periods_in_force_forget()
     yield
     cache.clear()
     local_memos_forget()
     plan_limits_forget()
+    periods_in_force_forget()
 
 
 @pytest.fixture

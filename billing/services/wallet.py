@@ -66,19 +66,22 @@ def wallet_post(
     at: datetime | None = None,
     wallet: Wallet | None = None,
     release_held: Decimal | None = None,
+    commit: bool = False,
 ) -> Posting:
     """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
     credits (balance - held) below zero raises InsufficientCredits and posts nothing.
 
     `wallet` is the account's wallet when the caller has already locked it in this transaction (its balance as
     read under that lock); `release_held` is what the settled reservations behind this debit held, released in
-    the same update as the balance (and on its own when the posting turns out to be a replay).
+    the same update as the balance (and on its own when the posting turns out to be a replay). `commit`: this
+    posting is the last write of the caller's core.statements.transaction_in_round_trips block, and on PostgreSQL
+    with a locked `wallet` its COMMIT goes in the posting's round trip (elsewhere the block commits as it ends).
     """
     amount = _credits(credits)
     if wallet is not None and not overdraft_guard and raw_sql_enabled():
         return _post_in_one_statement(
             wallet=wallet, kind=kind, credits=amount, reference=reference, usd_amount=to_decimal(usd_amount),
-            rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0),
+            rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0), commit=commit,
         )  # fmt: skip
     # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
     with transaction.atomic(savepoint=overdraft_guard):
@@ -117,21 +120,20 @@ def wallet_post(
 
 def _post_in_one_statement(
     *, wallet: Wallet, kind: str, credits: Decimal, reference: str, usd_amount: Decimal, rate: Decimal | None,
-    actor: Actor, reason: str, at: datetime | None, release_held: Decimal,
+    actor: Actor, reason: str, at: datetime | None, release_held: Decimal, commit: bool,
 ) -> Posting:  # fmt: skip
-    """wallet_post on PostgreSQL for a wallet the caller locked: the entry, the balance and the grants a debit
-    spends in one statement, the replay of a reference answered by its first entry, with no savepoint."""
+    """wallet_post on PostgreSQL for a wallet the caller locked: the entry, the balance, the held credits released
+    and the grants a debit spends in one statement, the replay of a reference answered by its first entry (read
+    afterwards: the statement released the held credits already), with no savepoint."""
     now = timezone.now()
     actor_user = actor_or_none(actor)
     entry = row_store.ledger_post(
         wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
         actor_id=actor_user.pk if actor_user is not None else None, reason=reason, created_at=at or now,
-        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY,
+        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY, commit=commit,
     )  # fmt: skip
     if entry is not None:
         return Posting(entry, created=True)
-    if release_held:
-        Wallet.objects.filter(pk=wallet.pk).update(held=F("held") - release_held)
     return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
 
 

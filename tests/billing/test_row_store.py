@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing import row_store
 from billing.models import CreditGrant, LedgerEntry, Wallet
 from billing.services.periods import period_current
-from billing.services.wallet import wallet_grant
+from billing.services.wallet import wallet_grant, wallet_lock, wallet_post
 from tests.factories import AccountFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("catalog")]
@@ -70,3 +70,30 @@ def test_a_debit_spends_the_grants_that_expire_first():
     assert (remaining[soon], remaining[later]) == (Decimal(0), Decimal(8))
     _post(Wallet.objects.get(account=account), "-20", "usage:more")
     assert set(CreditGrant.objects.values_list("remaining", flat=True)) == {Decimal(0)}
+
+
+def test_a_replay_releases_what_its_reservations_held_and_moves_no_balance():
+    account = AccountFactory.create(plan="jive", credits="50")
+    Wallet.objects.filter(account=account).update(held=Decimal(5))
+    assert _post(Wallet.objects.get(account=account), "-3", "usage:one", release="5") is not None
+    Wallet.objects.filter(account=account).update(held=Decimal(4))  # another call's hold, settled with a replay
+    assert _post(Wallet.objects.get(account=account), "-3", "usage:one", release="4") is None
+    again = Wallet.objects.get(account=account)
+    assert (again.balance, again.held) == (Decimal(47), Decimal(0))
+    assert LedgerEntry.objects.filter(wallet__account=account, reference="usage:one").count() == 1
+
+
+def test_the_service_releases_a_replays_held_credits_once():
+    account = AccountFactory.create(plan="jive", credits="50")
+    Wallet.objects.filter(account=account).update(held=Decimal(6))
+    with transaction.atomic():
+        wallet = wallet_lock(account=account)
+        first = wallet_post(account=account, kind="usage", credits="-2", reference="usage:two", wallet=wallet,
+                            release_held=Decimal(2))  # fmt: skip
+    with transaction.atomic():
+        wallet = wallet_lock(account=account)
+        replay = wallet_post(account=account, kind="usage", credits="-2", reference="usage:two", wallet=wallet,
+                             release_held=Decimal(3))  # fmt: skip
+    assert first.created and not replay.created and replay.entry.pk == first.entry.pk
+    again = Wallet.objects.get(account=account)
+    assert (again.balance, again.held) == (Decimal(48), Decimal(1))

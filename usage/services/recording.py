@@ -14,6 +14,10 @@ them in one fixed order, so two batches with overlapping request ids never wait 
 
 Usage that happened is always recorded, even past the quota or below zero credits: such events are flagged
 `over_limit` and the next authorization is refused.
+
+On PostgreSQL a batch of one event costs three round trips: BEGIN, the insert and the locks; the counters, the
+settled reservations and the rollups; the ledger entry and COMMIT. The period in force is read before an account's
+first batch and remembered for the next ones (checked under its lock: `_Periods.check`).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from billing.services.locks import (
 from billing.services.periods import period_counters_save, period_counters_statement, period_current
 from billing.services.topups import auto_recharge_check
 from billing.services.wallet import wallet_held_release, wallet_post
-from core.statements import Statement, statements_run
+from core.statements import Statement, statements_run, transaction_in_round_trips
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
 from pricing.plans import debits_wallet, event_units, quota_allowed_units
@@ -85,6 +89,23 @@ class BatchResult:
         return sum(1 for r in self.results if r.status == status)
 
 
+# The open period in force of each account this process recorded for lately, so that a batch need not read it
+# before its transaction while it lasts. It is never trusted blindly: under the period's lock the batch checks that
+# the period is still open with the same bounds and terms (_StalePeriod), and is recorded again from a fresh read
+# when a close or a plan change moved it meanwhile.
+_IN_FORCE_MAX = 10_000  # accounts; past it the memo starts afresh
+_in_force: dict[int, BillingPeriod] = {}
+
+
+def periods_in_force_forget() -> None:
+    """Forget every remembered period (tests: a rolled-back test leaves ids another test reuses)."""
+    _in_force.clear()
+
+
+class _StalePeriod(Exception):
+    """The period a batch took from _in_force was closed or changed since: the batch is recorded again."""
+
+
 @dataclass
 class _Periods:
     """The open period each event belongs to: the one containing it, or the current one when that has closed."""
@@ -92,11 +113,36 @@ class _Periods:
     account: Account
     received_at: datetime
     snapshot: CatalogSnapshot
+    remembered: bool = True  # whether the current period may come from _in_force
     by_id: dict[int, BillingPeriod] = field(default_factory=dict)
     terms: dict[int, PlanTermsVersion] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.current = self._remember(period_current(account=self.account, as_of=self.received_at))
+        known = _in_force.get(self.account.pk) if self.remembered else None
+        if known is not None and known.start <= self.received_at < known.end:
+            current = known
+        else:
+            current, self.remembered = period_current(account=self.account, as_of=self.received_at), False
+        self.current = self._remember(current)
+
+    def check(self, *, period_ids: list[int], locked: dict[int, BillingPeriod]) -> None:
+        """Under the periods' locks: raise _StalePeriod when the remembered period, which events of the batch were
+        inserted in, is gone, closed or changed (its bounds, its terms)."""
+        if not self.remembered or self.current.pk not in period_ids:
+            return  # read in this batch (as before its transaction), or none of its events is in it
+        now, then = locked.get(self.current.pk), self.current
+        if now is None or (now.status, now.start, now.end, now.terms_id) != (
+            BillingPeriod.Status.OPEN, then.start, then.end, then.terms_id,
+        ):  # fmt: skip
+            _in_force.pop(self.account.pk, None)
+            raise _StalePeriod
+
+    def keep(self) -> None:
+        """Remember the current period for the account's next batch, once this one is recorded in it."""
+        if self.current.status == BillingPeriod.Status.OPEN and not self.remembered:
+            if len(_in_force) >= _IN_FORCE_MAX:
+                _in_force.clear()
+            _in_force[self.account.pk] = self.current
 
     def _remember(self, period: BillingPeriod) -> BillingPeriod:
         if period.pk not in self.by_id:
@@ -222,9 +268,19 @@ def _record(*, intake: _Intake, raw_events: list[Any], careful: bool) -> BatchRe
     # the period is read (and opened, on the first use of a new period) before the batch's transaction: opening
     # locks the account, and a lock taken before the inserts, held while they wait on another batch's rows that
     # waits for that same lock, would be a deadlock (the one lock order is: insert, then account, wallet, periods)
-    periods = _Periods(account=intake.account, received_at=intake.received_at, snapshot=catalog_snapshot())
-    with transaction.atomic():
-        return _record_in_transaction(intake=intake, raw_events=raw_events, careful=careful, periods=periods)
+    snapshot = catalog_snapshot()
+    periods = _Periods(account=intake.account, received_at=intake.received_at, snapshot=snapshot)
+    # the ledger entry, the batch's last write, carries the COMMIT where it can (transaction_in_round_trips)
+    try:
+        with transaction_in_round_trips():
+            batch = _record_in_transaction(intake=intake, raw_events=raw_events, careful=careful, periods=periods)
+    except _StalePeriod:  # nothing of the batch was kept: recorded again, its period read afresh
+        periods = _Periods(account=intake.account, received_at=intake.received_at, snapshot=snapshot,
+                           remembered=False)  # fmt: skip
+        with transaction_in_round_trips():
+            batch = _record_in_transaction(intake=intake, raw_events=raw_events, careful=careful, periods=periods)
+    periods.keep()
+    return batch
 
 
 def _record_in_transaction(*, intake: _Intake, raw_events: list[Any], careful: bool, periods: _Periods) -> BatchResult:
@@ -471,9 +527,10 @@ def _apply(
     period_ids = sorted({r.period_id for r in rows})
     if locked is None:
         locked = account_rows_lock(account_id=account.pk, period_ids=period_ids)
-    else:  # locked with every row of the batch, some of which may be duplicates of another period's
-        locked = replace(locked, periods={pk: locked.periods[pk] for pk in period_ids})
+    periods.check(period_ids=period_ids, locked=locked.periods if locked is not None else {})
     assert locked is not None  # the rows' periods exist: the events were just inserted with them
+    # locked with every row of the batch (the insert's round trip), some of which may be another period's duplicates
+    locked = replace(locked, periods={pk: locked.periods[pk] for pk in period_ids})
     wallet = locked.wallet
     units_before = {pk: p.units_used for pk, p in locked.periods.items()}
     moves = _counters_move(rows=rows, locked=locked.periods, periods=periods, balance=wallet.balance)
@@ -493,6 +550,7 @@ def _apply(
         posting = wallet_post(
             wallet=wallet, release_held=released, account=account, kind="usage", credits=-moves.credits,
             reference=f"usage:{batch_id}", usd_amount=-moves.usd, reason=f"{len(rows)} usage events", at=at,
+            commit=True,  # the batch's last write: what follows only reads, or queues work for after the commit
         )  # fmt: skip
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
