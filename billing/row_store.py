@@ -7,6 +7,7 @@ path everywhere else, deciding the same. Row locks are taken in the one fixed or
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -142,15 +143,42 @@ def wallet_hold_with(*, insert: Statement, wallet_id: int, credits: Decimal, at:
     return Statement(sql, [*insert.params, credits, at, wallet_id, credits], prepare=insert.prepare)
 
 
-def ledger_post(
+@dataclass(frozen=True)
+class LedgerPosting:
+    """A ledger entry to post, as `ledger_post_statement` sends it: `entry` reads its rows."""
+
+    statement: Statement
+    wallet: Wallet
+    kind: str
+    credits: Decimal
+    usd_amount: Decimal
+    rate: Decimal | None
+    reference: str
+    balance_after: Decimal
+    actor_id: int | None
+    reason: str
+    created_at: datetime
+
+    def entry(self, rows: list[tuple[Any, ...]]) -> LedgerEntry | None:
+        """The entry posted, from the statement's rows; None when the reference was posted before."""
+        if not rows:
+            return None
+        return LedgerEntry(
+            pk=rows[0][0], wallet=self.wallet, kind=self.kind, credits=self.credits, usd_amount=self.usd_amount,
+            rate=self.rate, reference=self.reference, balance_after=self.balance_after, actor_id=self.actor_id,
+            reason=self.reason, created_at=self.created_at,
+        )  # fmt: skip
+
+
+def ledger_post_statement(
     *, wallet: Wallet, kind: str, credits: Decimal, usd_amount: Decimal, rate: Decimal | None, reference: str,
     actor_id: int | None, reason: str, created_at: datetime, release_held: Decimal, updated_at: datetime,
-    consume_grants: bool, commit: bool = False,
-) -> LedgerEntry | None:  # fmt: skip
+    consume_grants: bool,
+) -> LedgerPosting:  # fmt: skip
     """Insert the ledger entry, move the (locked) wallet by it and, for a debit with `consume_grants`, spend the
-    wallet's expiring grants, in one statement; None when the reference was posted before (the unique
-    (wallet, kind, reference) constraint), in which case only `release_held` moved (the held credits are released
-    either way). `commit`: COMMIT goes with it (core.statements.transaction_in_round_trips)."""
+    wallet's expiring grants, in one statement, for the caller to send (core.statements). When the reference was
+    posted before (the unique (wallet, kind, reference) constraint) it answers no row and only `release_held`
+    moves (the held credits are released either way)."""
     table, grants = LedgerEntry._meta.db_table, CreditGrant._meta.db_table
     # a debit spends expiring grants soonest expiry first (wallet._grants_consume): each grant gives what the debit
     # still needs after the grants before it; this statement's snapshot is taken under the wallet's lock
@@ -177,11 +205,16 @@ def ledger_post(
         credits, release_held, updated_at, wallet.pk, release_held, updated_at, wallet.pk, release_held, wallet.pk,
         spend, spend,
     ]  # fmt: skip
-    (rows,) = statements_run(Statement(sql, params, prepare=True), commit=commit)
-    if not rows:
-        return None
-    row = rows[0]
-    return LedgerEntry(
-        pk=row[0], wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
-        balance_after=balance_after, actor_id=actor_id, reason=reason, created_at=created_at,
+    return LedgerPosting(
+        statement=Statement(sql, params, prepare=True), wallet=wallet, kind=kind, credits=credits,
+        usd_amount=usd_amount, rate=rate, reference=reference, balance_after=balance_after, actor_id=actor_id,
+        reason=reason, created_at=created_at,
     )  # fmt: skip
+
+
+_HELD_RELEASE = f"UPDATE {Wallet._meta.db_table} SET held = held - %s, updated_at = %s WHERE id = %s"  # noqa: S608
+
+
+def held_release_statement(*, wallet: Wallet, credits: Decimal, at: datetime) -> Statement:
+    """Give back `credits` held on the (locked) wallet, for the caller to send (core.statements)."""
+    return Statement(_HELD_RELEASE, [credits, at, wallet.pk], prepare=True)

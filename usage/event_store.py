@@ -92,6 +92,18 @@ def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decima
     return True
 
 
+_RESERVATIONS_ACTIVE_LOCK = (
+    f"SELECT request_id, held_credits, estimated_units FROM {Reservation._meta.db_table} "  # noqa: S608 - names from the model
+    "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) ORDER BY id FOR UPDATE"
+)
+
+
+def reservations_active_lock_statement(*, account_id: int, request_ids: list[str]) -> Statement:
+    """Lock the active reservations of these requests; its rows are (request id, credits held, units authorized),
+    as the settle statement's will be (no other transaction can settle, release or expire them meanwhile)."""
+    return Statement(_RESERVATIONS_ACTIVE_LOCK, [account_id, Reservation.Status.ACTIVE, request_ids], prepare=True)
+
+
 RollupBucket = tuple[int, date, str, str, int, int, int, Decimal, Decimal, Decimal]
 
 
@@ -184,10 +196,12 @@ def _event_db_values(row: Any) -> list[Any]:
     return values
 
 
-def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tuple[dict[str, int], list[Any]]:
+def events_insert(
+    *, rows: Sequence[Any], then: Sequence[Statement] = ()
+) -> tuple[dict[str, int], list[list[tuple[Any, ...]]]]:
     """Insert the events (objects carrying UsageEvent's attributes, in request id order), skipping request ids
-    their account already has; answer the id of each event inserted now, by request id, and the rows of `then`,
-    the caller's statement sent in the insert's round trip (core.statements), after it.
+    their account already has; answer the id of each event inserted now, by request id, and the rows of each of
+    `then`, the caller's statements sent in the insert's round trip (core.statements), after it.
 
     The unique (account, request_id) constraint decides which rows are new: one
     `INSERT ... ON CONFLICT DO NOTHING RETURNING id, request_id`, fed by COPY into a temporary table from
@@ -242,7 +256,9 @@ def events_insert(*, rows: Sequence[Any], then: Statement | None = None) -> tupl
     return _inserted(insert, then, Statement("DROP TABLE usage_event_stage"))
 
 
-def _inserted(insert: Statement, then: Statement | None, *after: Statement) -> tuple[dict[str, int], list[Any]]:
-    results = statements_run(insert, *([then] if then is not None else []), *after)
+def _inserted(
+    insert: Statement, then: Sequence[Statement], *after: Statement
+) -> tuple[dict[str, int], list[list[tuple[Any, ...]]]]:
+    results = statements_run(insert, *then, *after)
     inserted = {request_id: pk for pk, request_id in results[0]}
-    return inserted, results[1] if then is not None else []
+    return inserted, results[1 : 1 + len(then)]

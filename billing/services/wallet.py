@@ -7,6 +7,7 @@ second call returns the first entry (`created=False`) and changes nothing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,7 +22,7 @@ from billing.errors import AccountSuspended, InsufficientCredits, InvalidAmount
 from billing.models import Account, CreditGrant, LedgerEntry, Wallet
 from billing.services.audit import Actor, actor_or_none, audit_record
 from billing.services.locks import raw_sql_enabled
-from core.statements import Statement
+from core.statements import Statement, statements_run
 from pricing.money import MoneyError, to_decimal
 
 Kind = LedgerEntry.Kind
@@ -66,22 +67,19 @@ def wallet_post(
     at: datetime | None = None,
     wallet: Wallet | None = None,
     release_held: Decimal | None = None,
-    commit: bool = False,
 ) -> Posting:
     """Post one ledger entry and move the balance. With `overdraft_guard`, a debit that would take the available
     credits (balance - held) below zero raises InsufficientCredits and posts nothing.
 
     `wallet` is the account's wallet when the caller has already locked it in this transaction (its balance as
     read under that lock); `release_held` is what the settled reservations behind this debit held, released in
-    the same update as the balance (and on its own when the posting turns out to be a replay). `commit`: this
-    posting is the last write of the caller's core.statements.transaction_in_round_trips block, and on PostgreSQL
-    with a locked `wallet` its COMMIT goes in the posting's round trip (elsewhere the block commits as it ends).
+    the same update as the balance (and on its own when the posting turns out to be a replay).
     """
     amount = _credits(credits)
     if wallet is not None and not overdraft_guard and raw_sql_enabled():
         return _post_in_one_statement(
             wallet=wallet, kind=kind, credits=amount, reference=reference, usd_amount=to_decimal(usd_amount),
-            rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0), commit=commit,
+            rate=rate, actor=actor, reason=reason, at=at, release_held=release_held or Decimal(0),
         )  # fmt: skip
     # only a guarded debit can be undone after its insert, so only it pays for a savepoint of its own
     with transaction.atomic(savepoint=overdraft_guard):
@@ -120,21 +118,49 @@ def wallet_post(
 
 def _post_in_one_statement(
     *, wallet: Wallet, kind: str, credits: Decimal, reference: str, usd_amount: Decimal, rate: Decimal | None,
-    actor: Actor, reason: str, at: datetime | None, release_held: Decimal, commit: bool,
+    actor: Actor, reason: str, at: datetime | None, release_held: Decimal,
 ) -> Posting:  # fmt: skip
     """wallet_post on PostgreSQL for a wallet the caller locked: the entry, the balance, the held credits released
-    and the grants a debit spends in one statement, the replay of a reference answered by its first entry (read
-    afterwards: the statement released the held credits already), with no savepoint."""
+    and the grants a debit spends in one statement, with no savepoint."""
+    statement, posted = wallet_post_statement(
+        wallet=wallet, kind=kind, credits=credits, reference=reference, usd_amount=usd_amount, rate=rate,
+        actor=actor, reason=reason, at=at, release_held=release_held,
+    )  # fmt: skip
+    (rows,) = statements_run(statement)
+    return posted(rows)
+
+
+def wallet_post_statement(
+    *, wallet: Wallet, kind: str, credits: Decimal, reference: str, usd_amount: Decimal = Decimal(0),
+    rate: Decimal | None = None, actor: Actor = None, reason: str = "", at: datetime | None = None,
+    release_held: Decimal = Decimal(0),
+) -> tuple[Statement, Callable[[list[Any]], Posting]]:  # fmt: skip
+    """wallet_post as one statement, for a caller that sends it with statements of its own in one round trip
+    (core.statements), on PostgreSQL, holding the wallet's lock: the statement, and what makes the Posting of its
+    rows. A replay of the reference moves no balance, releases `release_held`, and is answered by the first entry
+    (read when its Posting is made)."""
     now = timezone.now()
     actor_user = actor_or_none(actor)
-    entry = row_store.ledger_post(
+    posting = row_store.ledger_post_statement(
         wallet=wallet, kind=kind, credits=credits, usd_amount=usd_amount, rate=rate, reference=reference,
         actor_id=actor_user.pk if actor_user is not None else None, reason=reason, created_at=at or now,
-        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY, commit=commit,
+        release_held=release_held, updated_at=now, consume_grants=kind != Kind.EXPIRY,
     )  # fmt: skip
-    if entry is not None:
-        return Posting(entry, created=True)
-    return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
+
+    def posted(rows: list[Any]) -> Posting:
+        entry = posting.entry(rows)
+        if entry is not None:
+            return Posting(entry, created=True)
+        return Posting(LedgerEntry.objects.get(wallet=wallet, kind=kind, reference=reference), created=False)
+
+    return posting.statement, posted
+
+
+def wallet_held_release_statement(*, wallet: Wallet, credits: Decimal) -> Statement:
+    """wallet_held_release as one statement, for a caller that sends it with its own (PostgreSQL)."""
+    if credits < 0:
+        raise InvalidAmount(f"a release frees credits >= 0, got {credits}")
+    return row_store.held_release_statement(wallet=wallet, credits=credits, at=timezone.now())
 
 
 def _grants_consume(*, wallet: Wallet, credits: Decimal) -> None:

@@ -13,6 +13,7 @@ from billing import row_store
 from billing.models import CreditGrant, LedgerEntry, Wallet
 from billing.services.periods import period_current
 from billing.services.wallet import wallet_grant, wallet_lock, wallet_post
+from core.statements import statements_run
 from tests.factories import AccountFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("catalog")]
@@ -40,11 +41,13 @@ def test_the_lock_answers_none_when_no_period_is_in_force():
 
 def _post(wallet: Wallet, credits: str, reference: str, *, release: str = "0") -> LedgerEntry | None:
     now = timezone.now()
-    return row_store.ledger_post(
+    posting = row_store.ledger_post_statement(
         wallet=wallet, kind="usage", credits=Decimal(credits), usd_amount=Decimal(0), rate=None, reference=reference,
         actor_id=None, reason="test", created_at=now, release_held=Decimal(release), updated_at=now,
         consume_grants=True,
     )  # fmt: skip
+    (rows,) = statements_run(posting.statement)
+    return posting.entry(rows)
 
 
 def test_a_posting_moves_balance_and_held_once_and_a_replay_moves_nothing():

@@ -400,3 +400,22 @@ def test_a_choice_field_takes_only_its_words():
             tier.read({"service_tier": bad}, limits)
         assert refused.value.code == "invalid_event"
         assert NUL not in refused.value.message
+
+
+def test_a_batch_recorded_again_carefully_settles_its_reservations_once(jive_account, api_client_for, monkeypatch):
+    """The careful retry (a row the database refuses) locks and settles the authorized calls' reservations as the
+    first attempt would have: each hold released once, each reservation settled."""
+    monkeypatch.setattr(event_checks, "_check_text", lambda value, name: None)
+    client = api_client_for(jive_account)
+    for request_id in ("g1", "g2"):
+        body = {"request_id": request_id, "model": "qwen-3-32b", "input_tokens": 1000, "max_output_tokens": 500}
+        assert client.post("/api/usage/authorize", body, format="json").json()["allowed"] is True
+    assert Wallet.objects.get(account=jive_account).held > 0
+    before = Wallet.objects.get(account=jive_account).balance
+    events = [_event("g1"), _event("refused", user=f"u{SURROGATE}"), _event("g2")]
+    body = _post(client, {"events": events}).json()
+    assert (body["recorded"], body["rejected"]) == (2, 1)
+    wallet = Wallet.objects.get(account=jive_account)
+    assert wallet.held == 0
+    assert wallet.balance == before - sum(Decimal(r["credits"]) for r in body["results"] if r["status"] == "recorded")
+    assert set(jive_account.reservations.values_list("status", flat=True)) == {"settled"}

@@ -26,6 +26,7 @@ import json
 import operator
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.models import Account, BillingPeriod
+from billing.models import Account, BillingPeriod, Wallet
 from billing.services.late_usage import LateCounters, late_usage_add
 from billing.services.locks import (
     LockedRows,
@@ -47,7 +48,13 @@ from billing.services.locks import (
 )
 from billing.services.periods import period_counters_save, period_counters_statement, period_current
 from billing.services.topups import auto_recharge_check
-from billing.services.wallet import wallet_held_release, wallet_post
+from billing.services.wallet import (
+    Posting,
+    wallet_held_release,
+    wallet_held_release_statement,
+    wallet_post,
+    wallet_post_statement,
+)
 from core.statements import Statement, statements_run, transaction_in_round_trips
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import PricingError
@@ -59,6 +66,7 @@ from usage.event_store import (
     EVENT_ATTNAMES,
     RollupBucket,
     events_insert,
+    reservations_active_lock_statement,
     reservations_settle_and_rollup_statement,
 )
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
@@ -288,7 +296,7 @@ def _record_in_transaction(*, intake: _Intake, raw_events: list[Any], careful: b
     parsed = _events_parse(intake=intake, raw_events=raw_events, batch=batch, periods=periods)
     rows = parsed.rows
     stored: dict[str, dict[str, Any]] = {}
-    locked: LockedRows | None = None
+    locked: _Locked | None = None
     if rows:
         stored, refused, locked = _events_insert_each(account=intake.account, rows=rows, batch_id=batch.batch_id,
                                                       careful=careful)  # fmt: skip
@@ -440,25 +448,42 @@ class _Row:
 _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", "over_reservation")
 
 
+@dataclass(frozen=True)
+class _Locked:
+    """What the insert's round trip locked after the rows (PostgreSQL): the account's rows, and the active
+    reservations of the batch's requests as (credits held, units authorized) by request id."""
+
+    rows: LockedRows | None
+    held: dict[str, tuple[Decimal, Decimal]]
+
+
 def _events_insert_each(
     *, account: Account, rows: list[_Row], batch_id: uuid.UUID, careful: bool = True
-) -> tuple[dict[str, dict[str, Any]], dict[str, str], LockedRows | None]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, str], _Locked | None]:
     """Insert the rows as `_events_insert` does; should the database refuse one (any error but the idempotency
     conflict, which the insert skips), find it by inserting halves in savepoints, so every other row is stored.
     Answer the stored rows and, per refused request id, the database's reason.
 
     Not `careful`: no savepoint, and a refusal raises _InsertRefused (the caller's transaction is lost and the
-    batch starts again, carefully); on PostgreSQL the account's rows are then locked in the insert's round trip,
-    right after it (the one lock order: the inserts, then the account, wallet and periods), and answered too."""
+    batch starts again, carefully); on PostgreSQL the account's rows, then the active reservations of the
+    batch's requests, are then locked in the insert's round trip, right after it (the one lock order: the inserts,
+    then the account, wallet and periods, then the reservations), and answered too."""
     if not careful:
-        lock = None
+        then: list[Statement] = []
         if raw_sql_enabled():
-            lock = account_rows_lock_statement(account_id=account.pk, period_ids=sorted({r.period_id for r in rows}))
+            then = [
+                account_rows_lock_statement(account_id=account.pk, period_ids=sorted({r.period_id for r in rows})),
+                reservations_active_lock_statement(account_id=account.pk, request_ids=[r.request_id for r in rows]),
+            ]
         try:
-            stored, lock_rows = _events_insert(account=account, rows=rows, batch_id=batch_id, then=lock)
+            stored, then_rows = _events_insert(account=account, rows=rows, batch_id=batch_id, then=then)
         except (DataError, IntegrityError, UnicodeError) as exc:
             raise _InsertRefused from exc
-        return stored, {}, account_rows_locked(lock_rows) if lock is not None else None
+        if not then:
+            return stored, {}, None
+        lock_rows, held_rows = then_rows
+        held = {request_id: (credits, units) for request_id, credits, units in held_rows}
+        return stored, {}, _Locked(rows=account_rows_locked(lock_rows), held=held)
     try:
         with transaction.atomic():
             return _events_insert(account=account, rows=rows, batch_id=batch_id)[0], {}, None
@@ -473,10 +498,10 @@ def _events_insert_each(
 
 
 def _events_insert(
-    *, account: Account, rows: list[_Row], batch_id: uuid.UUID, then: Statement | None = None
-) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    *, account: Account, rows: list[_Row], batch_id: uuid.UUID, then: Sequence[Statement] = ()
+) -> tuple[dict[str, dict[str, Any]], list[list[tuple[Any, ...]]]]:
     """Insert the rows, skipping request ids the account already has; answer the first result of each request id,
-    and the rows of `then`, a statement sent right after the insert (PostgreSQL only).
+    and the rows of each of `then`, statements sent right after the insert (PostgreSQL only).
 
     The unique (account, request_id) constraint decides which rows are new. On PostgreSQL the event store's insert
     names the rows inserted now (usage.event_store.events_insert), so only request ids recorded before are read
@@ -519,56 +544,136 @@ class _Moves:
 
 def _apply(
     *, account: Account, batch_id: uuid.UUID, rows: list[_Row], periods: _Periods, at: datetime,
-    locked: LockedRows | None,
+    locked: _Locked | None,
 ) -> set[str]:  # fmt: skip
     """Move counters, wallet, reservations and rollups for the events this batch inserted, under the locks (taken
     here unless the insert took them: `locked`); answer the request ids that used more than their reservation was
-    authorized for (flagged `over_reservation`)."""
+    authorized for (flagged `over_reservation`). On PostgreSQL the writes go in one round trip with the COMMIT."""
     period_ids = sorted({r.period_id for r in rows})
-    if locked is None:
-        locked = account_rows_lock(account_id=account.pk, period_ids=period_ids)
-    periods.check(period_ids=period_ids, locked=locked.periods if locked is not None else {})
-    assert locked is not None  # the rows' periods exist: the events were just inserted with them
+    found = locked.rows if locked is not None else account_rows_lock(account_id=account.pk, period_ids=period_ids)
+    periods.check(period_ids=period_ids, locked=found.periods if found is not None else {})
+    assert found is not None  # the rows' periods exist: the events were just inserted with them
     # locked with every row of the batch (the insert's round trip), some of which may be another period's duplicates
-    locked = replace(locked, periods={pk: locked.periods[pk] for pk in period_ids})
-    wallet = locked.wallet
-    units_before = {pk: p.units_used for pk, p in locked.periods.items()}
-    moves = _counters_move(rows=rows, locked=locked.periods, periods=periods, balance=wallet.balance)
+    found = replace(found, periods={pk: found.periods[pk] for pk in period_ids})
+    wallet = found.wallet
+    units_before = {pk: p.units_used for pk, p in found.periods.items()}
+    moves = _counters_move(rows=rows, locked=found.periods, periods=periods, balance=wallet.balance)
     if moves.late:
-        late_credits, late_usd = _late_usage_record(rows=moves.late, locked=locked.periods, periods=periods, at=at)
+        late_credits, late_usd = _late_usage_record(rows=moves.late, locked=found.periods, periods=periods, at=at)
         moves.balance -= late_credits
         moves.credits += late_credits
         moves.usd += late_usd
-    counted = _periods_counted(locked=locked.periods, periods=periods)
+    counted = _periods_counted(locked=found.periods, periods=periods)
     if moves.over_limit:
         UsageEvent.objects.filter(pk__in=moves.over_limit).update(over_limit=True)
-    released, authorized = _counters_settle_and_rollup(account=account, rows=rows, at=at, counted=counted)
-    over_reservation = [r for r in rows if r.request_id in authorized and r.units > authorized[r.request_id]]
-    if over_reservation:
-        UsageEvent.objects.filter(pk__in=[r.pk for r in over_reservation]).update(over_reservation=True)
-    if moves.credits > 0:
-        posting = wallet_post(
-            wallet=wallet, release_held=released, account=account, kind="usage", credits=-moves.credits,
-            reference=f"usage:{batch_id}", usd_amount=-moves.usd, reason=f"{len(rows)} usage events", at=at,
-            commit=True,  # the batch's last write: what follows only reads, or queues work for after the commit
-        )  # fmt: skip
+    writes = _Writes(account=account, batch_id=batch_id, rows=rows, at=at, counted=counted, wallet=wallet,
+                     moves=moves)  # fmt: skip
+    if raw_sql_enabled():
+        held = _held_of(rows, locked.held if locked is not None else _reservations_lock(account, rows))
+        over_reservation = _over_reservation(rows, held)
+        posting = writes.in_one_round_trip(released=_released(held))
+    else:
+        held = _counters_settle_and_rollup(account=account, rows=rows, at=at, counted=counted)
+        over_reservation = _over_reservation(rows, held)
+        posting = writes.one_by_one(released=_released(held))
+    released = _released(held)
+    if posting is not None:
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
-    elif released:
-        wallet_held_release(wallet=wallet, credits=released)
     crossing = _crossing(
         periods={pk: (units_before[pk], p.units_used, p.included_units, periods.terms[pk])
-                 for pk, p in locked.periods.items()},
+                 for pk, p in found.periods.items()},
         # before this call's hold too, so a drop the hold made at authorize time is seen now
         available_before=wallet.balance - (wallet.held - released),
         available_after=moves.balance - (wallet.held - released),
-        low_balance_threshold=locked.low_balance_threshold,
+        low_balance_threshold=found.low_balance_threshold,
     )  # fmt: skip
     if crossing:
         from usage.tasks import alerts_check_task
 
         transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
     return {r.request_id for r in over_reservation}
+
+
+Held = dict[str, tuple[Decimal, Decimal]]  # request id -> (credits its active reservation held, units authorized)
+
+
+def _reservations_lock(account: Account, rows: list[_Row]) -> Held:
+    """The active reservations of the rows' requests, locked (the careful path, whose insert locked nothing)."""
+    statement = reservations_active_lock_statement(account_id=account.pk, request_ids=[r.request_id for r in rows])
+    (found,) = statements_run(statement)
+    return {request_id: (credits, units) for request_id, credits, units in found}
+
+
+def _held_of(rows: list[_Row], held: Held) -> Held:
+    """Those of the rows this batch inserted (a duplicate's reservation was settled when it was recorded)."""
+    new = {r.request_id for r in rows}
+    return {request_id: pair for request_id, pair in held.items() if request_id in new}
+
+
+def _released(held: Held) -> Decimal:
+    return sum((credits for credits, _ in held.values()), Decimal(0))
+
+
+def _over_reservation(rows: list[_Row], held: Held) -> list[_Row]:
+    """The rows that used more units than their reservation authorized: flagged now, inside the transaction."""
+    over = [r for r in rows if r.request_id in held and r.units > held[r.request_id][1]]
+    if over:
+        UsageEvent.objects.filter(pk__in=[r.pk for r in over]).update(over_reservation=True)
+    return over
+
+
+@dataclass
+class _Writes:
+    """What a batch writes once its moves are counted: the periods' counters, the settled reservations, the
+    rollups, and the wallet's debit (a ledger entry) or the release of what the reservations held."""
+
+    account: Account
+    batch_id: uuid.UUID
+    rows: list[_Row]
+    at: datetime
+    counted: list[BillingPeriod]
+    wallet: Wallet
+    moves: _Moves
+
+    def _posting_needed(self) -> bool:
+        return self.moves.credits > 0
+
+    def _reason(self) -> str:
+        return f"{len(self.rows)} usage events"
+
+    def in_one_round_trip(self, *, released: Decimal) -> Posting | None:
+        """PostgreSQL: every write in one round trip, which carries the transaction's COMMIT (when the batch's
+        transaction is its own: transaction_in_round_trips). The reservations were locked and read before, so the
+        settle frees exactly what `released` says."""
+        statements = [period_counters_statement(p) for p in self.counted]
+        statements.append(reservations_settle_and_rollup_statement(
+            account_id=self.account.pk, request_ids=[r.request_id for r in self.rows], at=self.at,
+            buckets=_rollup_buckets(self.rows),
+        ))  # fmt: skip
+        posted = None
+        if self._posting_needed():
+            statement, posted = wallet_post_statement(
+                wallet=self.wallet, kind="usage", credits=-self.moves.credits, reference=f"usage:{self.batch_id}",
+                usd_amount=-self.moves.usd, reason=self._reason(), at=self.at, release_held=released,
+            )  # fmt: skip
+            statements.append(statement)
+        elif released:
+            statements.append(wallet_held_release_statement(wallet=self.wallet, credits=released))
+        results = statements_run(*statements, commit=True)
+        return posted(results[-1]) if posted is not None else None
+
+    def one_by_one(self, *, released: Decimal) -> Posting | None:
+        """Elsewhere (the counters, reservations and rollups were written by _counters_settle_and_rollup)."""
+        if self._posting_needed():
+            return wallet_post(
+                wallet=self.wallet, release_held=released, account=self.account, kind="usage",
+                credits=-self.moves.credits, reference=f"usage:{self.batch_id}", usd_amount=-self.moves.usd,
+                reason=self._reason(), at=self.at,
+            )  # fmt: skip
+        if released:
+            wallet_held_release(wallet=self.wallet, credits=released)
+        return None
 
 
 def _counters_move(
@@ -671,32 +776,23 @@ def _crossing(
 
 def _counters_settle_and_rollup(
     *, account: Account, rows: list[_Row], at: datetime, counted: list[BillingPeriod]
-) -> tuple[Decimal, dict[str, Decimal]]:
-    """Write the periods' counters (billing's statement), settle the active reservations of these requests and add
-    the batch to the daily rollups: one round trip on PostgreSQL. Answers the credits the reservations held, for
-    the caller to release, and the units each was authorized for, by request id."""
+) -> Held:
+    """Write the periods' counters, settle the active reservations of these requests and add the batch to the
+    daily rollups, through the ORM (SQLite, GATE_RAW_SQL off). Answers what each settled reservation held."""
     request_ids = [r.request_id for r in rows]
-    if raw_sql_enabled():
-        settle = reservations_settle_and_rollup_statement(
-            account_id=account.pk, request_ids=request_ids, at=at, buckets=_rollup_buckets(rows)
+    for period in counted:
+        period_counters_save(period=period)
+    settled = list(
+        Reservation.objects.select_for_update()
+        .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
+        .values_list("pk", "request_id", "held_credits", "estimated_units")
+    )
+    if settled:
+        Reservation.objects.filter(pk__in=[row[0] for row in settled]).update(
+            status=Reservation.Status.SETTLED, closed_at=at
         )
-        *_, held = statements_run(*(period_counters_statement(p) for p in counted), settle)
-    else:
-        for period in counted:
-            period_counters_save(period=period)
-        settled = list(
-            Reservation.objects.select_for_update()
-            .filter(account=account, request_id__in=request_ids, status=Reservation.Status.ACTIVE)
-            .values_list("pk", "request_id", "held_credits", "estimated_units")
-        )
-        if settled:
-            Reservation.objects.filter(pk__in=[row[0] for row in settled]).update(
-                status=Reservation.Status.SETTLED, closed_at=at
-            )
-        held = [row[1:] for row in settled]
-        _rollup(rows)
-    released = sum((credits for _, credits, _ in held), Decimal(0))
-    return released, {request_id: units for request_id, _, units in held}
+    _rollup(rows)
+    return {request_id: (credits, units) for _, request_id, credits, units in settled}
 
 
 def _rollup_buckets(rows: list[_Row]) -> list[RollupBucket]:
