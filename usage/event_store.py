@@ -92,16 +92,18 @@ def reservation_insert(*, reservation: Reservation, wallet: Wallet, held: Decima
     return True
 
 
-_RESERVATIONS_ACTIVE_LOCK = (
+_RESERVATIONS_ACTIVE = (
     f"SELECT request_id, held_credits, estimated_units FROM {Reservation._meta.db_table} "  # noqa: S608 - names from the model
-    "WHERE account_id = %s AND status = %s AND request_id = ANY(%s) ORDER BY id FOR UPDATE"
+    "WHERE account_id = %s AND status = %s AND request_id = ANY(%s)"
 )
 
 
-def reservations_active_lock_statement(*, account_id: int, request_ids: list[str]) -> Statement:
-    """Lock the active reservations of these requests; its rows are (request id, credits held, units authorized),
-    as the settle statement's will be (no other transaction can settle, release or expire them meanwhile)."""
-    return Statement(_RESERVATIONS_ACTIVE_LOCK, [account_id, Reservation.Status.ACTIVE, request_ids], prepare=True)
+def reservations_active_statement(*, account_id: int, request_ids: list[str]) -> Statement:
+    """The active reservations of these requests, as (request id, credits held, units authorized), for a caller
+    that holds the account's lock: every service that creates, settles, releases or expires a reservation takes
+    that lock first (billing.services.locks), so they stay as read until the caller's transaction ends and its
+    settle statement answers the same rows. Not locked themselves: a row lock would cost PostgreSQL a write."""
+    return Statement(_RESERVATIONS_ACTIVE, [account_id, Reservation.Status.ACTIVE, request_ids], prepare=True)
 
 
 RollupBucket = tuple[int, date, str, str, int, int, int, Decimal, Decimal, Decimal]

@@ -66,7 +66,7 @@ from usage.event_store import (
     EVENT_ATTNAMES,
     RollupBucket,
     events_insert,
-    reservations_active_lock_statement,
+    reservations_active_statement,
     reservations_settle_and_rollup_statement,
 )
 from usage.events import EventRefused, ParsedEvent, event_parse, request_id_of, storable_json, storable_text
@@ -450,8 +450,8 @@ _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", 
 
 @dataclass(frozen=True)
 class _Locked:
-    """What the insert's round trip locked after the rows (PostgreSQL): the account's rows, and the active
-    reservations of the batch's requests as (credits held, units authorized) by request id."""
+    """What the insert's round trip locked after the rows (PostgreSQL): the account's rows; and the active
+    reservations of the batch's requests, read under that lock, as (credits held, units authorized) by request id."""
 
     rows: LockedRows | None
     held: dict[str, tuple[Decimal, Decimal]]
@@ -465,15 +465,15 @@ def _events_insert_each(
     Answer the stored rows and, per refused request id, the database's reason.
 
     Not `careful`: no savepoint, and a refusal raises _InsertRefused (the caller's transaction is lost and the
-    batch starts again, carefully); on PostgreSQL the account's rows, then the active reservations of the
-    batch's requests, are then locked in the insert's round trip, right after it (the one lock order: the inserts,
-    then the account, wallet and periods, then the reservations), and answered too."""
+    batch starts again, carefully); on PostgreSQL the account's rows are then locked in the insert's round trip,
+    right after it (the one lock order: the inserts, then the account, wallet and periods), and the active
+    reservations of the batch's requests read under that lock; both are answered too."""
     if not careful:
         then: list[Statement] = []
         if raw_sql_enabled():
             then = [
                 account_rows_lock_statement(account_id=account.pk, period_ids=sorted({r.period_id for r in rows})),
-                reservations_active_lock_statement(account_id=account.pk, request_ids=[r.request_id for r in rows]),
+                reservations_active_statement(account_id=account.pk, request_ids=[r.request_id for r in rows]),
             ]
         try:
             stored, then_rows = _events_insert(account=account, rows=rows, batch_id=batch_id, then=then)
@@ -569,7 +569,7 @@ def _apply(
     writes = _Writes(account=account, batch_id=batch_id, rows=rows, at=at, counted=counted, wallet=wallet,
                      moves=moves)  # fmt: skip
     if raw_sql_enabled():
-        held = _held_of(rows, locked.held if locked is not None else _reservations_lock(account, rows))
+        held = _held_of(rows, locked.held if locked is not None else _reservations_read(account, rows))
         over_reservation = _over_reservation(rows, held)
         posting = writes.in_one_round_trip(released=_released(held))
     else:
@@ -598,9 +598,10 @@ def _apply(
 Held = dict[str, tuple[Decimal, Decimal]]  # request id -> (credits its active reservation held, units authorized)
 
 
-def _reservations_lock(account: Account, rows: list[_Row]) -> Held:
-    """The active reservations of the rows' requests, locked (the careful path, whose insert locked nothing)."""
-    statement = reservations_active_lock_statement(account_id=account.pk, request_ids=[r.request_id for r in rows])
+def _reservations_read(account: Account, rows: list[_Row]) -> Held:
+    """The active reservations of the rows' requests, under the account's lock (the careful path, whose insert's
+    round trip locked nothing)."""
+    statement = reservations_active_statement(account_id=account.pk, request_ids=[r.request_id for r in rows])
     (found,) = statements_run(statement)
     return {request_id: (credits, units) for request_id, credits, units in found}
 
@@ -644,8 +645,8 @@ class _Writes:
 
     def in_one_round_trip(self, *, released: Decimal) -> Posting | None:
         """PostgreSQL: every write in one round trip, which carries the transaction's COMMIT (when the batch's
-        transaction is its own: transaction_in_round_trips). The reservations were locked and read before, so the
-        settle frees exactly what `released` says."""
+        transaction is its own: transaction_in_round_trips). The reservations were read under the account's lock,
+        so the settle frees exactly what `released` says."""
         statements = [period_counters_statement(p) for p in self.counted]
         statements.append(reservations_settle_and_rollup_statement(
             account_id=self.account.pk, request_ids=[r.request_id for r in self.rows], at=self.at,
