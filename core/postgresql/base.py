@@ -33,11 +33,6 @@ _IDLE = pq.TransactionStatus.IDLE
 _begin_pending: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def begin_pending(client: Any) -> bool:
-    """Whether the psycopg connection is in a transaction whose BEGIN has not been sent yet."""
-    return client in _begin_pending
-
-
 def begin_defer(client: Any) -> None:
     """Open a transaction on the psycopg connection (in autocommit) whose BEGIN goes with its next statement."""
     _begin_pending.add(client)
@@ -129,7 +124,8 @@ class DatabaseWrapper(base.DatabaseWrapper):
         return pending or client.info.transaction_status == _IDLE
 
     def _close(self) -> Any:
-        _begin_pending.discard(self.connection)
+        if self.connection is not None:
+            _begin_pending.discard(self.connection)
         return super()._close()  # type: ignore[misc]  # not in the stubs
 
     def create_cursor(self, name: str | None = None) -> Any:
