@@ -15,8 +15,8 @@ them in one fixed order, so two batches with overlapping request ids never wait 
 Usage that happened is always recorded, even past the quota or below zero credits: such events are flagged
 `over_limit` and the next authorization is refused.
 
-On PostgreSQL a batch of one event costs three round trips: BEGIN, the insert and the locks; the counters, the
-settled reservations and the rollups; the ledger entry and COMMIT. The period in force is read before an account's
+On PostgreSQL a batch of one event costs two round trips: BEGIN, the insert, the locks and the batch's active
+reservations; the counters, the settle and rollups, the ledger entry and COMMIT. The period in force is read before an account's
 first batch and remembered for the next ones (checked under its lock: `_Periods.check`).
 """
 
@@ -448,13 +448,16 @@ class _Row:
 _STORED = ("id", "request_id", "batch_id", "cost_usd", "charge_usd", "credits", "over_reservation")
 
 
+Held = dict[str, tuple[Decimal, Decimal]]  # request id -> (credits its active reservation held, units authorized)
+
+
 @dataclass(frozen=True)
 class _Locked:
     """What the insert's round trip locked after the rows (PostgreSQL): the account's rows; and the active
     reservations of the batch's requests, read under that lock, as (credits held, units authorized) by request id."""
 
     rows: LockedRows | None
-    held: dict[str, tuple[Decimal, Decimal]]
+    held: Held
 
 
 def _events_insert_each(
@@ -570,13 +573,12 @@ def _apply(
                      moves=moves)  # fmt: skip
     if raw_sql_enabled():
         held = _held_of(rows, locked.held if locked is not None else _reservations_read(account, rows))
-        over_reservation = _over_reservation(rows, held)
-        posting = writes.in_one_round_trip(released=_released(held))
+        over_reservation, released = _over_reservation(rows, held), _released(held)
+        posting = writes.in_one_round_trip(released=released)
     else:
         held = _counters_settle_and_rollup(account=account, rows=rows, at=at, counted=counted)
-        over_reservation = _over_reservation(rows, held)
-        posting = writes.one_by_one(released=_released(held))
-    released = _released(held)
+        over_reservation, released = _over_reservation(rows, held), _released(held)
+        posting = writes.one_by_one(released=released)
     if posting is not None:
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
@@ -593,9 +595,6 @@ def _apply(
 
         transaction.on_commit(lambda: alerts_check_task.delay(account.pk))
     return {r.request_id for r in over_reservation}
-
-
-Held = dict[str, tuple[Decimal, Decimal]]  # request id -> (credits its active reservation held, units authorized)
 
 
 def _reservations_read(account: Account, rows: list[_Row]) -> Held:
