@@ -14,16 +14,25 @@ not read yet when the transaction commits is kept until the cursor closes. A tra
 a transaction the server has open). Savepoints, `on_commit` and rollbacks are Django's, unchanged: only when BEGIN
 leaves changes.
 
+The health check (`CONN_HEALTH_CHECKS`) costs no round trip while the connection is quiet. Django checks a reused
+connection before its first statement in each request (`SELECT 1`, a round trip of its own). A connection the
+server ended (a restart, `pg_terminate_backend`, `idle_session_timeout`) has something to read: the server's
+goodbye, or the end of the stream. So the socket is polled first, without waiting: nothing to read means nothing
+happened since the last answer, and the check is done; anything to read gets Django's `SELECT 1`, which replaces a
+dead connection before the request uses it. A peer gone without a word (no FIN) is missed by both alike.
+
 SQLite, and everything above the driver, is untouched. tests/platform/test_postgresql_backend.py shows it.
 """
 
 from __future__ import annotations
 
+import select
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db.backends.postgresql import base
 from psycopg import pq
 
@@ -31,6 +40,23 @@ _IDLE = pq.TransactionStatus.IDLE
 
 # psycopg connections whose transaction Django opened and the server has not seen yet
 _begin_pending: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _quiet(client: Any) -> bool:
+    """Nothing to read on the idle connection, without waiting: the server has not spoken or hung up since its last
+    answer. False whenever that cannot be told (then Django's `SELECT 1` decides)."""
+    if client.closed or client.info.transaction_status != _IDLE:
+        return False
+    try:
+        fd = client.pgconn.socket
+    except psycopg.OperationalError:  # libpq has let go of the connection
+        return False
+    if hasattr(select, "poll"):  # any descriptor number (select() fails above 1023)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)  # POLLHUP and POLLERR are always reported
+        return not poller.poll(0)
+    readable, _, broken = select.select([fd], [], [fd], 0)
+    return not readable and not broken
 
 
 def begin_defer(client: Any) -> None:
@@ -98,6 +124,16 @@ class DatabaseWrapper(base.DatabaseWrapper):
         server_side = params["cursor_factory"] is base.ServerBindingCursor
         params["cursor_factory"] = ServerBindingCursor if server_side else Cursor
         return params
+
+    health_check_enabled: bool
+    health_check_done: bool
+
+    def close_if_health_check_failed(self) -> None:
+        due = self.connection is not None and self.health_check_enabled and not self.health_check_done
+        if due and not self.pool and _quiet(self.connection):
+            self.health_check_done = True  # nothing to read: nothing happened to it since its last answer
+            return
+        super().close_if_health_check_failed()
 
     def _start_transaction_under_autocommit(self) -> None:
         # called by Django's set_autocommit(False, force_begin_transaction_with_broken_autocommit=True), which is

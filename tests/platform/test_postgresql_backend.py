@@ -1,9 +1,14 @@
 """core.postgresql on real PostgreSQL: a transaction's BEGIN goes out with its first statement, one round trip fewer,
 and the transaction is still all or nothing, whatever its first statement is (ORM, savepoint, executemany, COPY, a
-named cursor, a statement that fails)."""
+named cursor, a statement that fails); and a reused connection is checked without a round trip unless the server
+has spoken or hung up since its last answer."""
 
 from __future__ import annotations
 
+import select
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import psycopg
@@ -146,3 +151,58 @@ def test_a_cursor_reads_the_statements_result_not_the_begins():
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT balance FROM billing_wallet WHERE account_id = %s", [account.pk])
         assert cursor.fetchall() == [(Decimal(11),)] and cursor.description[0].name == "balance"
+
+
+# --- the health check (CONN_HEALTH_CHECKS): no round trip while the connection is quiet ---------------------------
+
+
+@contextmanager
+def _wire(sent: list[str]) -> Iterator[None]:
+    """The simple-protocol queries this connection puts on the wire meanwhile (libpq's trace of its messages)."""
+    client = connection.connection.pgconn
+    with tempfile.TemporaryFile() as trace:
+        client.trace(trace.fileno())
+        client.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            yield
+        finally:
+            client.untrace()
+        trace.seek(0)
+        sent += [
+            line.split("\t")[-1].strip()[1:-1] for line in trace.read().decode().splitlines() if "\tQuery\t" in line
+        ]
+
+
+def _request_starts() -> None:
+    """What Django does at each request's start (close_old_connections): the next statement checks the connection."""
+    connection.close_if_unusable_or_obsolete()
+    assert connection.connection is not None
+
+
+def test_a_reused_connection_that_is_quiet_is_checked_without_a_round_trip():
+    assert connection.settings_dict["CONN_HEALTH_CHECKS"]
+    connection.ensure_connection()
+    _request_starts()
+    sent: list[str] = []
+    with _wire(sent):
+        assert Wallet.objects.count() == 0
+    assert sent == ['SELECT COUNT(*) AS "__count" FROM "billing_wallet"']
+
+
+def test_a_connection_the_server_ended_is_replaced_before_the_request_uses_it():
+    account = AccountFactory.create(plan="jive", credits="10")
+    old_pid = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"], dbname=settings["NAME"],
+        autocommit=True,
+    ) as other:  # fmt: skip
+        assert other.execute("SELECT pg_terminate_backend(%s)", [old_pid]).fetchone() == (True,)
+    poller = select.poll()
+    poller.register(connection.connection.pgconn.socket, select.POLLIN)
+    assert poller.poll(5000), "the server did not close the connection"
+    _request_starts()
+    sent: list[str] = []
+    with _wire(sent):  # the old connection's trace: the check it failed
+        assert _balance(account.pk) == Decimal(10)
+    assert sent == ["SELECT 1"] and connection.connection.info.backend_pid != old_pid
