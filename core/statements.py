@@ -169,29 +169,37 @@ def _prepared_statements(client: Any, statements: Sequence[Statement]) -> tuple[
 
 
 def _execute_text(client: Any, name: str, params: Sequence[Any]) -> str:
-    """`EXECUTE name(values)`. A number, time, date, boolean or uuid is written here as text (its declared type,
-    from the PREPARE, reads it; the text of these types holds no quote or backslash); text and arrays are quoted
-    by psycopg. psycopg's quoting of every value was an eighth of a recorded event's CPU."""
-    arguments: list[str] = []
+    """`EXECUTE name(values)`. A number, time, date, boolean, uuid or ASCII string is written here as text (its
+    declared type, from the PREPARE, reads it; a string's quotes are doubled); what `_literal` leaves (other text,
+    other arrays) is quoted by psycopg. psycopg's quoting of every value was an eighth of a recorded event's CPU."""
+    plain_strings = client.connection.info.parameter_status("standard_conforming_strings") == "on"
+    arguments: list[str | None] = []
     quoted: list[Any] = []
     for value in params:
         if value is None:
             continue  # written into the prepared SQL as NULL
-        literal = _literal(value)
+        literal = _literal(value, plain_strings=plain_strings)
+        arguments.append(literal)
         if literal is None:
-            arguments.append("%s")
             quoted.append(value)
-        else:
-            arguments.append(literal)
-    text = f"EXECUTE {name}({', '.join(arguments)})" if arguments else f"EXECUTE {name}"
-    return client.mogrify(text, quoted) if quoted else text
+    if not quoted:
+        written = ", ".join(literal for literal in arguments if literal is not None)
+        return f"EXECUTE {name}({written})" if written else f"EXECUTE {name}"
+    # psycopg reads placeholders in the text: a percent sign in a string written here is doubled
+    template = ", ".join("%s" if literal is None else literal.replace("%", "%%") for literal in arguments)
+    return client.mogrify(f"EXECUTE {name}({template})", quoted)
 
 
-def _literal(value: Any) -> str | None:
-    """The value's text for a parameter of the type `_cast` declared for it (or, for an array, its statement), or
-    None for psycopg to quote: text, an array holding anything but ints, finite Decimals and dates, a subclass of
-    one of these types, a Decimal that is not a finite number."""
+def _literal(value: Any, *, plain_strings: bool) -> str | None:
+    """The value's text for a parameter of the type `_cast` declared for it (or, for an array or a string, its
+    statement), or None for psycopg to quote: a string that is not ASCII or holds NUL (psycopg refuses that one) or
+    when the server reads backslashes in strings (`plain_strings` off), an array holding anything but ints, finite
+    Decimals and dates, a subclass of one of these types, a Decimal that is not a finite number."""
     kind = type(value)
+    if kind is str:
+        if plain_strings and value.isascii() and "\x00" not in value:
+            return "'" + value.replace("'", "''") + "'"
+        return None
     if kind is int:
         return str(value)
     if kind is Decimal:

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
 from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
@@ -86,6 +87,12 @@ def test_a_prepared_statement_is_planned_once_and_then_executed():
         ("SELECT %s::int8[] = '{}', cardinality(%s::int8[])", [], (True, 0)),
         ("SELECT %s::text[] = '{\"a,b\",\"c}\"}', cardinality(%s::text[])", ["a,b", "c}"], (True, 2)),
         ("SELECT %s::numeric[] IS NULL, cardinality(%s::numeric[])", [Decimal("NaN"), Decimal(1)], (False, 2)),
+        # strings: written here when ASCII (quotes doubled; a backslash and a percent sign are themselves)
+        ("SELECT %s = 'a\\b', length(%s)", "a\\b", (True, 3)),
+        ("SELECT %s = '50%%', %s || ''", "50%", (True, "50%")),
+        ("SELECT %s = '', length(%s)", "", (True, 0)),
+        ("SELECT %s = $$'';--$$, %s", "'';--", (True, "'';--")),
+        ("SELECT %s = 'caf\u00e9', length(%s)", "caf\u00e9", (True, 4)),  # not ASCII: quoted by psycopg
     ],
 )  # fmt: skip
 def test_prepared_or_not_a_statement_answers_the_same(sql, value, expected):
@@ -144,6 +151,27 @@ def test_no_more_than_the_cap_are_prepared_on_one_connection(monkeypatch):
     assert len(_prepared_names()) == 3
 
 
+def test_a_percent_sign_in_a_string_written_here_beside_one_psycopg_quotes():
+    sql = "SELECT %s || %s || %s"
+    values = ["10% off, ", "d\u00e9j\u00e0 ", "%s%%"]  # the middle one is not ASCII: psycopg quotes it
+    for _ in range(2):
+        assert statements_run(Statement(sql, values, prepare=True)) == [[("10% off, d\u00e9j\u00e0 %s%%",)]]
+
+
+def test_a_string_holding_nul_is_refused_as_psycopg_refuses_it():
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        statements_run(Statement("SELECT %s", ["a\x00b"]))
+    with pytest.raises(psycopg.DataError, match="NUL"):
+        statements_run(Statement("SELECT %s", ["a\x00b"], prepare=True))
+
+
+def test_where_the_server_reads_backslashes_as_escapes_psycopg_quotes_strings():
+    with connection.cursor() as cursor:
+        cursor.execute("SET standard_conforming_strings = off")  # the fixture's new connection resets it
+    for _ in range(2):
+        assert statements_run(Statement("SELECT %s || ''", ["a\\b'c"], prepare=True)) == [[("a\\b'c",)]]
+
+
 def test_a_none_between_values_keeps_the_others_in_their_places():
     sql = "SELECT %s::int8, %s IS NULL, %s || 'b'"
     cases: list[tuple[list[object], tuple[object, ...]]] = [
@@ -178,6 +206,8 @@ _LITERAL_VALUES = st.one_of(
     st.uuids(),
     st.booleans(),
     st.lists(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1), max_size=5),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40),
+    st.text(alphabet=st.characters(max_codepoint=127, exclude_characters="\x00"), max_size=40),
 )  # fmt: skip
 
 
