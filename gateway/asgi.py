@@ -33,7 +33,7 @@ from django.urls import set_script_prefix
 from gateway.errors import GatewayRefusal
 from gateway.formats import ANTHROPIC, OPENAI, error_body
 from gateway.journal import journal_close, journal_take_over
-from gateway.relay import after_answer, background_drain, in_thread, upstream_sessions_close
+from gateway.relay import after_answer, background_drain, in_thread, response_sent, upstream_sessions_close
 from gateway.services import gateway_record
 
 Scope = dict[str, Any]
@@ -68,8 +68,11 @@ class GatewayASGIHandler(ASGIHandler):
 
         async def process_request() -> HttpResponseBase:
             response = await self.run_get_response(request)
-            with contextlib.suppress(asyncio.CancelledError):  # the client went away while it was being sent
-                await self.send_response(response, send)
+            try:
+                with contextlib.suppress(asyncio.CancelledError):  # the client went away while it was being sent
+                    await self.send_response(response, send)
+            finally:
+                response_sent(response)  # the recording of a whole answer starts now (gateway/relay.py)
             return response
 
         # as Django's handler does: a client that goes away cancels the view (a stream's relay then decides what

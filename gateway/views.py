@@ -29,7 +29,7 @@ from gateway.relay import (
     UPSTREAM_READ_ERRORS,
     StreamRelay,
     UpstreamBrokeOff,
-    after_answer,
+    after_sent,
     background,
     in_thread,
     provider_request_id,
@@ -202,17 +202,17 @@ async def _whole_answer(admission: Admission, upstream: aiohttp.ClientResponse, 
         estimated = True
     usage.provider_request_id = provider_request_id(upstream) or usage.provider_request_id
     recording = recording_for(admission=admission, usage=usage, estimated=estimated)
-    if after and _journal_owes(recording):
-        # the answer goes to the client now; its recording (which settles the hold) runs right after, tied to no
-        # request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
-        # dies before recording it leaves it to the next one (docs/gateway.md).
-        after_answer(in_thread(gateway_record, recording=recording))
-    else:
-        await in_thread(gateway_record, recording=recording)
     response = HttpResponse(body, status=upstream.status,
                             content_type=upstream.headers.get("content-type", "application/json"))  # fmt: skip
     for name, value in response_headers(upstream, admission).items():
         response[name] = value
+    if after and _journal_owes(recording):
+        # the answer goes to the client now; its recording (which settles the hold) runs once it is sent, tied to
+        # no request, so a client gone meanwhile changes nothing. It is owed in the journal first, so a process that
+        # dies before recording it leaves it to the next one (docs/gateway.md).
+        after_sent(response, gateway_record, recording=recording)
+    else:
+        await in_thread(gateway_record, recording=recording)
     return response
 
 
