@@ -11,6 +11,7 @@ that has seen the end of its stream finds the call on its balance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import ssl
@@ -224,6 +225,8 @@ class StreamRelay:
         self.received_any = False
         self.client_gone = False
         self.settled = False
+        self.passed_on = asyncio.Event()  # set while the client has been handed every event queued so far
+        self.passed_on.set()
         self.task: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
@@ -231,7 +234,17 @@ class StreamRelay:
 
     def _put(self, chunk: bytes | UpstreamBrokeOff) -> None:
         if not self.client_gone:
+            self.passed_on.clear()
             self.queue.put_nowait(chunk)
+
+    async def _queued_passed_on(self) -> None:
+        """Wait (SENT_WAIT_SECONDS at most) until the events queued so far are written to the client. The recording
+        then starts: started sooner, its work in a pool thread would take the GIL from the event loop writing them,
+        which would wait for its turn (up to the interpreter's switch interval, 5 ms), and a stream that comes in
+        one piece would reach the client only after it. Its last event still waits for the recording."""
+        if not self.client_gone:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.passed_on.wait(), timeout=SENT_WAIT_SECONDS)
 
     async def _pump(self) -> None:
         try:
@@ -240,6 +253,7 @@ class StreamRelay:
                 for event in self.splitter.feed(chunk):
                     forward, last = self.meter.observe(event)
                     if last and not self.settled:
+                        await self._queued_passed_on()
                         await self._settle()
                     if forward:
                         self._put(event.raw)
@@ -275,10 +289,13 @@ class StreamRelay:
             while (chunk := await self.queue.get()) is not None:
                 if isinstance(chunk, UpstreamBrokeOff):
                     raise chunk
-                yield chunk
+                yield chunk  # resumed once the response has written it
+                if self.queue.empty():
+                    self.passed_on.set()
             finished = True
         finally:
             if not finished:  # the client went away: keep reading only if the provider has started answering
                 self.client_gone = True
+                self.passed_on.set()
                 if not self.received_any and self.task is not None:
                     self.task.cancel()
