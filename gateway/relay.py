@@ -77,6 +77,7 @@ def after_answer(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
 
 # how long the recording of a whole answer waits for the answer to be sent before it starts anyway
 SENT_WAIT_SECONDS = 1.0
+_SENT = "_gateway_sent"  # the attribute of a response that holds what waits for it to be sent
 
 
 def after_sent(response: object, work: Callable[..., Any], **kwargs: Any) -> None:
@@ -85,8 +86,8 @@ def after_sent(response: object, work: Callable[..., Any], **kwargs: Any) -> Non
     The gateway's ASGI handler calls `response_sent` when the response is written (or the client has gone). Started
     at once instead, the recording's Python work would take the GIL from the event loop while the answer is being
     written: the loop then waits for its turn, up to the interpreter's switch interval (5 ms), and the client
-    with it (bench/gateway.py: the write's p90 went from 1.7 to 0.6 ms). Should nothing call `response_sent`, the
-    work starts after SENT_WAIT_SECONDS."""
+    with it (the write's p90 went from 1.7 to 0.6 ms: docs/PERFORMANCE.md, the seventh session). Should nothing call
+    `response_sent`, the work starts after SENT_WAIT_SECONDS."""
     sent = asyncio.get_running_loop().create_future()
     setattr(response, _SENT, sent)
 
@@ -102,9 +103,6 @@ def response_sent(response: object) -> None:
     sent = getattr(response, _SENT, None)
     if sent is not None and not sent.done():
         sent.set_result(None)
-
-
-_SENT = "_gateway_sent"
 
 
 def _after_answer_done(task: asyncio.Task[Any]) -> None:
