@@ -6,6 +6,7 @@ it is answered (gateway/views.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from typing import Any
@@ -42,7 +43,7 @@ def test_the_recording_starts_after_the_answer_is_written(
     send_response, record = asgi.GatewayASGIHandler.send_response, views.gateway_record
 
     async def slow_send(self: Any, response: Any, send: Any) -> None:
-        await relay.asyncio.sleep(0.3)  # a slow client: the recording would start meanwhile if it did not wait
+        await asyncio.sleep(0.3)  # a slow client: the recording would start meanwhile if it did not wait
         await send_response(self, response, send)
         order.append("written")
 
@@ -79,7 +80,7 @@ def test_a_streams_events_are_written_before_its_recording_starts_and_its_end_af
     async def serve_to_a_slow_client(self: Any, scope: Any, body: bytes, receive: Any, send: Any) -> None:
         async def slow_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.body" and message.get("body"):
-                await relay.asyncio.sleep(0.2 if not order else 0)  # the first write takes its time
+                await asyncio.sleep(0.2 if not order else 0)  # the first write takes its time
                 await send(message)
                 order.append("written")
                 return
