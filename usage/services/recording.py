@@ -16,8 +16,8 @@ Usage that happened is always recorded, even past the quota or below zero credit
 `over_limit` and the next authorization is refused.
 
 On PostgreSQL a batch of one event costs two round trips: BEGIN, the insert, the locks and the batch's active
-reservations; the counters, the settle and rollups, the ledger entry and COMMIT. The period in force is read before an account's
-first batch and remembered for the next ones (checked under its lock: `_Periods.check`).
+reservations; the counters, the settle and rollups, the ledger entry and COMMIT. The period in force is read before
+an account's first batch and remembered for the next ones (checked under its lock: `_Periods.check`).
 """
 
 from __future__ import annotations
@@ -571,14 +571,13 @@ def _apply(
         UsageEvent.objects.filter(pk__in=moves.over_limit).update(over_limit=True)
     writes = _Writes(account=account, batch_id=batch_id, rows=rows, at=at, counted=counted, wallet=wallet,
                      moves=moves)  # fmt: skip
-    if raw_sql_enabled():
+    raw = raw_sql_enabled()
+    if raw:
         held = _held_of(rows, locked.held if locked is not None else _reservations_read(account, rows))
-        over_reservation, released = _over_reservation(rows, held), _released(held)
-        posting = writes.in_one_round_trip(released=released)
     else:
         held = _counters_settle_and_rollup(account=account, rows=rows, at=at, counted=counted)
-        over_reservation, released = _over_reservation(rows, held), _released(held)
-        posting = writes.one_by_one(released=released)
+    over_reservation, released = _over_reservation(rows, held), _released(held)
+    posting = writes.in_one_round_trip(released=released) if raw else writes.one_by_one(released=released)
     if posting is not None:
         # a debit that crosses below the account's recharge threshold queues an off-session top-up on commit
         auto_recharge_check(account=account, balance_before=wallet.balance, balance_after=posting.balance)
