@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 from django.conf import settings
@@ -169,9 +170,11 @@ def _prepared_statements(client: Any, statements: Sequence[Statement]) -> tuple[
 
 
 def _execute_text(client: Any, name: str, params: Sequence[Any]) -> str:
-    """`EXECUTE name(values)`. A number, time, date, boolean, uuid or ASCII string is written here as text (its
-    declared type, from the PREPARE, reads it; a string's quotes are doubled); what `_literal` leaves (other text,
-    other arrays) is quoted by psycopg. psycopg's quoting of every value was an eighth of a recorded event's CPU."""
+    """`EXECUTE name(values)`. A number, time, date, boolean, uuid or ASCII string (an enum member's value among
+    them), and an array of numbers, dates and such strings, is written here as text (its declared type, from the
+    PREPARE, reads it; a string's quotes are doubled); what `_literal` leaves (other text, other arrays) is quoted by
+    psycopg, which then parses the whole EXECUTE for its placeholders. psycopg's quoting of every value was an eighth
+    of a recorded event's CPU."""
     plain_strings = client.connection.info.parameter_status("standard_conforming_strings") == "on"
     arguments: list[str | None] = []
     quoted: list[Any] = []
@@ -194,12 +197,12 @@ def _literal(value: Any, *, plain_strings: bool) -> str | None:
     """The value's text for a parameter of the type `_cast` declared for it (or, for an array or a string, its
     statement), or None for psycopg to quote: a string that is not ASCII or holds NUL (psycopg refuses that one) or
     when the server reads backslashes in strings (`plain_strings` off), an array holding anything but ints, finite
-    Decimals and dates, a subclass of one of these types, a Decimal that is not a finite number."""
+    Decimals, dates and such strings, a subclass of one of these types (but a str enum member, written as its
+    value), a Decimal that is not a finite number."""
     kind = type(value)
-    if kind is str:
-        if plain_strings and value.isascii() and "\x00" not in value:
-            return "'" + value.replace("'", "''") + "'"
-        return None
+    if kind is str or _str_enum(value):
+        text = _ascii_text(value, plain_strings=plain_strings)
+        return None if text is None else "'" + text.replace("'", "''") + "'"
     if kind is int:
         return str(value)
     if kind is Decimal:
@@ -210,15 +213,40 @@ def _literal(value: Any, *, plain_strings: bool) -> str | None:
         return "true" if value else "false"
     if kind is uuid.UUID:
         return f"'{value}'"
-    if kind is list and all(_plain_element(element) for element in value):
-        return "'{" + ",".join(str(element) for element in value) + "}'"
+    if kind is list:
+        elements: list[str] = []
+        for element in value:
+            text = _array_element(element, plain_strings=plain_strings)
+            if text is None:
+                return None
+            elements.append(text)
+        return "'{" + ",".join(elements).replace("'", "''") + "}'"
     return None
 
 
-def _plain_element(value: Any) -> bool:
-    """An array element whose text needs no quoting inside the array's braces: an int, a finite Decimal, a date."""
+def _str_enum(value: Any) -> bool:
+    """A str that is also an Enum member (Django's TextChoices, StrEnum): psycopg dumps its text, as str comes before
+    Enum in its class's MRO."""
+    return isinstance(value, str) and isinstance(value, Enum)
+
+
+def _ascii_text(value: str, *, plain_strings: bool) -> str | None:
+    """A string's own text (an enum member's value), when it may be written as it is: ASCII without NUL, on a server
+    that reads strings as written."""
+    text = str.__str__(value)
+    return text if plain_strings and text.isascii() and "\x00" not in text else None
+
+
+def _array_element(value: Any, *, plain_strings: bool) -> str | None:
+    """An array element's text inside the array's braces: an int, a finite Decimal or a date as it is, an ASCII
+    string in double quotes with its backslashes and double quotes escaped; None for anything else."""
     kind = type(value)
-    return kind is int or kind is date or (kind is Decimal and value.is_finite())
+    if kind is int or kind is date or (kind is Decimal and value.is_finite()):
+        return str(value)
+    if kind is str or _str_enum(value):
+        text = _ascii_text(value, plain_strings=plain_strings)
+        return None if text is None else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return None
 
 
 def _prepared_unsure(client: Any) -> None:

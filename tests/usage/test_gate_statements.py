@@ -5,6 +5,7 @@ trip, which may carry several statements (core.statements), counted one by one."
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -83,3 +84,20 @@ def test_a_balance_read_is_one_statement(warm_client):
         response = warm_client.get("/api/billing/balance")
     assert response.status_code == 200
     assert len(queries.captured_queries) == 1, queries.captured_queries
+
+
+def test_the_gate_writes_its_values_itself_and_leaves_psycopg_nothing_to_quote(warm_client, monkeypatch):
+    """core.statements writes numbers, times, ASCII strings (enum members among them) and arrays of them into an
+    EXECUTE; anything else falls back to psycopg, which then parses the whole text again. A value of a new type on
+    the hot path (an enum member passed where a str was) would slow every call without changing an answer."""
+    quoted: list[str] = []
+    mogrify = psycopg.ClientCursor.mogrify
+
+    def spy(self, query, params=None):
+        quoted.append(str(query)[:200])
+        return mogrify(self, query, params)
+
+    monkeypatch.setattr(psycopg.ClientCursor, "mogrify", spy)
+    assert _authorize(warm_client, "call-3").json()["allowed"] is True
+    assert _record(warm_client, "call-3").status_code == 201
+    assert quoted == []

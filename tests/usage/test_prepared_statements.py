@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, models
 from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
@@ -21,6 +21,11 @@ from core import statements as statements_module
 from core.statements import Statement, statements_run
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+class _Choice(models.TextChoices):
+    QUOTED = "a'b"
+    PLAIN = "plain"
 
 
 def _prepared_names() -> set[str]:
@@ -93,6 +98,14 @@ def test_a_prepared_statement_is_planned_once_and_then_executed():
         ("SELECT %s = '', length(%s)", "", (True, 0)),
         ("SELECT %s = $$'';--$$, %s", "'';--", (True, "'';--")),
         ("SELECT %s = 'caf\u00e9', length(%s)", "caf\u00e9", (True, 4)),  # not ASCII: quoted by psycopg
+        # an enum member that is a str is written as its value, as psycopg dumps it (str first in its MRO)
+        ("SELECT %s = 'a''b', %s || ''", _Choice.QUOTED, (True, "a'b")),
+        # arrays of strings: each element in double quotes, its backslashes and double quotes escaped
+        ("SELECT %s::text[] = ARRAY['a\\b', 'q\"d', 'x''y', 'NULL', '', '{,}'], (%s::text[])[2]",
+         ["a\\b", 'q"d', "x'y", "NULL", "", "{,}"], (True, 'q"d')),
+        ("SELECT %s::text[] = ARRAY['a''b', 'plain'], (%s::text[])[1]", [_Choice.QUOTED, _Choice.PLAIN],
+         (True, "a'b")),
+        ("SELECT %s::text[] = ARRAY['caf\u00e9'], (%s::text[])[1]", ["caf\u00e9"], (True, "caf\u00e9")),  # psycopg
     ],
 )  # fmt: skip
 def test_prepared_or_not_a_statement_answers_the_same(sql, value, expected):
@@ -208,6 +221,8 @@ _LITERAL_VALUES = st.one_of(
     st.lists(st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1), max_size=5),
     st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=40),
     st.text(alphabet=st.characters(max_codepoint=127, exclude_characters="\x00"), max_size=40),
+    st.lists(st.text(alphabet=st.characters(max_codepoint=127, exclude_characters="\x00"), max_size=8), max_size=4),
+    st.lists(st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8), max_size=4),
 )  # fmt: skip
 
 
@@ -218,6 +233,6 @@ def test_any_value_written_as_text_reads_back_as_psycopg_quoted_it(value):
     value in the same statement sent as text does."""
     sql = "SELECT %s"
     if isinstance(value, list):
-        sql = "SELECT %s::int8[]"
+        sql = "SELECT %s::text[]" if value and isinstance(value[0], str) else "SELECT %s::int8[]"
     as_text = statements_run(Statement(sql, [value]))
     assert statements_run(Statement(sql, [value], prepare=True)) == as_text
