@@ -10,7 +10,13 @@ connection with ample credits, runs gunicorn (2 sync workers, bench.bench_settin
 1. with `--connections` connections: the floor (`GET /bench/floor`, a bare DRF view reading one row with no
    authentication), `GET /api/billing/balance`, `POST /api/usage/authorize` (a new request id each time) and
    `POST /api/usage/events` (one new event each time); requests/s and p50/p99 from wrk's latency distribution;
-2. the same with one connection (no queueing): latency only;
+2. the same with one connection (no queueing): latency only.
+
+   The endpoints take turns: `--rounds` rounds (default 5), each giving every endpoint `--seconds / --rounds` of
+   load, in an order that rotates from round to round. A machine whose speed drifts (a shared or throttled VM moved
+   the floor by a third within minutes) then moves the floor and the endpoints alike, and the ratios hold. Each
+   endpoint's figures are its slices' together: requests over the slices' time, percentiles from the slices'
+   latency distributions merged (each slice's 100 percentiles, and ten per mille within its slowest 1%);
 3. statements per authorize and per recorded single event, in-process on the same database, counting BEGIN and
    COMMIT (and savepoints), each statement once even where several share one round trip (core.statements); the
    round trips beside them;
@@ -26,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +67,16 @@ function request()
   local id = "%(prefix)s-" .. thread_number .. "-" .. counter
   local body = %(body)s
   return wrk.format("%(method)s", "%(path)s", headers, body)
+end
+-- the slice's figures as one JSON line: its requests, time, errors and latency percentiles (microseconds)
+function done(summary, latency, requests)
+  local points = {}
+  for p = 0.5, 98.5, 1 do points[#points + 1] = string.format("[%%.2f, %%d]", p, latency:percentile(p)) end
+  for p = 99.05, 99.96, 0.1 do points[#points + 1] = string.format("[%%.2f, %%d]", p, latency:percentile(p)) end
+  local e = summary.errors
+  io.write(string.format(
+    '\\nGATE-SLICE {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, "socket_errors": %%d, "percentiles": [%%s]}\\n',
+    summary.requests, summary.duration, e.status, e.connect + e.read + e.write + e.timeout, table.concat(points, ", ")))
 end
 """
 
@@ -101,47 +116,54 @@ ENDPOINTS = [
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10, help="seconds each endpoint is loaded (default 10)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns the endpoints take in those seconds (default 5)")
     parser.add_argument("--connections", type=int, default=8, help="concurrent connections (default 8)")
     parser.add_argument("--hot-pairs", type=int, default=400, help="calls the hot account is funded for (400)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
     parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database afterwards")
     args = parser.parse_args()
-    if min(args.seconds, args.connections, args.hot_pairs, args.workers) < 1:
+    if min(args.seconds, args.rounds, args.connections, args.hot_pairs, args.workers) < 1:
         parser.error("every count must be >= 1")
+    if args.rounds > args.seconds:
+        parser.error("--rounds must not be more than --seconds (a round gives each endpoint whole seconds)")
     if not shutil.which("wrk"):
         parser.error("wrk is not installed (Debian: apt-get install wrk)")
     return args
 
 
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+SLICE_MARK = "GATE-SLICE "
 
 
-def _milliseconds(text: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()  # type: ignore[union-attr]
-    return float(number) * _UNITS_MS[unit]
+def slice_parse(output: str) -> dict[str, Any]:
+    """The JSON line the Lua script's `done` prints for one wrk run."""
+    for line in output.splitlines():
+        if line.startswith(SLICE_MARK):
+            parsed: dict[str, Any] = json.loads(line[len(SLICE_MARK) :])
+            return parsed
+    raise SystemExit(f"wrk printed no figures: {output[-500:]}")
 
 
-def wrk_parse(output: str) -> dict[str, Any]:
-    """Requests/s, the latency percentiles and the error counts from wrk's text output (`--latency`)."""
-    figures: dict[str, Any] = {"non_2xx": 0, "socket_errors": 0}
-    requests = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    figures["requests_per_second"] = float(requests.group(1)) if requests else 0.0
-    total = re.search(r"(\d+) requests in", output)
-    figures["requests"] = int(total.group(1)) if total else 0
-    # a latency past a second prints as "1.02s", and wrk may pad the line: both are read
-    for pct, value in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+(?:us|ms|s|m))\s*$", output, re.MULTILINE):
-        figures[f"p{pct}_ms"] = round(_milliseconds(value), 2)
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    if non_2xx:
-        figures["non_2xx"] = int(non_2xx.group(1))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    if errors:
-        figures["socket_errors"] = sum(int(n) for n in errors.groups())
-    return figures
+def percentile_merged(slices: list[dict[str, Any]], pct: float) -> float:
+    """The `pct` percentile (ms) of the slices' latencies together. Each slice gives 99 points at 0.5, 1.5, ...
+    98.5 (weighing 1% of its requests each) and 10 at 99.05 ... 99.95 (0.1% each); the merged percentile is the
+    point where the weights, sorted by latency, pass `pct`."""
+    weighted: list[tuple[float, float]] = []
+    for piece in slices:
+        for point, microseconds in piece["percentiles"]:
+            weighted.append((microseconds, piece["requests"] * (0.01 if point < 99 else 0.001)))
+    weighted.sort()
+    total = sum(weight for _, weight in weighted)
+    passed = 0.0
+    for microseconds, weight in weighted:
+        passed += weight
+        if passed >= total * pct / 100:
+            return round(microseconds / 1000, 2)
+    return round(weighted[-1][0] / 1000, 2) if weighted else 0.0
 
 
-def wrk_run(*, server: harness.Server, endpoint: Endpoint, keys: list[str], connections: int, seconds: int,
-            prefix: str) -> dict[str, Any]:  # fmt: skip
+def wrk_slice(*, server: harness.Server, endpoint: Endpoint, keys: list[str], connections: int, seconds: int,
+              prefix: str) -> dict[str, Any]:  # fmt: skip
+    """One wrk run: its figures (slice_parse) and the server's CPU seconds in it (app: gunicorn, db: PostgreSQL)."""
     script = LUA % {
         "keys": ", ".join(json.dumps(key) for key in keys),
         "prefix": prefix,
@@ -153,7 +175,7 @@ def wrk_run(*, server: harness.Server, endpoint: Endpoint, keys: list[str], conn
         lua.write(script)
     threads = max(1, min(2, connections))
     command = [
-        "wrk", "--latency", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
+        "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "30s",
         "-s", lua.name, f"http://127.0.0.1:{server.port}{endpoint.path}",
     ]  # fmt: skip
     meter = harness.CpuMeter(database=DATABASE, server_pid=server.process.pid)
@@ -163,14 +185,49 @@ def wrk_run(*, server: harness.Server, endpoint: Endpoint, keys: list[str], conn
     Path(lua.name).unlink()
     if done.returncode != 0:
         raise SystemExit(f"wrk failed for {endpoint.name}: {done.stderr or done.stdout}")
-    figures = wrk_parse(done.stdout)
+    figures = slice_parse(done.stdout)
     # wrk's own CPU is not this process's: the client share is left out
+    figures["cpu_s"] = {part: cpu[f"{part}_cpu_s"] for part in ("app", "db")}
+    return figures
+
+
+def slices_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
+    """One endpoint's figures from its slices: requests/s over their time, merged percentiles, errors, CPU."""
+    requests = sum(piece["requests"] for piece in slices)
+    seconds = sum(piece["duration_us"] for piece in slices) / 1_000_000
+    figures: dict[str, Any] = {
+        "requests": requests,
+        "requests_per_second": round(requests / seconds, 2) if seconds else 0.0,
+        **{f"p{pct}_ms": percentile_merged(slices, pct) for pct in (50, 90, 99)},
+        "non_2xx": sum(piece["non_2xx"] for piece in slices),
+        "socket_errors": sum(piece["socket_errors"] for piece in slices),
+        # each slice's own requests/s, in the order run: how far the machine moved during the measurement
+        "slices_requests_per_second": [
+            round(piece["requests"] * 1_000_000 / piece["duration_us"]) for piece in slices if piece["duration_us"]
+        ],
+    }
     figures["cpu_ms_per_request"] = {
-        part: round(cpu[f"{part}_cpu_s"] * 1000 / figures["requests"], 3) if figures["requests"] else 0.0
+        part: round(sum(piece["cpu_s"][part] for piece in slices) * 1000 / requests, 3) if requests else 0.0
         for part in ("app", "db")
     }
-    if figures["non_2xx"] or figures["socket_errors"]:
-        harness.log(f"{endpoint.name}: {figures['non_2xx']} non-2xx answers, {figures['socket_errors']} socket errors")
+    return figures
+
+
+def measure(*, server: harness.Server, keys: list[str], connections: int, seconds: int, rounds: int,
+            prefix: str) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Every endpoint under `connections` connections, in `rounds` rounds of `seconds // rounds` s each; the order
+    rotates by one endpoint each round."""
+    slices: dict[str, list[dict[str, Any]]] = {endpoint.name: [] for endpoint in ENDPOINTS}
+    for number in range(rounds):
+        turn = number % len(ENDPOINTS)
+        for endpoint in ENDPOINTS[turn:] + ENDPOINTS[:turn]:
+            piece = wrk_slice(server=server, endpoint=endpoint, keys=keys, connections=connections,
+                              seconds=max(1, seconds // rounds), prefix=f"{prefix}{number}-{endpoint.name}")  # fmt: skip
+            slices[endpoint.name].append(piece)
+    figures = {name: slices_figures(pieces) for name, pieces in slices.items()}
+    for name, each in figures.items():
+        if each["non_2xx"] or each["socket_errors"]:
+            harness.log(f"{name}: {each['non_2xx']} non-2xx answers, {each['socket_errors']} socket errors")
     return figures
 
 
@@ -206,26 +263,17 @@ def main() -> None:
     authorize.catalog_prepare()
     setup = authorize.accounts_prepare(clients=args.connections, hot_pairs=args.hot_pairs)
     harness.django_disconnect()
-    loaded: dict[str, dict[str, Any]] = {}
-    single: dict[str, dict[str, Any]] = {}
     with harness.gunicorn(env=env, workers=args.workers, settings_module=authorize.SETTINGS) as server:
         authorize.warm_up(server=server, keys=setup.keys)
-        for endpoint in ENDPOINTS:
-            wrk_run(server=server, endpoint=endpoint, keys=setup.keys, connections=args.connections, seconds=2,
-                    prefix=f"warm-{endpoint.name}")  # fmt: skip
+        measure(server=server, keys=setup.keys, connections=args.connections, seconds=2, rounds=1, prefix="warm")
         harness.checkpoint(DATABASE)
-        for endpoint in ENDPOINTS:
-            harness.log(f"{endpoint.name}: {args.connections} connections for {args.seconds} s")
-            loaded[endpoint.name] = wrk_run(
-                server=server, endpoint=endpoint, keys=setup.keys, connections=args.connections,
-                seconds=args.seconds, prefix=f"load-{endpoint.name}",
-            )  # fmt: skip
-        for endpoint in ENDPOINTS:
-            harness.log(f"{endpoint.name}: 1 connection for {args.seconds} s")
-            single[endpoint.name] = wrk_run(
-                server=server, endpoint=endpoint, keys=setup.keys, connections=1, seconds=args.seconds,
-                prefix=f"single-{endpoint.name}",
-            )  # fmt: skip
+        each = f"{args.rounds} rounds of {args.seconds // args.rounds} s per endpoint"
+        harness.log(f"{args.connections} connections: {each}")
+        loaded = measure(server=server, keys=setup.keys, connections=args.connections, seconds=args.seconds,
+                         rounds=args.rounds, prefix="load")  # fmt: skip
+        harness.log(f"1 connection: {each}")
+        single = measure(server=server, keys=setup.keys, connections=1, seconds=args.seconds, rounds=args.rounds,
+                         prefix="single")  # fmt: skip
         harness.log(f"hot account: {args.connections} clients on one account funded for {args.hot_pairs} calls")
         hot = authorize.hot_phase(server=server, setup=setup, clients=args.connections, hot_pairs=args.hot_pairs)
     statements = statements_per_call(key=setup.keys[0])
@@ -250,6 +298,7 @@ def main() -> None:
         "connections": args.connections,
         "workers": args.workers,
         "seconds": args.seconds,
+        "rounds": args.rounds,
         "loaded": loaded,
         "single": single,
         "ratios": ratios,
