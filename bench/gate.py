@@ -266,6 +266,7 @@ def main() -> None:
     with harness.gunicorn(env=env, workers=args.workers, settings_module=authorize.SETTINGS) as server:
         authorize.warm_up(server=server, keys=setup.keys)
         measure(server=server, keys=setup.keys, connections=args.connections, seconds=2, rounds=1, prefix="warm")
+        harness.analyze(DATABASE)
         harness.checkpoint(DATABASE)
         each = f"{args.rounds} rounds of {args.seconds // args.rounds} s per endpoint"
         harness.log(f"{args.connections} connections: {each}")

@@ -256,6 +256,7 @@ def measure(
     for stream in (False, True):
         phase(**direct, total=warm, stream=stream)
         phase(**through, total=warm, stream=stream)
+    harness.analyze(DATABASE)
     results: dict[str, Any] = {"warm_up_calls": 2 * warm, "load_average_before": harness.load_average()}
     harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients")
     results["direct"] = phase(**direct, total=args.requests, stream=False)

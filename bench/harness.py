@@ -108,6 +108,21 @@ def checkpoint(name: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+def analyze(name: str) -> None:
+    """Planner statistics for every table, as autovacuum keeps them on a running database, before a timed phase.
+
+    A benchmark's database is new: its tables were empty when the server's connections first planned their
+    prepared statements (core.statements), and without statistics the planner may take any index that starts with
+    the account for `account_id = $1 AND request_id = $2`, then scan the account's reservations or events row by
+    row, a cost that grows as the run adds them. Autovacuum's ANALYZE would replace those plans within a minute;
+    where autovacuum is off (some test machines) nothing would. ANALYZE invalidates the plans; the next run of each
+    statement plans it again from these statistics."""
+    import psycopg
+
+    with psycopg.connect(database_dsn(name), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def redis_flush() -> None:
     import redis
 
