@@ -200,7 +200,7 @@ def _literal(value: Any, *, plain_strings: bool) -> str | None:
     Decimals, dates and such strings, a subclass of one of these types (but a str enum member, written as its
     value), a Decimal that is not a finite number."""
     kind = type(value)
-    if kind is str or _str_enum(value):
+    if kind is str:
         text = _ascii_text(value, plain_strings=plain_strings)
         return None if text is None else "'" + text.replace("'", "''") + "'"
     if kind is int:
@@ -221,6 +221,8 @@ def _literal(value: Any, *, plain_strings: bool) -> str | None:
                 return None
             elements.append(text)
         return "'{" + ",".join(elements).replace("'", "''") + "}'"
+    if _str_enum(value):
+        return _literal(str.__str__(value), plain_strings=plain_strings)
     return None
 
 
@@ -231,10 +233,8 @@ def _str_enum(value: Any) -> bool:
 
 
 def _ascii_text(value: str, *, plain_strings: bool) -> str | None:
-    """A string's own text (an enum member's value), when it may be written as it is: ASCII without NUL, on a server
-    that reads strings as written."""
-    text = str.__str__(value)
-    return text if plain_strings and text.isascii() and "\x00" not in text else None
+    """The string, when it may be written as it is: ASCII without NUL, on a server that reads strings as written."""
+    return value if plain_strings and value.isascii() and "\x00" not in value else None
 
 
 def _array_element(value: Any, *, plain_strings: bool) -> str | None:
@@ -243,9 +243,11 @@ def _array_element(value: Any, *, plain_strings: bool) -> str | None:
     kind = type(value)
     if kind is int or kind is date or (kind is Decimal and value.is_finite()):
         return str(value)
-    if kind is str or _str_enum(value):
+    if kind is str:
         text = _ascii_text(value, plain_strings=plain_strings)
         return None if text is None else '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if _str_enum(value):
+        return _array_element(str.__str__(value), plain_strings=plain_strings)
     return None
 
 
