@@ -54,8 +54,9 @@ TARGET_RECORD_STATEMENTS = 8
 LUA = """
 local keys = {%(keys)s}
 local counter = 0
-local thread_number = 0
 local next_thread = 0
+-- `thread_number` is a global of each thread's state, set by `setup` (thread:set sets a global: a `local` of that
+-- name here would hide it, and every thread would send the same request ids)
 function setup(thread)
   next_thread = next_thread + 1
   thread:set("thread_number", next_thread)
@@ -188,7 +189,34 @@ def wrk_slice(*, server: harness.Server, endpoint: Endpoint, keys: list[str], co
     figures = slice_parse(done.stdout)
     # wrk's own CPU is not this process's: the client share is left out
     figures["cpu_s"] = {part: cpu[f"{part}_cpu_s"] for part in ("app", "db")}
+    figures["stored"] = stored_count(endpoint=endpoint, prefix=prefix)
     return figures
+
+
+# what a POST of each endpoint stores under its request id: every one answered must be a new one (not a replay)
+STORED_BY = {"authorize": "usage_reservation", "record": "usage_usageevent"}
+
+
+def stored_count(*, endpoint: Endpoint, prefix: str) -> int | None:
+    """The rows the slice's requests stored (their request ids start with the slice's prefix); None for a GET."""
+    table = STORED_BY.get(endpoint.name)
+    if table is None:
+        return None
+    import psycopg
+
+    with psycopg.connect(harness.database_dsn(DATABASE), autocommit=True) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table} WHERE request_id LIKE %s", (f"{prefix}-%",)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def replays_check(figures: dict[str, dict[str, Any]], *, connections: int) -> None:
+    """Each POST slice stored one row per answer, give or take the requests still in flight when wrk stopped: a
+    request id sent twice would be answered as a replay, which costs less than the work measured."""
+    for name, each in figures.items():
+        stored, answered = each.get("stored"), each["requests"]
+        in_flight = connections * len(each["slices_requests_per_second"])  # at most one per connection per slice
+        if stored is not None and not answered <= stored <= answered + in_flight:
+            raise SystemExit(f"{name}: {answered} answers stored {stored} rows: request ids were sent more than once")
 
 
 def slices_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -200,6 +228,7 @@ def slices_figures(slices: list[dict[str, Any]]) -> dict[str, Any]:
         "requests_per_second": round(requests / seconds, 2) if seconds else 0.0,
         **{f"p{pct}_ms": percentile_merged(slices, pct) for pct in (50, 90, 99)},
         "non_2xx": sum(piece["non_2xx"] for piece in slices),
+        "stored": None if slices[0]["stored"] is None else sum(piece["stored"] for piece in slices),
         "socket_errors": sum(piece["socket_errors"] for piece in slices),
         # each slice's own requests/s, in the order run: how far the machine moved during the measurement
         "slices_requests_per_second": [
@@ -225,6 +254,7 @@ def measure(*, server: harness.Server, keys: list[str], connections: int, second
                               seconds=max(1, seconds // rounds), prefix=f"{prefix}{number}-{endpoint.name}")  # fmt: skip
             slices[endpoint.name].append(piece)
     figures = {name: slices_figures(pieces) for name, pieces in slices.items()}
+    replays_check(figures, connections=connections)
     for name, each in figures.items():
         if each["non_2xx"] or each["socket_errors"]:
             harness.log(f"{name}: {each['non_2xx']} non-2xx answers, {each['socket_errors']} socket errors")
