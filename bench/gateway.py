@@ -1,6 +1,7 @@
 """Gateway benchmark (issue 22): what the metering gateway adds over calling the provider directly.
 
     .venv/bin/python bench/gateway.py [--clients 8] [--requests 2000] [--streams 800] [--workers N] [--rate R]
+                                      [--rounds 4]
 
 Needs PostgreSQL (127.0.0.1:5432, user postgres) and Redis (db 10, flushed). The script makes its own database, the
 authorize benchmark's `bench` plan (no rate limit), one funded account per client and an upstream pointing at a fake
@@ -9,9 +10,11 @@ provider, then runs two processes on free loopback ports (BENCH_PORTS, e.g. 8700
 config.asgi, `--workers` processes, GATEWAY_WORKERS or 2 on a multi-core machine, as `make run` runs it). With
 `--clients` concurrent keep-alive clients it measures, each after a short warm-up:
 
-1. non-streaming chat completions sent straight to the fake provider, then the same through the gateway, each
+1. non-streaming chat completions sent straight to the fake provider and the same through the gateway, each
    client sending its next call as soon as it has its answer (closed loop: the issue's table): latency p50/p99, the
-   overhead being the difference (gateway minus direct) at each percentile;
+   overhead being the difference (gateway minus direct) at each percentile. The two ways take turns in `--rounds`
+   rounds (the machine's speed drifts by a third within minutes on a shared VM), each way's figures from all its
+   rounds' calls; so do the comparisons below;
 2. streamed chat completions, both ways: time to the first byte of the body, the overhead likewise;
 3. with `--rate R`, non-streaming calls and streams again, both ways, the clients together offering R calls a second
    on a fixed schedule (open loop): the overhead of a gateway that is not saturated. A call's latency counts from
@@ -35,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -101,10 +105,12 @@ def arguments() -> argparse.Namespace:
                              "machine)")  # fmt: skip
     parser.add_argument("--rate", type=float, default=None, metavar="R",
                         help="also measure non-streaming calls offered at R calls/s in all (open loop)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="rounds in which the two ways take turns, for each comparison (default 4)")  # fmt: skip
     parser.add_argument("--keep-db", action="store_true", help=f"keep the {DATABASE} database afterwards")
     parser.add_argument("--serve-fake", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_fake is None and min(args.clients, args.requests, args.streams, args.workers) < 1:
+    if args.serve_fake is None and min(args.clients, args.requests, args.streams, args.workers, args.rounds) < 1:
         parser.error("every count must be >= 1")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be > 0")
@@ -171,23 +177,46 @@ def _chat_body(*, stream: bool) -> bytes:
     return json.dumps({"model": MODEL, "messages": messages, "max_tokens": 500, "stream": stream}).encode()
 
 
-def phase(
-    *, port: int, pid: int, path: str, keys: list[str], total: int, stream: bool, rate: float | None = None
-) -> dict[str, Any]:
-    """`total` calls spread over one keep-alive client per key: latency to the whole answer (or, for a stream, to
-    the first byte of its body, the stream then read to the end), and the CPU the server's processes (`pid` and its
-    children) and the database's backends spent per call: steadier than wall-clock time on a shared machine.
+@dataclass
+class Side:
+    """One way of calling: straight to the fake provider, or through the gateway; what its rounds added up to."""
+
+    port: int
+    pid: int  # the server process (the fake provider's, or uvicorn's supervisor of the gateway's workers)
+    path: str
+    keys: list[str]
+    latency: harness.Latencies = field(default_factory=harness.Latencies)
+    calls: int = 0
+    seconds: float = 0.0
+    server_cpu_s: float = 0.0
+    db_cpu_s: float = 0.0
+
+    def figures(self, rate: float | None) -> dict[str, Any]:
+        figures: dict[str, Any] = self.latency.summary_ms()
+        figures["calls_per_second"] = round(self.calls / self.seconds, 1) if self.seconds else 0.0
+        if rate is not None:
+            figures["offered_calls_per_second"] = rate
+        figures["cpu_ms_per_call"] = {"server": round(self.server_cpu_s * 1000 / self.calls, 2),
+                                      "db": round(self.db_cpu_s * 1000 / self.calls, 2)}  # fmt: skip
+        return figures
+
+
+def phase(side: Side, *, total: int, stream: bool, rate: float | None = None) -> None:
+    """`total` calls spread over one keep-alive client per key, added to `side`: latency to the whole answer (or,
+    for a stream, to the first byte of its body, the stream then read to the end), and the CPU the server's
+    processes (the side's `pid` and its children) and the database's backends spent: steadier than wall-clock time
+    on a shared machine.
 
     Without `rate` each client sends its next call when it has the answer (closed loop). With it the clients take
     turns on one schedule of `rate` calls a second (open loop), and a call's latency counts from when it was due."""
-    latency = harness.Latencies()
+    keys = side.keys
     body = _chat_body(stream=stream)
     shares = authorize._shares(total, len(keys))
     clients = len(keys)
     start_at: list[float] = []
 
     def work(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", side.port, timeout=60)
         headers = {"Authorization": f"Bearer {keys[index]}", "Content-Type": "application/json"}
         for number in range(shares[index]):
             started = time.perf_counter()
@@ -198,7 +227,7 @@ def phase(
                 if due > started:
                     time.sleep(due - started)
                 started = due
-            conn.request("POST", path, body=body, headers=headers)
+            conn.request("POST", side.path, body=body, headers=headers)
             response = conn.getresponse()
             if stream:
                 first = response.read1(65536)
@@ -211,22 +240,30 @@ def phase(
                 took = time.perf_counter() - started
                 if response.status != 200:
                     raise SystemExit(f"call: HTTP {response.status} {answer[:300]!r}")
-            latency.add(took)
+            side.latency.add(took)
         conn.close()
 
     meter = harness.CpuMeter(database=DATABASE)
     meter.start()
-    server_cpu = process_tree_cpu(pid)
-    elapsed = harness.run_clients(len(keys), work)
-    server_cpu = process_tree_cpu(pid) - server_cpu
-    cpu = meter.stop()
-    figures: dict[str, Any] = latency.summary_ms()
-    figures["calls_per_second"] = round(total / elapsed, 1)
-    if rate is not None:
-        figures["offered_calls_per_second"] = rate
-    figures["cpu_ms_per_call"] = {"server": round(server_cpu * 1000 / total, 2),
-                                  "db": round(cpu["db_cpu_s"] * 1000 / total, 2)}  # fmt: skip
-    return figures
+    server_cpu = process_tree_cpu(side.pid)
+    side.seconds += harness.run_clients(len(keys), work)
+    side.server_cpu_s += process_tree_cpu(side.pid) - server_cpu
+    side.db_cpu_s += meter.stop()["db_cpu_s"]
+    side.calls += total
+
+
+def compare(
+    *, direct: dict[str, Any], through: dict[str, Any], total: int, stream: bool, rounds: int,
+    rate: float | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
+    """Both ways, `total` calls each, in `rounds` rounds that take turns (direct first in even rounds, the gateway
+    first in odd ones), so that a machine whose speed drifts moves both alike; each way's figures from its rounds'
+    calls together."""
+    sides = Side(**direct), Side(**through)
+    for number, calls in enumerate(authorize._shares(total, rounds)):
+        for side in sides if number % 2 == 0 else sides[::-1]:
+            phase(side, total=calls, stream=stream, rate=rate)
+    return sides[0].figures(rate), sides[1].figures(rate)
 
 
 def books(*, expected_events: int) -> dict[str, Any]:
@@ -254,23 +291,28 @@ def measure(
     through: dict[str, Any] = {"port": gateway[0], "pid": gateway[1], "path": GATEWAY_CHAT_PATH, "keys": keys}
     warm = max(len(keys), args.requests // 20)
     for stream in (False, True):
-        phase(**direct, total=warm, stream=stream)
-        phase(**through, total=warm, stream=stream)
+        compare(direct=direct, through=through, total=warm, stream=stream, rounds=1)
     harness.analyze(DATABASE)
-    results: dict[str, Any] = {"warm_up_calls": 2 * warm, "load_average_before": harness.load_average()}
-    harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients")
-    results["direct"] = phase(**direct, total=args.requests, stream=False)
-    results["gateway"] = phase(**through, total=args.requests, stream=False)
-    harness.log(f"streams: {args.streams} calls each way")
-    results["direct_stream_ttfb"] = phase(**direct, total=args.streams, stream=True)
-    results["gateway_stream_ttfb"] = phase(**through, total=args.streams, stream=True)
+    results: dict[str, Any] = {"warm_up_calls": 2 * warm, "rounds": args.rounds,
+                               "load_average_before": harness.load_average()}  # fmt: skip
+    turns = f"in {args.rounds} rounds taking turns"
+    harness.log(f"non-streaming: {args.requests} calls each way, {args.clients} clients, {turns}")
+    results["direct"], results["gateway"] = compare(
+        direct=direct, through=through, total=args.requests, stream=False, rounds=args.rounds
+    )
+    harness.log(f"streams: {args.streams} calls each way, {turns}")
+    results["direct_stream_ttfb"], results["gateway_stream_ttfb"] = compare(
+        direct=direct, through=through, total=args.streams, stream=True, rounds=args.rounds
+    )
     if args.rate is not None:
-        harness.log(f"paced: {args.requests} calls each way offered at {args.rate:g} calls/s")
-        results["direct_paced"] = phase(**direct, total=args.requests, stream=False, rate=args.rate)
-        results["gateway_paced"] = phase(**through, total=args.requests, stream=False, rate=args.rate)
-        harness.log(f"paced streams: {args.streams} calls each way offered at {args.rate:g} calls/s")
-        results["direct_paced_stream_ttfb"] = phase(**direct, total=args.streams, stream=True, rate=args.rate)
-        results["gateway_paced_stream_ttfb"] = phase(**through, total=args.streams, stream=True, rate=args.rate)
+        harness.log(f"paced: {args.requests} calls each way offered at {args.rate:g} calls/s, {turns}")
+        results["direct_paced"], results["gateway_paced"] = compare(
+            direct=direct, through=through, total=args.requests, stream=False, rounds=args.rounds, rate=args.rate
+        )
+        harness.log(f"paced streams: {args.streams} calls each way offered at {args.rate:g} calls/s, {turns}")
+        results["direct_paced_stream_ttfb"], results["gateway_paced_stream_ttfb"] = compare(
+            direct=direct, through=through, total=args.streams, stream=True, rounds=args.rounds, rate=args.rate
+        )
     results["load_average_after"] = harness.load_average()
     return results
 
