@@ -46,7 +46,8 @@ class CallRequest:
     model: str
     input_text: str
     input_token_ids: int  # inputs sent as token ids (embeddings accept arrays of integers)
-    max_output_tokens: int | None
+    max_output_tokens: int | None  # per choice
+    choices: int  # `n`: a chat completion may ask for several, each up to max_output_tokens (the input counts once)
     stream: bool
     client_wants_usage: bool  # an OpenAI chat stream that asked for the usage chunk itself
     user: str
@@ -94,6 +95,19 @@ def _output_bound(route: Route, body: dict[str, Any]) -> int | None:
     return None
 
 
+MAX_CHOICES = 128  # OpenAI's own bound on `n`
+
+
+def _choices(route: Route, body: dict[str, Any]) -> int:
+    """How many answers a chat completion asks for (`n`, default 1): each is generated, and billed, in full."""
+    value = body.get("n") if route.endpoint == "chat" else None
+    if value is None:
+        return 1
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_CHOICES:
+        raise _invalid("n_invalid", f"n must be a whole number from 1 to {MAX_CHOICES}.")
+    return value
+
+
 def call_request_read(route: Route, raw: bytes) -> CallRequest:
     """Read a client's request body; refuse (400) what is not a JSON object naming a model."""
     if b"\x00" in raw:
@@ -121,7 +135,7 @@ def call_request_read(route: Route, raw: bytes) -> CallRequest:
     user = body.get("user")
     return CallRequest(
         model=model, input_text="\n".join(texts), input_token_ids=token_ids,
-        max_output_tokens=_output_bound(route, body), stream=stream,
+        max_output_tokens=_output_bound(route, body), choices=_choices(route, body), stream=stream,
         client_wants_usage=client_wants_usage, user=user if isinstance(user, str) else "", body=forwarded,
     )  # fmt: skip
 

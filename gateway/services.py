@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+MAX_OUTPUT_TOKENS = 10**9  # what an authorize may ask for (usage/api/authorize.py)
 # reasons that concern what the account may do, not what it can pay for: 403; every other denial is 402
 _FORBIDDEN_REASONS = {"account_suspended", "model_not_allowed"}
 
@@ -134,6 +135,9 @@ def gateway_admit(*, route: Route, call: CallRequest, credentials: Credentials) 
     if output is None:
         names = " or ".join(route.output_fields)
         raise GatewayRefusal(400, "max_tokens_required", f"Send {names}: the catalog has no output limit for {entry.model_id!r}.")  # fmt: skip
+    output *= call.choices  # the worst case: every one of the `n` answers as long as it may be
+    if output > MAX_OUTPUT_TOKENS:
+        raise GatewayRefusal(400, "max_tokens_invalid", f"n times the output bound asks for more than {MAX_OUTPUT_TOKENS} tokens.")  # fmt: skip
     upstream = upstream_for(kind=route.provider, model=call.model)
     _rate_limit_take(account)
     admission = Admission(

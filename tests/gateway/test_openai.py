@@ -161,6 +161,31 @@ def test_the_catalog_output_limit_is_held_when_the_request_sets_none(
     assert wallet_of(account) == (Decimal("10000") - CHAT_CREDITS, Decimal(0))
 
 
+def test_a_call_asking_for_n_answers_holds_n_times_the_output_bound(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    fake.event_delay = 0.3
+    stream = openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=1000, n=3,
+                                                   stream=True)  # fmt: skip
+    next(iter(stream))  # under way: its worst case is held
+
+    held = Reservation.objects.get(account=account).held_credits
+    input_tokens = tokens_for("user\n" + "Say hello " * 20, provider="openai")
+    # the input once, and three answers of 1,000 output tokens each at $0.60 per 1M (10,000 credits per USD)
+    assert held == (Decimal(input_tokens) * Decimal("0.15") + 3 * 1000 * Decimal("0.60")) / 100
+    list(stream)
+
+
+def test_n_out_of_range_is_refused_before_anything_is_held(
+    openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
+) -> None:
+    for n in (0, 129, "2", 2.5):
+        with pytest.raises(openai.BadRequestError) as refused:
+            openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10, n=n)  # type: ignore[arg-type]
+        assert refused.value.code == "n_invalid"
+    assert fake.received == [] and not Reservation.objects.exists()
+
+
 def test_a_request_without_an_output_limit_anywhere_is_refused(
     openai_client: openai.OpenAI, account: Any, fake: FakeUpstream
 ) -> None:

@@ -49,6 +49,23 @@ def test_a_call_the_credits_do_not_cover_is_402_with_cheaper_models_and_never_fo
     assert wallet_of(poor) == (Decimal(200), Decimal(0))
 
 
+def test_n_answers_the_credits_cover_only_once_are_402_and_never_forwarded(
+    gateway_url: str, upstreams: Any, fake: FakeUpstream
+) -> None:
+    """One answer of 10,000 output tokens of gpt-4o-mini holds 60 credits and fits in 200; ten such answers (`n`),
+    each generated and billed by the provider, hold 600 and do not."""
+    poor: Any = AccountFactory.create(plan="jive", credits="200")
+    with openai.OpenAI(api_key=poor.api_key, base_url=f"{gateway_url}/gateway/openai/v1", max_retries=0) as client:
+        with pytest.raises(openai.APIStatusError) as denied:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10_000, n=10)
+        assert denied.value.status_code == 402
+        assert fake.received == []
+        assert wallet_of(poor) == (Decimal(200), Decimal(0))
+
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=10_000)
+    assert len(fake.received) == 1
+
+
 def test_an_anthropic_denial_is_a_billing_error(gateway_url: str, upstreams: Any, fake: FakeUpstream) -> None:
     poor: Any = AccountFactory.create(plan="jive", credits="1")
     with anthropic.Anthropic(api_key=poor.api_key, base_url=f"{gateway_url}/gateway/anthropic",
