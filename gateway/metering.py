@@ -4,7 +4,9 @@ so the gateway and the SDK's wrappers count a call the same way.
 A stream is read event by event as it passes: OpenAI chat streams carry usage in a last chunk (asked for by the
 gateway, see formats.py), Responses streams in `response.completed` (or `incomplete`, `failed`), Anthropic streams
 in `message_start` and `message_delta`. When a stream ends without its usage (the provider broke off), what was
-produced is counted from the text that reached us, so the tokens the provider bills are never left unrecorded.
+produced is counted from the text that reached us, so the tokens the provider bills are never left unrecorded; an
+Anthropic stream broken off after `message_start` keeps that event's input counts, and its output is the larger of
+the one token it names and the text produced.
 """
 
 from __future__ import annotations
@@ -79,7 +81,10 @@ class StreamMeter:
     def __init__(self, route: Route, *, client_wants_usage: bool) -> None:
         self.route = route
         self.client_wants_usage = client_wants_usage
-        self.usage: MeteredUsage | None = None
+        self.usage: MeteredUsage | None = None  # the provider's final count
+        # what the provider counted before it broke off, not final (an Anthropic stream's message_start: its input,
+        # and one output token); `usage_estimated` completes it from the text produced
+        self.partial: MeteredUsage | None = None
         self.produced: list[str] = []
         self._anthropic = AnthropicStreamUsage()
 
@@ -108,8 +113,12 @@ class StreamMeter:
         if data.get("type") == "content_block_delta" and isinstance(delta, dict):
             self.produced.extend(v for k, v in delta.items() if k != "type" and isinstance(v, str))
         if self._anthropic.seen:
-            self.usage = self._anthropic.usage()
-            self.usage.provider_request_id = self._anthropic.message_id
+            counted = self._anthropic.usage()
+            counted.provider_request_id = self._anthropic.message_id
+            if self._anthropic.final:
+                self.usage, self.partial = counted, None
+            else:
+                self.partial = counted
         return True, data.get("type") == "message_stop"
 
     def _chat(self, data: dict[str, Any]) -> tuple[bool, bool]:

@@ -271,9 +271,10 @@ class StreamRelay:
     async def _settle(self) -> None:
         self.settled = True
         usage, estimated = self.meter.usage, False
-        if usage is None and self.meter.produced:
+        if usage is None and (self.meter.produced or self.meter.partial is not None):
             usage, estimated = await in_thread(
-                usage_estimated, admission=self.admission, produced_text=self.meter.produced_text()
+                usage_estimated, admission=self.admission, produced_text=self.meter.produced_text(),
+                partial=self.meter.partial,
             ), True  # fmt: skip
         if usage is None:
             await in_thread(gateway_release, admission=self.admission)

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from django.db import OperationalError, close_old_connections, router, transaction
@@ -263,10 +263,15 @@ def _release(*, account: Account, request_id: str) -> None:
         logger.info("gateway release of %s: %s", request_id, exc.code)
 
 
-def usage_estimated(*, admission: Admission, produced_text: str) -> MeteredUsage:
-    """A call whose answer carried no usage: its input as estimated and its output counted from the text produced."""
+def usage_estimated(*, admission: Admission, produced_text: str, partial: MeteredUsage | None = None) -> MeteredUsage:
+    """A call whose answer carried no final usage: its output counted from the text produced; its input as the
+    provider counted it before it broke off (`partial`), else as estimated at admission. The output is never less
+    than what the provider had counted."""
     provider = catalog_snapshot().find_model(admission.model_id).provider
-    return MeteredUsage(input_tokens=admission.input_tokens, output_tokens=tokens_for(produced_text, provider=provider))
+    produced = tokens_for(produced_text, provider=provider)
+    if partial is None:
+        return MeteredUsage(input_tokens=admission.input_tokens, output_tokens=produced)
+    return replace(partial, output_tokens=max(partial.output_tokens, produced), extra=dict(partial.extra))
 
 
 @transaction.atomic

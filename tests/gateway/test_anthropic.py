@@ -12,8 +12,9 @@ import pytest
 from billing.services.customers import customer_upsert
 from billing.services.server_keys import server_key_issue, server_key_revoke
 from billing.services.wallet import wallet_grant
-from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, gateway_settled, wallet_of
+from tests.gateway.conftest import ANTHROPIC_UPSTREAM_KEY, eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
+from usage.estimate import tokens_for
 from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,3 +95,27 @@ def test_a_revoked_server_key_is_refused_from_the_next_call(gateway_url: str, ac
 
     assert refused.value.body["error"]["code"] == "invalid_api_key"  # type: ignore[index]
     assert len(fake.received) == 1
+
+
+@pytest.mark.parametrize(("events_sent", "text"), [(3, "Hello there"), (1, "")])
+def test_a_stream_broken_off_before_its_final_count_keeps_its_input_and_counts_the_text_produced(
+    anthropic_client: anthropic.Anthropic, account: Any, fake: FakeUpstream, events_sent: int, text: str
+) -> None:
+    """message_start counts the input and one output token; the final output count comes in message_delta. A stream
+    broken off between them is charged for its input as the provider counted it and for the text produced (never
+    less than the one token counted)."""
+    fake.break_after_events = events_sent
+    received: list[str] = []
+    with (
+        pytest.raises(anthropic.APIConnectionError),  # the client sees the break, as it would from the provider
+        anthropic_client.messages.stream(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES) as stream,
+    ):
+        received.extend(stream.text_stream)
+    assert "".join(received) == text
+
+    event = eventually(lambda: UsageEvent.objects.filter(account=account).first())
+    assert event is not None and event.metadata["usage"] == "estimated"
+    assert (event.input_tokens, event.cached_input_tokens, event.cache_write_input_tokens,
+            event.cache_write_1h_input_tokens) == (2600, 2000, 300, 200)  # fmt: skip
+    assert event.output_tokens == max(1, tokens_for(text, provider="anthropic"))
+    assert wallet_of(account) == (Decimal("10000") - event.credits, Decimal(0))

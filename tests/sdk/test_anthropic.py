@@ -93,6 +93,26 @@ def test_a_stream_is_recorded_from_message_start_and_message_delta(
     assert wallet_of(account) == (Decimal(10000) - event.credits, Decimal(0))
 
 
+def test_a_stream_left_before_its_final_count_keeps_its_input_and_counts_the_text_seen(
+    ledger: TokenLedger, account: Any, provider: FakeProvider
+) -> None:
+    """message_start counts the input and one output token; the stream is closed after the first text, before
+    message_delta's final count: the input stays as the provider counted it, the output is the text seen (11
+    characters, 3 tokens at 4 characters each), marked as an estimate."""
+    client = wrap_anthropic(_client(provider), ledger)
+    stream = client.messages.create(model="claude-3-5-haiku", max_tokens=1000, messages=MESSAGES, stream=True,
+                                    tokenledger={"request_id": "m-left"})  # fmt: skip
+    for event in stream:
+        if event.type == "content_block_delta":
+            break
+    stream.close()
+
+    recorded = UsageEvent.objects.get(request_id="m-left")
+    assert (recorded.input_tokens, recorded.cached_input_tokens, recorded.output_tokens) == (2600, 2000, 3)
+    assert recorded.metadata["tokenledger_usage_estimated"] is True
+    assert wallet_of(account) == (Decimal(10000) - recorded.credits, Decimal(0))
+
+
 def test_a_provider_error_releases_the_hold_and_records_nothing(
     ledger: TokenLedger, account: Any, provider: FakeProvider
 ) -> None:

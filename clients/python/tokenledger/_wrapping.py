@@ -143,6 +143,11 @@ class StreamOutcome(Protocol):
 
     def usage(self) -> MeteredUsage | None: ...
 
+    @property
+    def final(self) -> bool:
+        """Whether `usage()` is the provider's final count: an Anthropic stream counts its input and one output token
+        when it starts and its output when it ends, so one broken off between them has counted only part."""
+
     def seen_output_tokens(self) -> int: ...
 
 
@@ -154,13 +159,17 @@ class StreamMeter(StreamOutcome, Protocol):
 
 def stream_outcome(plan: Plan, meter: StreamOutcome, provider_request_id: str | None) -> dict[str, Any] | None:
     """The event for a stream that ended (or was closed, or broke): the provider's usage when it came; an estimate
-    from what was streamed when it did not; None when nothing came at all (the hold is released instead)."""
+    from what was streamed when it did not (the input as the provider counted it, when it had, else as estimated;
+    the output from the text seen, never less than the provider had counted); None when nothing came at all (the hold
+    is released instead)."""
     metered = meter.usage()
-    estimated = metered is None
+    estimated = metered is None or not meter.final
     if metered is None:
         if meter.items == 0:
             return None
         metered = MeteredUsage(input_tokens=plan.input_tokens, output_tokens=meter.seen_output_tokens())
+    elif estimated:
+        metered.output_tokens = max(metered.output_tokens, meter.seen_output_tokens())
     if provider_request_id and not metered.provider_request_id:
         metered.provider_request_id = provider_request_id
     return plan.event(metered, estimated=estimated)

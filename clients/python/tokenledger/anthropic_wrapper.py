@@ -42,6 +42,10 @@ class MessageStreamMeter:
             metered.extra["message_id"] = self._usage.message_id
         return metered
 
+    @property
+    def final(self) -> bool:
+        return self._usage.final
+
     def seen_output_tokens(self) -> int:
         return -(-self._chars // 4)
 
@@ -71,6 +75,12 @@ class SnapshotMeter:
         metered.extra["message_id"] = getattr(snapshot, "id", None)
         metered.provider_request_id = None  # the stream's request-id header is the provider's request id
         return metered
+
+    @property
+    def final(self) -> bool:
+        """The snapshot's output count is final once message_delta has given its stop reason."""
+        snapshot = self._snapshot()
+        return snapshot is not None and getattr(snapshot, "stop_reason", None) is not None
 
     def seen_output_tokens(self) -> int:
         snapshot = self._snapshot()

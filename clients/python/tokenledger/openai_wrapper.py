@@ -50,6 +50,8 @@ class ChatStreamMeter:
             self._usage.service_tier = OPENAI_TIERS.get(self._tier or "")
         return self._usage
 
+    final = True  # the usage comes whole, in the stream's last chunk
+
     def seen_output_tokens(self) -> int:
         return -(-self._chars // 4)
 
@@ -72,6 +74,8 @@ class ResponsesStreamMeter:
 
     def usage(self) -> MeteredUsage | None:
         return self._usage
+
+    final = True  # the usage comes whole, with the response's end
 
     def seen_output_tokens(self) -> int:
         return -(-self._chars // 4)

@@ -154,6 +154,9 @@ class AnthropicStreamUsage:
         self.model: str | None = None
         self.message_id: str | None = None
         self.seen = False
+        # `message_start` counts the input and only the first output token; the output is final once a
+        # `message_delta` has carried its usage (a stream broken off before it produced more than it says)
+        self.final = False
 
     def feed(self, event: Any) -> None:
         kind = _get(event, "type")
@@ -163,7 +166,9 @@ class AnthropicStreamUsage:
             self.message_id = _str(_get(message, "id")) or self.message_id
             self._merge(_get(message, "usage"))
         elif kind == "message_delta":
-            self._merge(_get(event, "usage"))
+            usage = _get(event, "usage")
+            self._merge(usage)
+            self.final = self.final or usage is not None
 
     def _merge(self, usage: Any) -> None:
         if usage is None:
