@@ -67,6 +67,18 @@ def test_chat_completion_is_authorized_then_recorded(ledger: TokenLedger, accoun
     assert "tokenledger" not in provider.calls[0]["body"]  # our options never reach the provider
 
 
+def test_a_call_for_n_answers_is_authorized_for_n_times_its_output(
+    ledger: TokenLedger, account: Any, provider: FakeProvider, sent: list[dict[str, Any]]
+) -> None:
+    client = wrap_openai(_client(provider), ledger)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=400, n=3)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=400, n=3,
+                                   tokenledger={"max_output_tokens": 500})  # fmt: skip
+    asked = [s["json"]["max_output_tokens"] for s in sent if s["path"] == "/api/usage/authorize"]
+    assert asked == [1200, 500]  # each answer is generated and billed; an explicit bound is the whole call's
+    assert provider.calls[0]["body"]["n"] == 3
+
+
 def test_chat_stream_asks_for_usage_and_records_it(ledger: TokenLedger, account: Any, provider: FakeProvider,
                                                    sent: list[dict[str, Any]]) -> None:  # fmt: skip
     client = wrap_openai(_client(provider), ledger)

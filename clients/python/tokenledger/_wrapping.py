@@ -95,8 +95,11 @@ def plan_call(
     max_output: int | None,
     input_parts: tuple[Any, ...],
     input_count: int | None = None,
+    choices: int = 1,
 ) -> Plan:
-    """Take our per-call options out of the provider kwargs (`tokenledger={...}`) and plan the call."""
+    """Take our per-call options out of the provider kwargs (`tokenledger={...}`) and plan the call. `choices`: the
+    answers the call asks for (OpenAI's `n`), each held at the output bound (a `max_output_tokens` option given in
+    `tokenledger={...}` is the whole call's)."""
     own = dict(kwargs.pop("tokenledger", None) or {})
     unknown = set(own) - OPTION_KEYS
     if unknown:
@@ -121,7 +124,9 @@ def plan_call(
         model=model,
         input_tokens=input_tokens,
         max_output_tokens=int(
-            _first_given(own.get("max_output_tokens"), max_output, options.default_max_output_tokens)
+            own["max_output_tokens"]
+            if own.get("max_output_tokens") is not None
+            else _first_given(max_output, options.default_max_output_tokens) * choices
         ),
         operation_type=own.get("operation_type", options.operation_type),
         features=own.get("features"),

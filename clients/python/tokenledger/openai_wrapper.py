@@ -83,8 +83,10 @@ class ResponsesStreamMeter:
 
 def _chat_plan(kwargs: dict[str, Any], options: WrapOptions) -> Plan:
     max_output = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
-    return plan_call(kwargs, options, max_output=max_output, input_parts=(kwargs.get("messages") or [],
-                                                                          kwargs.get("tools") or []))  # fmt: skip
+    n = kwargs.get("n")  # answers asked for: each generated and billed in full, the input once
+    choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return plan_call(kwargs, options, max_output=max_output, choices=choices,
+                     input_parts=(kwargs.get("messages") or [], kwargs.get("tools") or []))  # fmt: skip
 
 
 def _responses_plan(kwargs: dict[str, Any], options: WrapOptions) -> Plan:
