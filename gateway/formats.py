@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from core.decimals import decimal_string
 from gateway.errors import Alternative, GatewayRefusal
+from pricing.money import PRECISE
 
 OPENAI, ANTHROPIC = "openai", "anthropic"
 
@@ -148,8 +151,13 @@ _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 4
                     413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
 
 
+def _amount(value: Decimal) -> str:
+    """An amount as the API writes it (core.decimals: plain notation, no trailing zeros), at the columns' places."""
+    return decimal_string(value.quantize(PRECISE))
+
+
 def _alternatives(alternatives: list[Alternative]) -> list[dict[str, str]]:
-    return [{"model_id": a.model_id, "credits": str(a.credits), "charge_usd": str(a.charge_usd)}
+    return [{"model_id": a.model_id, "credits": _amount(a.credits), "charge_usd": _amount(a.charge_usd)}
             for a in alternatives]  # fmt: skip
 
 

@@ -12,7 +12,9 @@ import httpx
 import openai
 import pytest
 
+from core.decimals import decimal_string
 from gateway.models import Upstream
+from pricing.models import AIModel
 from tests.factories import AccountFactory
 from tests.gateway.conftest import eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
@@ -45,6 +47,12 @@ def test_a_call_the_credits_do_not_cover_is_402_with_cheaper_models_and_never_fo
     assert isinstance(error, dict)
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_credits")
     assert "qwen-3-32b" in [a["model_id"] for a in error["alternatives"]]
+    for alternative in error["alternatives"]:  # amounts as the API writes them: plain, no trailing zeros
+        for amount in (alternative["credits"], alternative["charge_usd"]):
+            assert amount == decimal_string(Decimal(amount)) and "E" not in amount
+    modes = dict(AIModel.objects.filter(model_id__in=[a["model_id"] for a in error["alternatives"]])
+                 .values_list("model_id", "mode"))  # fmt: skip
+    assert set(modes.values()) == {"chat"}, modes
     assert fake.received == []
     assert wallet_of(poor) == (Decimal(200), Decimal(0))
 

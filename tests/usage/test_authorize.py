@@ -85,6 +85,10 @@ def test_insufficient_credits_lists_cheaper_models_that_fit(catalog, api_client_
     assert "claude-3-5-haiku" not in fits
     assert all(Decimal(a["credits"]) <= 3 for a in body["alternatives"])
     assert not Reservation.objects.filter(account=account).exists()
+    # only chat models: an embedding model (cheap, and so always "fitting") cannot serve a chat call
+    modes = dict(AIModel.objects.filter(model_id__in=fits).values_list("model_id", "mode"))
+    assert set(modes.values()) == {"chat"}, modes
+    assert body["message"] == "This call may cost 28 credits; 3 are available."
 
 
 def test_suspended_account_is_denied(jive_account, api_client_for):

@@ -30,6 +30,7 @@ from billing.models import Account, BillingPeriod, Subscription, Wallet
 from billing.services.locks import LockedRows, account_rows_lock, account_rows_lock_then, raw_sql_enabled
 from billing.services.periods import period_current
 from billing.services.wallet import wallet_held_release, wallet_hold, wallet_lock
+from core.decimals import decimal_string
 from core.statements import transaction_in_round_trips
 from pricing.catalog import CatalogSnapshot, PlanTermsVersion
 from pricing.errors import ModelNotAllowed
@@ -311,8 +312,9 @@ def _credits_check(*, gate: _Gate, ask: _Ask, committed: Decimal) -> Decimal:
     held = max(Decimal(0), ask.units - free_left)
     available = wallet.balance - wallet.held
     if held > available:
+        may_cost, left = decimal_string(held), decimal_string(max(available, Decimal(0)))
         raise _Denied(
-            "insufficient_credits", f"This call may cost {held} credits; {max(available, Decimal(0))} are available.",
+            "insufficient_credits", f"This call may cost {may_cost} credits; {left} are available.",
             budget_credits=available + free_left,
         )  # fmt: skip
     return held
@@ -377,9 +379,10 @@ def _alternatives(
     if not denied.cost_related:
         return []
     tier = terms.plan_code
+    mode = snapshot.find_model(request.model).mode  # an embedding model is no alternative for a chat call
     options = []
     for entry in snapshot.models.values():
-        if not entry.is_active or not entry.allows(tier) or entry.model_id == request.model:
+        if not entry.is_active or not entry.allows(tier) or entry.model_id == request.model or entry.mode != mode:
             continue
         try:
             rating = rate_usage(_line(request, entry.model_id, now, snapshot), snapshot, tier=tier, terms=terms)
