@@ -32,6 +32,7 @@ class GatewayRefusal(Exception):
     message: str
     alternatives: list[Alternative] = field(default_factory=list)
     retry_after: int | None = None
+    request_id: str | None = None  # the call's id, once it has one (answered as TokenLedger-Request-Id)
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"

@@ -55,6 +55,8 @@ def refusal_response(provider: str, refusal: GatewayRefusal) -> JsonResponse:
     response = JsonResponse(error_body(provider, refusal), status=refusal.status)
     if refusal.retry_after is not None:
         response["Retry-After"] = str(refusal.retry_after)
+    if refusal.request_id is not None:
+        response[REQUEST_ID_HEADER] = refusal.request_id
     return response
 
 
@@ -75,9 +77,18 @@ def _credentials(request: HttpRequest) -> Credentials:
     key = _header(request, "x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
     return Credentials(
         api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"),
-        request_id=_header(request, "TokenLedger-Request-Id"),
+        request_id=_header(request, REQUEST_ID_HEADER),
         operation_type=(_header(request, "TokenLedger-Operation-Type") or "")[:100],
     )  # fmt: skip
+
+
+REQUEST_ID_HEADER = "TokenLedger-Request-Id"
+
+
+def _client_request_id(request: HttpRequest) -> str | None:
+    """The TokenLedger-Request-Id the client sent, when it is one the gateway takes (1-128 printable characters)."""
+    chosen = _header(request, REQUEST_ID_HEADER)
+    return chosen if chosen is not None and 0 < len(chosen) <= 128 and chosen.isprintable() else None
 
 
 async def _admit(route: Route, call: CallRequest, credentials: Credentials) -> Admission:
@@ -107,6 +118,16 @@ async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
         await in_thread(caller_identify, credentials=credentials)
         raise
     admission = await _admit(route, call, credentials)
+    try:
+        return await _forward_admitted(request, route, call, admission)
+    except GatewayRefusal as refusal:  # the provider failed the call: answered under the id it was authorized with
+        refusal.request_id = admission.request_id
+        raise
+
+
+async def _forward_admitted(
+    request: HttpRequest, route: Route, call: CallRequest, admission: Admission
+) -> HttpResponseBase:
     try:
         upstream = await upstream_open(
             route=route, target=admission.upstream, body=call.body, client_headers=request.headers
@@ -245,6 +266,8 @@ async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
     try:
         response = await _forward(request, route)
     except GatewayRefusal as refusal:
+        if refusal.request_id is None:  # refused before it was authorized: the client's own id, if it sent one
+            refusal.request_id = _client_request_id(request)
         response = refusal_response(route.provider, refusal)
     except Exception:
         logger.exception("gateway call failed")

@@ -152,6 +152,24 @@ def test_an_unreachable_upstream_is_retried_then_502_and_released(
     assert (failed.value.status_code, failed.value.code) == (502, "upstream_unreachable")
     assert _released(account)
     assert wallet_of(account) == (Decimal(10000), Decimal(0))
+    # answered under the id the call was authorized (and its hold released) under
+    assert (
+        failed.value.response.headers["tokenledger-request-id"] == Reservation.objects.get(account=account).request_id
+    )
+
+
+def test_a_call_refused_before_it_was_authorized_answers_the_clients_own_request_id(
+    gateway_url: str, upstreams: Any, fake: FakeUpstream
+) -> None:
+    poor: Any = AccountFactory.create(plan="jive", credits="1")
+    with openai.OpenAI(api_key=poor.api_key, base_url=f"{gateway_url}/gateway/openai/v1", max_retries=0) as client:
+        for headers, expected in (({"TokenLedger-Request-Id": "order-9"}, "order-9"), ({}, None)):
+            with pytest.raises(openai.APIStatusError) as denied:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=100_000,
+                                               extra_headers=headers)  # fmt: skip
+            assert denied.value.status_code == 402
+            assert denied.value.response.headers.get("tokenledger-request-id") == expected
+    assert fake.received == []
 
 
 def test_a_client_that_leaves_before_any_output_has_its_hold_released(
