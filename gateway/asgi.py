@@ -170,7 +170,13 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await site(scope, receive, send)
             return
-        body = await _body_capped(scope, receive, send)
+        try:
+            async with asyncio.timeout(settings.GATEWAY_BODY_TIMEOUT_SECONDS):
+                body = await _body_capped(scope, receive, send)
+        except TimeoutError:
+            await _refuse(scope, send, GatewayRefusal(408, "request_timeout", "The request body did not arrive in "
+                          f"{settings.GATEWAY_BODY_TIMEOUT_SECONDS:g} s."))  # fmt: skip
+            return
         if body is None:
             return
         await gateway.serve(scope, body, receive, send)

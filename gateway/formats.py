@@ -144,10 +144,12 @@ def call_request_read(route: Route, raw: bytes) -> CallRequest:
 
 
 _OPENAI_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "insufficient_quota",
-                 403: "permission_error", 404: "invalid_request_error", 409: "invalid_request_error",
+                 403: "permission_error", 404: "invalid_request_error", 408: "invalid_request_error",
+                 409: "invalid_request_error",
                  413: "invalid_request_error", 429: "rate_limit_error"}  # fmt: skip
 _ANTHROPIC_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 405: "invalid_request_error",
-                    403: "permission_error", 404: "not_found_error", 409: "invalid_request_error",
+                    403: "permission_error", 404: "not_found_error", 408: "timeout_error",
+                    409: "invalid_request_error",
                     413: "request_too_large", 429: "rate_limit_error", 503: "overloaded_error"}  # fmt: skip
 
 

@@ -4,6 +4,8 @@ nothing it refused."""
 from __future__ import annotations
 
 import json
+import socket
+import time
 from typing import Any
 
 import httpx
@@ -85,6 +87,28 @@ def test_a_body_over_the_cap_is_413_before_it_is_read(gateway_url: str, account:
 
     response = httpx.post(gateway_url + MESSAGES, content=chunked(), headers={"x-api-key": account.api_key})
     assert response.status_code == 413 and response.json()["error"]["type"] == "request_too_large"
+    assert fake.received == []
+
+
+def test_a_body_that_stops_arriving_is_408_not_a_connection_held_forever(
+    gateway_url: str, account: Any, fake: FakeUpstream, settings: Any
+) -> None:
+    settings.GATEWAY_BODY_TIMEOUT_SECONDS = 0.5
+    host, port = gateway_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(
+            f"POST {CHAT} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {account.api_key}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"model": "gpt-4'
+        )  # and then nothing more
+        started = time.monotonic()
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert time.monotonic() - started < 5
     assert fake.received == []
 
 
