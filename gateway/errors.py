@@ -1,7 +1,8 @@
 """The gateway's refusals, answered in the caller's provider format (gateway/formats.py writes the body).
 
 Codes (the `code` field of the error object, CONTRACT.md "Metering gateway"):
-400 invalid_json, invalid_body, nul_character, model_required, max_tokens_required, max_tokens_invalid, n_invalid;
+400 invalid_json, invalid_body, nul_character, model_required, max_tokens_required, max_tokens_invalid, n_invalid,
+invalid_request_id, invalid_header, invalid_operation_type;
 401 missing_api_key, invalid_api_key; 400 customer_required / 404 customer_not_found (server keys);
 403 insufficient_scope, account_suspended, model_not_allowed; 404 model_not_found, no_upstream;
 402 insufficient_credits, quota_exceeded, spend_cap_reached, daily_cost_limit, monthly_cost_limit,

@@ -31,7 +31,8 @@ class Upstream(models.Model):
     priority = models.PositiveIntegerField(default=100, help_text="lower first when several upstreams match")
     timeout_seconds = models.PositiveIntegerField(
         default=600, validators=[MinValueValidator(1), MaxValueValidator(3600)],
-        help_text="the longest a call may take, stream included",
+        help_text="seconds to wait for the provider: for its answer to start, then for each read of it (a long "
+        "stream may take longer in all); connecting waits at most 10",
     )  # fmt: skip
     connect_retries = models.PositiveSmallIntegerField(
         default=2, validators=[MaxValueValidator(10)],

@@ -71,14 +71,31 @@ def _header(request: HttpRequest, name: str) -> str | None:
         return raw
 
 
+def _utf8_header(request: HttpRequest, name: str) -> str | None:
+    """A header of ours that becomes part of a record (the request id, the operation): UTF-8, or refused."""
+    raw = request.headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise GatewayRefusal(400, "invalid_header", f"{name} is not UTF-8 text.") from None
+
+
+OPERATION_TYPE_MAX = 100  # the event's operation_type column (usage.models.UsageEvent)
+
+
 def _credentials(request: HttpRequest) -> Credentials:
     """The key from `x-api-key` (Anthropic clients) or `Authorization: Bearer` (OpenAI clients)."""
     scheme, _, bearer = (_header(request, "Authorization") or "").partition(" ")
     key = _header(request, "x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    operation_type = _utf8_header(request, "TokenLedger-Operation-Type") or ""
+    if len(operation_type) > OPERATION_TYPE_MAX or not operation_type.isprintable():
+        raise GatewayRefusal(400, "invalid_operation_type",
+                             f"TokenLedger-Operation-Type: at most {OPERATION_TYPE_MAX} printable characters.")  # fmt: skip
     return Credentials(
         api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"),
-        request_id=_header(request, REQUEST_ID_HEADER),
-        operation_type=(_header(request, "TokenLedger-Operation-Type") or "")[:100],
+        request_id=_utf8_header(request, REQUEST_ID_HEADER), operation_type=operation_type,
     )  # fmt: skip
 
 
@@ -87,7 +104,10 @@ REQUEST_ID_HEADER = "TokenLedger-Request-Id"
 
 def _client_request_id(request: HttpRequest) -> str | None:
     """The TokenLedger-Request-Id the client sent, when it is one the gateway takes (1-128 printable characters)."""
-    chosen = _header(request, REQUEST_ID_HEADER)
+    try:
+        chosen = _utf8_header(request, REQUEST_ID_HEADER)
+    except GatewayRefusal:
+        return None
     return chosen if chosen is not None and 0 < len(chosen) <= 128 and chosen.isprintable() else None
 
 

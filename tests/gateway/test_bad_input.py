@@ -112,6 +112,26 @@ def test_a_body_that_stops_arriving_is_408_not_a_connection_held_forever(
     assert fake.received == []
 
 
+@pytest.mark.parametrize(
+    ("header", "value", "code"),
+    [
+        ("TokenLedger-Operation-Type", b"x" * 101, "invalid_operation_type"),
+        ("TokenLedger-Operation-Type", b"op\xff", "invalid_header"),
+        ("TokenLedger-Request-Id", b"abc\xff\xfe", "invalid_header"),
+        ("TokenLedger-Request-Id", b"x" * 129, "invalid_request_id"),
+    ],
+)
+def test_our_headers_that_cannot_be_recorded_as_sent_are_400(
+    gateway_url: str, account: Any, fake: FakeUpstream, header: str, value: bytes, code: str
+) -> None:
+    """Not cut short, nor read as Latin-1: the call is refused and nothing is authorized or forwarded."""
+    body = b'{"model": "gpt-4o-mini", "messages": [], "max_tokens": 5}'
+    response = httpx.post(gateway_url + CHAT, content=body, timeout=30,
+                          headers=[("authorization", f"Bearer {account.api_key}"), (header, value)])  # fmt: skip
+    assert (response.status_code, _openai_error(response)) == (400, code)
+    assert fake.received == []
+
+
 def test_keys_methods_and_paths(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
     body = json.dumps({"model": "gpt-4o-mini", "messages": [], "max_tokens": 5}).encode()
     missing = httpx.post(gateway_url + CHAT, content=body)
