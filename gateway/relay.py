@@ -165,9 +165,21 @@ async def upstream_sessions_close() -> None:
         await session.close()
 
 
+def _as_sent(value: str | None) -> str | None:
+    """A client's header as it sent it: the server hands its bytes over read as Latin-1, and the upstream client
+    writes str as UTF-8, so UTF-8 is read back as UTF-8 (else it would go out encoded twice); a value that is not
+    UTF-8 cannot go out as it came and is not forwarded."""
+    if not value:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
 def _upstream_headers(route: Route, target: UpstreamTarget, client_headers: Mapping[str, str]) -> dict[str, str]:
     """Only the headers the provider needs; the client's own key (our key) never leaves, the operator's goes."""
-    headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := client_headers.get(name))}
+    headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := _as_sent(client_headers.get(name)))}
     headers["content-type"] = "application/json"
     if route.provider == ANTHROPIC:
         headers["x-api-key"] = target.api_key

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
+import httpx
 import pytest
 
 from billing.services.customers import customer_upsert
@@ -119,3 +120,14 @@ def test_a_stream_broken_off_before_its_final_count_keeps_its_input_and_counts_t
             event.cache_write_1h_input_tokens) == (2600, 2000, 300, 200)  # fmt: skip
     assert event.output_tokens == max(1, tokens_for(text, provider="anthropic"))
     assert wallet_of(account) == (Decimal("10000") - event.credits, Decimal(0))
+
+
+def test_a_header_the_client_sent_in_utf8_reaches_the_provider_as_it_was_sent(
+    gateway_url: str, account: Any, fake: FakeUpstream
+) -> None:
+    body = b'{"model": "claude-3-5-haiku", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'
+    headers = [("x-api-key", account.api_key.encode()), ("anthropic-beta", "béta-2026".encode())]
+    response = httpx.post(f"{gateway_url}/gateway/anthropic/v1/messages", content=body, headers=headers, timeout=30)
+    assert response.status_code == 200
+    (received,) = fake.received
+    assert received.headers["anthropic-beta"] == "béta-2026"  # not "bÃ©ta-2026"
