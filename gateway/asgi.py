@@ -92,7 +92,8 @@ class GatewayASGIHandler(ASGIHandler):
 
 
 async def _refuse(scope: Scope, send: Send, refusal: GatewayRefusal) -> None:
-    provider = ANTHROPIC if scope["path"].startswith(PREFIX + "anthropic/") else OPENAI
+    path = scope["path"]
+    provider = ANTHROPIC if path.startswith(PREFIX + "anthropic/") or path.endswith("/messages") else OPENAI
     body = json.dumps(error_body(provider, refusal)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]  # fmt: skip
@@ -149,6 +150,19 @@ async def _body_capped(scope: Scope, receive: Receive, send: Send) -> bytes | No
             return b"".join(chunks)
 
 
+# what a provider's SDK calls when its base URL was given without the gateway's prefix (the site has no such path)
+_PROVIDER_PATHS = ("/v1/", "/chat/completions", "/responses", "/embeddings", "/messages")
+
+
+def _provider_path_outside_gateway(path: str) -> bool:
+    return not path.startswith(PREFIX) and path.startswith(_PROVIDER_PATHS)
+
+
+def _base_url_hint(path: str) -> GatewayRefusal:
+    return GatewayRefusal(404, "unknown_endpoint", f"{path} is not a gateway path: point OpenAI clients at "
+                          f"<host>{PREFIX}openai/v1 and Anthropic clients at <host>{PREFIX}anthropic.")  # fmt: skip
+
+
 def gateway_application(site: ASGIApp) -> ASGIApp:
     """The ASGI entry point: gateway paths to the gateway, the rest to `site`, lifespan answered here."""
     gateway = GatewayASGIHandler()
@@ -166,6 +180,10 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
             await upstream_sessions_close()
             journal_close()
             await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] == "http" and _provider_path_outside_gateway(scope["path"]):
+            if await _drop_rest(receive, True, 0, _DROP_LIMIT_FACTOR * settings.GATEWAY_MAX_BODY_BYTES):
+                await _refuse(scope, send, _base_url_hint(scope["path"]))
             return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await site(scope, receive, send)

@@ -8,7 +8,9 @@ import socket
 import time
 from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 from django.conf import settings
 from hypothesis import HealthCheck, given
@@ -127,7 +129,7 @@ def test_our_headers_that_cannot_be_recorded_as_sent_are_400(
     """Not cut short, nor read as Latin-1: the call is refused and nothing is authorized or forwarded."""
     body = b'{"model": "gpt-4o-mini", "messages": [], "max_tokens": 5}'
     response = httpx.post(gateway_url + CHAT, content=body, timeout=30,
-                          headers=[("authorization", f"Bearer {account.api_key}"), (header, value)])  # fmt: skip
+                          headers=[(b"authorization", f"Bearer {account.api_key}".encode()), (header.encode(), value)])  # fmt: skip
     assert (response.status_code, _openai_error(response)) == (400, code)
     assert fake.received == []
 
@@ -141,6 +143,27 @@ def test_keys_methods_and_paths(gateway_url: str, account: Any, fake: FakeUpstre
     assert httpx.get(gateway_url + CHAT).status_code == 405
     unknown = httpx.post(gateway_url + "/gateway/openai/v1/images/generations", content=body)
     assert (unknown.status_code, _openai_error(unknown)) == (404, "unknown_endpoint")
+    assert fake.received == []
+
+
+def test_a_base_url_without_the_gateway_prefix_is_told_the_right_one(
+    gateway_url: str, account: Any, fake: FakeUpstream
+) -> None:
+    """The common mistake: the provider's SDK pointed at the host (or host/v1) rather than at the gateway's base URL
+    answers in the provider's format, saying which base URL to use, rather than the site's HTML page."""
+    with (
+        openai.OpenAI(api_key=account.api_key, base_url=f"{gateway_url}/v1", max_retries=0) as openai_client,
+        pytest.raises(openai.NotFoundError) as wrong,
+    ):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=[], max_tokens=5)
+    assert wrong.value.code == "unknown_endpoint" and "/gateway/openai/v1" in wrong.value.message
+    with (
+        anthropic.Anthropic(api_key=account.api_key, base_url=gateway_url, max_retries=0) as anthropic_client,
+        pytest.raises(anthropic.NotFoundError) as missed,
+    ):
+        anthropic_client.messages.create(model="claude-3-5-haiku", max_tokens=5, messages=[])
+    assert missed.value.body["error"]["code"] == "unknown_endpoint"  # type: ignore[index]
+    assert "/gateway/anthropic" in missed.value.message
     assert fake.received == []
 
 
