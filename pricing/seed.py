@@ -26,6 +26,10 @@ MODELS = [
     ("claude-3-5-haiku", "Claude 3.5 Haiku", "anthropic", "0.80", "0.08", "4.00", "0", ALL_PLANS, ["claude-3-5-haiku-20241022"]),
 ]  # fmt: skip
 
+# prompt-cache writes where the provider bills them apart (USD per 1M): model_id -> (5-minute writes, 1-hour writes);
+# Anthropic's list prices, 1.25x and 2x the input price
+CACHE_WRITE_PRICES = {"claude-3-5-haiku": ("1.00", "1.60")}
+
 # feature_key, display name, cost type, cost USD, billable, tier multipliers
 FEATURES = [
     ("rag_search", "RAG search", "per_use", "0", False, {}),

@@ -329,6 +329,17 @@ def test_seed_catalog_twice_creates_nothing_the_second_time(db):
     assert set(json.loads(second.getvalue())["created"].values()) == {0}
 
 
+def test_the_seed_prices_claude_cache_writes_as_anthropic_bills_them(db):
+    """Claude 3.5 Haiku on Anthropic's price page: input $0.80, 5-minute cache writes $1.00 (1.25x), 1-hour writes
+    $1.60 (2x), cache reads $0.08, output $4.00 per 1M. A call of 100 uncached, 2,000 read, 300 + 200 written and 400
+    output tokens: (100 x 0.80 + 2,000 x 0.08 + 300 x 1.00 + 200 x 1.60 + 400 x 4.00) / 1M = $0.00246."""
+    call_command("seed_catalog", stdout=io.StringIO())
+    line = UsageLine(model="claude-3-5-haiku", occurred_at=datetime(2026, 12, 7, tzinfo=UTC), input_tokens=2600,
+                     output_tokens=400, cached_input_tokens=2000, cache_write_input_tokens=300,
+                     cache_write_1h_input_tokens=200)  # fmt: skip
+    assert rate_usage(line, catalog_snapshot(), tier="jive").cost_usd == Decimal("0.00246")
+
+
 def _feature() -> Feature:
     return Feature.objects.get(feature_key="image_gen")
 

@@ -21,8 +21,10 @@ class Command(BaseCommand):
                 )
                 created["models"] += 1
             if not ModelPrice.objects.filter(model=model, effective_from=seed.SEED_EFFECTIVE_FROM).exists():
+                write_5m, write_1h = seed.CACHE_WRITE_PRICES.get(model_id, (None, None))  # None: not priced
                 services.model_price_set(
                     model=model, input_per_million=inp, cached_input_per_million=cached, output_per_million=out,
+                    cache_write_per_million=write_5m, cache_write_1h_per_million=write_1h,
                     image_price=image, effective_from=seed.SEED_EFFECTIVE_FROM, reason=seed.SEED_REASON,
                 )  # fmt: skip
                 created["prices"] += 1
