@@ -57,6 +57,15 @@ class CallRequest:
     body: bytes  # what is sent upstream
 
 
+def header_text(raw: str) -> str | None:
+    """A header value as the client wrote it, or None when its bytes are not UTF-8: the server hands a header's
+    bytes over read as Latin-1, so UTF-8 text is read back as UTF-8."""
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
 def _invalid(code: str, message: str) -> GatewayRefusal:
     return GatewayRefusal(400, code, message)
 

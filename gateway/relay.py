@@ -23,7 +23,7 @@ import aiohttp
 import certifi
 
 from gateway.errors import GatewayRefusal
-from gateway.formats import ANTHROPIC, Route
+from gateway.formats import ANTHROPIC, Route, header_text
 from gateway.journal import journal_keep, journal_settled
 from gateway.metering import SseSplitter, StreamMeter
 from gateway.routing import UpstreamTarget
@@ -166,15 +166,9 @@ async def upstream_sessions_close() -> None:
 
 
 def _as_sent(value: str | None) -> str | None:
-    """A client's header as it sent it: the server hands its bytes over read as Latin-1, and the upstream client
-    writes str as UTF-8, so UTF-8 is read back as UTF-8 (else it would go out encoded twice); a value that is not
-    UTF-8 cannot go out as it came and is not forwarded."""
-    if not value:
-        return None
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return None
+    """A client's header as it sent it (formats.header_text): the upstream client writes str as UTF-8, so text read
+    as Latin-1 would go out encoded twice; a value that is not UTF-8 cannot go out as it came and is left out."""
+    return header_text(value) if value else None
 
 
 def _upstream_headers(route: Route, target: UpstreamTarget, client_headers: Mapping[str, str]) -> dict[str, str]:

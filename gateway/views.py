@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from tokenledger.usage_mapping import MeteredUsage
 
 from gateway.errors import GatewayRefusal
-from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body
+from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body, header_text
 from gateway.journal import journal_append
 from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
@@ -61,14 +61,10 @@ def refusal_response(provider: str, refusal: GatewayRefusal) -> JsonResponse:
 
 
 def _header(request: HttpRequest, name: str) -> str | None:
-    """A header as the client sent it: ASGI hands it over as latin-1; UTF-8 bytes are read back as UTF-8."""
+    """A header as the client sent it (formats.header_text), or as read when it is not UTF-8 (a key that is not
+    UTF-8 is simply unknown)."""
     raw = request.headers.get(name)
-    if raw is None:
-        return None
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw
+    return None if raw is None else (header_text(raw) or raw)
 
 
 def _utf8_header(request: HttpRequest, name: str) -> str | None:
@@ -76,10 +72,10 @@ def _utf8_header(request: HttpRequest, name: str) -> str | None:
     raw = request.headers.get(name)
     if raw is None:
         return None
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        raise GatewayRefusal(400, "invalid_header", f"{name} is not UTF-8 text.") from None
+    text = header_text(raw)
+    if text is None:
+        raise GatewayRefusal(400, "invalid_header", f"{name} is not UTF-8 text.")
+    return text
 
 
 OPERATION_TYPE_MAX = 100  # the event's operation_type column (usage.models.UsageEvent)
