@@ -66,6 +66,12 @@ def header_text(raw: str) -> str | None:
         return None
 
 
+def header_value(text: str) -> str:
+    """`text` as a header value whose bytes are its UTF-8 (the server writes a header's str as Latin-1): what the
+    client sent as UTF-8 goes back as it came."""
+    return text.encode("utf-8").decode("latin-1")
+
+
 def _invalid(code: str, message: str) -> GatewayRefusal:
     return GatewayRefusal(400, code, message)
 

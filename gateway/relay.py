@@ -23,7 +23,7 @@ import aiohttp
 import certifi
 
 from gateway.errors import GatewayRefusal
-from gateway.formats import ANTHROPIC, Route, header_text
+from gateway.formats import ANTHROPIC, Route, header_text, header_value
 from gateway.journal import journal_keep, journal_settled
 from gateway.metering import SseSplitter, StreamMeter
 from gateway.routing import UpstreamTarget
@@ -211,7 +211,7 @@ async def upstream_open(
 
 def response_headers(upstream: aiohttp.ClientResponse, admission: Admission) -> dict[str, str]:
     headers = {name: value for name in FORWARDED_RESPONSE_HEADERS if (value := upstream.headers.get(name))}
-    headers["TokenLedger-Request-Id"] = admission.request_id
+    headers["TokenLedger-Request-Id"] = header_value(admission.request_id)
     return headers
 
 

@@ -22,7 +22,16 @@ from django.views.decorators.csrf import csrf_exempt
 from tokenledger.usage_mapping import MeteredUsage
 
 from gateway.errors import GatewayRefusal
-from gateway.formats import ANTHROPIC, ROUTES, CallRequest, Route, call_request_read, error_body, header_text
+from gateway.formats import (
+    ANTHROPIC,
+    ROUTES,
+    CallRequest,
+    Route,
+    call_request_read,
+    error_body,
+    header_text,
+    header_value,
+)
 from gateway.journal import journal_append
 from gateway.metering import StreamMeter, response_usage
 from gateway.relay import (
@@ -56,7 +65,7 @@ def refusal_response(provider: str, refusal: GatewayRefusal) -> JsonResponse:
     if refusal.retry_after is not None:
         response["Retry-After"] = str(refusal.retry_after)
     if refusal.request_id is not None:
-        response[REQUEST_ID_HEADER] = refusal.request_id
+        response[REQUEST_ID_HEADER] = header_value(refusal.request_id)
     return response
 
 

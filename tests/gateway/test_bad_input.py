@@ -17,7 +17,9 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.gateway.conftest import gateway_settled
 from tests.gateway.fake_upstream import FakeUpstream
+from usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,6 +134,20 @@ def test_our_headers_that_cannot_be_recorded_as_sent_are_400(
                           headers=[(b"authorization", f"Bearer {account.api_key}".encode()), (header.encode(), value)])  # fmt: skip
     assert (response.status_code, _openai_error(response)) == (400, code)
     assert fake.received == []
+
+
+def test_a_utf8_request_id_is_recorded_and_answered_as_it_was_sent(
+    gateway_url: str, account: Any, fake: FakeUpstream
+) -> None:
+    body = b'{"model": "gpt-4o-mini", "messages": [], "max_tokens": 5}'
+    sent = "café-7".encode()
+    response = httpx.post(gateway_url + CHAT, content=body, timeout=30,
+                          headers=[(b"authorization", f"Bearer {account.api_key}".encode()),
+                                   (b"tokenledger-request-id", sent)])  # fmt: skip
+    assert response.status_code == 200
+    assert dict(response.headers.raw)[b"tokenledger-request-id"] == sent
+    gateway_settled()
+    assert UsageEvent.objects.get(account=account).request_id == "café-7"
 
 
 def test_keys_methods_and_paths(gateway_url: str, account: Any, fake: FakeUpstream) -> None:
