@@ -363,6 +363,6 @@ if GATEWAY_ENCRYPTION_KEY:
         sys.exit("TokenLedger: GATEWAY_ENCRYPTION_KEY must be a Fernet key (32 url-safe base64-encoded bytes)")
 # the largest request body the gateway accepts (413 beyond it, in the provider's error format)
 GATEWAY_MAX_BODY_BYTES = env.int("GATEWAY_MAX_BODY_BYTES", default=8 * 1024 * 1024)
-# how long a client may take to send its request body (408 after it, in the provider's error format): a client that
-# stops sending would otherwise hold its connection forever
+# how long the gateway waits for each next part of a request body (408 after it, in the provider's error format): a
+# client that stops sending would otherwise hold its connection forever; one that sends slowly is not cut off
 GATEWAY_BODY_TIMEOUT_SECONDS = env.float("GATEWAY_BODY_TIMEOUT_SECONDS", default=30.0)

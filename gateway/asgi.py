@@ -93,7 +93,8 @@ class GatewayASGIHandler(ASGIHandler):
 
 async def _refuse(scope: Scope, send: Send, refusal: GatewayRefusal) -> None:
     path = scope["path"]
-    provider = ANTHROPIC if path.startswith(PREFIX + "anthropic/") or path.endswith("/messages") else OPENAI
+    outside = not path.startswith(PREFIX)
+    provider = ANTHROPIC if path.startswith(PREFIX + "anthropic/") or (outside and "/messages" in path) else OPENAI
     body = json.dumps(error_body(provider, refusal)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"connection", b"close")]  # fmt: skip
@@ -150,6 +151,21 @@ async def _body_capped(scope: Scope, receive: Receive, send: Send) -> bytes | No
             return b"".join(chunks)
 
 
+def _patient(receive: Receive) -> Receive:
+    """`receive`, each part of the body waited for at most GATEWAY_BODY_TIMEOUT_SECONDS (TimeoutError after): a
+    client that stops sending does not hold its connection forever; one that sends slowly is not cut off."""
+
+    async def receive_in_time() -> Message:
+        return await asyncio.wait_for(receive(), timeout=settings.GATEWAY_BODY_TIMEOUT_SECONDS)
+
+    return receive_in_time
+
+
+def _stalled() -> GatewayRefusal:
+    return GatewayRefusal(408, "request_timeout", "The request body stopped arriving: nothing came for "
+                          f"{settings.GATEWAY_BODY_TIMEOUT_SECONDS:g} s.")  # fmt: skip
+
+
 # what a provider's SDK calls when its base URL was given without the gateway's prefix (the site has no such path)
 _PROVIDER_PATHS = ("/v1/", "/chat/completions", "/responses", "/embeddings", "/messages")
 
@@ -182,18 +198,23 @@ def gateway_application(site: ASGIApp) -> ASGIApp:
             await send({"type": "lifespan.shutdown.complete"})
             return
         if scope["type"] == "http" and _provider_path_outside_gateway(scope["path"]):
-            if await _drop_rest(receive, True, 0, _DROP_LIMIT_FACTOR * settings.GATEWAY_MAX_BODY_BYTES):
+            try:
+                drained = await _drop_rest(
+                    _patient(receive), True, 0, _DROP_LIMIT_FACTOR * settings.GATEWAY_MAX_BODY_BYTES
+                )
+            except TimeoutError:
+                await _refuse(scope, send, _stalled())
+                return
+            if drained:
                 await _refuse(scope, send, _base_url_hint(scope["path"]))
             return
         if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             await site(scope, receive, send)
             return
         try:
-            async with asyncio.timeout(settings.GATEWAY_BODY_TIMEOUT_SECONDS):
-                body = await _body_capped(scope, receive, send)
-        except TimeoutError:
-            await _refuse(scope, send, GatewayRefusal(408, "request_timeout", "The request body did not arrive in "
-                          f"{settings.GATEWAY_BODY_TIMEOUT_SECONDS:g} s."))  # fmt: skip
+            body = await _body_capped(scope, _patient(receive), send)
+        except TimeoutError:  # raised by a receive, so before anything was sent
+            await _refuse(scope, send, _stalled())
             return
         if body is None:
             return

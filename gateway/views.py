@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -90,18 +91,22 @@ def _utf8_header(request: HttpRequest, name: str) -> str | None:
 OPERATION_TYPE_MAX = 100  # the event's operation_type column (usage.models.UsageEvent)
 
 
-def _credentials(request: HttpRequest) -> Credentials:
-    """The key from `x-api-key` (Anthropic clients) or `Authorization: Bearer` (OpenAI clients)."""
+def _caller(request: HttpRequest) -> Credentials:
+    """Who is calling, and nothing else: the key from `x-api-key` (Anthropic clients) or `Authorization: Bearer`
+    (OpenAI clients), and the customer a server key names."""
     scheme, _, bearer = (_header(request, "Authorization") or "").partition(" ")
     key = _header(request, "x-api-key") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    return Credentials(api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"), request_id=None,
+                       operation_type="")  # fmt: skip
+
+
+def _credentials(request: HttpRequest) -> Credentials:
+    """The caller (`_caller`) with the call's own headers: its request id and operation."""
     operation_type = _utf8_header(request, "TokenLedger-Operation-Type") or ""
     if len(operation_type) > OPERATION_TYPE_MAX or not operation_type.isprintable():
         raise GatewayRefusal(400, "invalid_operation_type",
                              f"TokenLedger-Operation-Type: at most {OPERATION_TYPE_MAX} printable characters.")  # fmt: skip
-    return Credentials(
-        api_key=key.strip(), customer=_header(request, "TokenLedger-Customer"),
-        request_id=_utf8_header(request, REQUEST_ID_HEADER), operation_type=operation_type,
-    )  # fmt: skip
+    return replace(_caller(request), request_id=_utf8_header(request, REQUEST_ID_HEADER), operation_type=operation_type)
 
 
 REQUEST_ID_HEADER = "TokenLedger-Request-Id"
@@ -135,12 +140,12 @@ async def _release_once_admitted(admitting: asyncio.Future[Admission]) -> None:
 
 
 async def _forward(request: HttpRequest, route: Route) -> HttpResponseBase:
-    credentials = _credentials(request)
     try:
+        credentials = _credentials(request)
         call = call_request_read(route, request.read())
     except GatewayRefusal:
-        # who is calling is answered before what was sent: an unknown key hears 401 whatever its body
-        await in_thread(caller_identify, credentials=credentials)
+        # who is calling is answered before what was sent: an unknown key hears 401 whatever its headers and body
+        await in_thread(caller_identify, credentials=_caller(request))
         raise
     admission = await _admit(route, call, credentials)
     try:
@@ -296,7 +301,8 @@ async def _gateway_call(request: HttpRequest, route: Route) -> HttpResponseBase:
         response = refusal_response(route.provider, refusal)
     except Exception:
         logger.exception("gateway call failed")
-        failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.")
+        failure = GatewayRefusal(500, "internal_error", "The gateway failed; the call was not recorded.",
+                                 request_id=_client_request_id(request))  # fmt: skip
         response = refusal_response(route.provider, failure)
     if not isinstance(request, ASGIRequest):
         # on the web port (WSGI) this event loop ends with the request: its upstream client goes with it

@@ -116,6 +116,27 @@ def test_a_body_that_stops_arriving_is_408_not_a_connection_held_forever(
     assert fake.received == []
 
 
+def test_a_slow_body_that_keeps_arriving_is_read_to_its_end(gateway_url: str, account: Any, fake: FakeUpstream,
+                                                           settings: Any) -> None:  # fmt: skip
+    """The deadline is for each next part, not the whole upload: a body sent in pieces 0.2 s apart, for longer in
+    all than the deadline, is answered."""
+    settings.GATEWAY_BODY_TIMEOUT_SECONDS = 0.5
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi " * 30}],
+                       "max_tokens": 5}).encode()  # fmt: skip
+
+    def slowly() -> Any:
+        for start in range(0, len(body), 20):
+            time.sleep(0.2)
+            yield body[start : start + 20]
+
+    started = time.monotonic()
+    response = httpx.post(gateway_url + CHAT, content=slowly(), timeout=30,
+                          headers={"authorization": f"Bearer {account.api_key}"})  # fmt: skip
+    assert time.monotonic() - started > 1.0  # longer than the deadline, in all
+    assert response.status_code == 200, response.text
+    assert len(fake.received) == 1
+
+
 @pytest.mark.parametrize(
     ("header", "value", "code"),
     [
@@ -133,6 +154,9 @@ def test_our_headers_that_cannot_be_recorded_as_sent_are_400(
     response = httpx.post(gateway_url + CHAT, content=body, timeout=30,
                           headers=[(b"authorization", f"Bearer {account.api_key}".encode()), (header.encode(), value)])  # fmt: skip
     assert (response.status_code, _openai_error(response)) == (400, code)
+    unknown = httpx.post(gateway_url + CHAT, content=body, timeout=30,
+                         headers=[(b"authorization", b"Bearer tl_nope_nope"), (header.encode(), value)])  # fmt: skip
+    assert (unknown.status_code, _openai_error(unknown)) == (401, "invalid_api_key")  # who calls, before what
     assert fake.received == []
 
 
