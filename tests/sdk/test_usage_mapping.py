@@ -74,3 +74,27 @@ def test_anthropic_parts_never_exceed_the_input(uncached, read, five, hour, out)
                                            "cache_write_1h_input_tokens"))  # fmt: skip
     assert parts <= fields["input_tokens"] == uncached + read + five + hour
     assert fields["output_tokens"] == out
+
+
+def test_an_anthropic_stream_broken_off_while_thinking_is_charged_for_its_thinking():
+    """message_start counts the input and one output token; 400 characters of thinking and 40 of text follow, then
+    the stream breaks before message_delta: the event has the input as counted and 110 output tokens (440
+    characters at 4 a token), marked as an estimate."""
+    from types import SimpleNamespace as Event
+
+    from tokenledger._wrapping import Plan, stream_outcome
+    from tokenledger.anthropic_wrapper import MessageStreamMeter
+
+    meter = MessageStreamMeter()
+    start = {"type": "message_start", "message": {"id": "msg_1", "model": "claude-sonnet-4-5",
+                                                  "usage": {"input_tokens": 900, "output_tokens": 1}}}  # fmt: skip
+    meter.feed(start)
+    meter.feed(Event(type="content_block_delta", delta=Event(type="thinking_delta", thinking="t" * 400)))
+    meter.feed(Event(type="content_block_delta", delta=Event(type="text_delta", text="x" * 40)))
+    plan = Plan(request_id="r1", model="claude-sonnet-4-5", input_tokens=50, max_output_tokens=4000,
+                operation_type=None, features=None)  # fmt: skip
+
+    event = stream_outcome(plan, meter, provider_request_id=None)
+    assert event is not None
+    assert (event["input_tokens"], event["output_tokens"]) == (900, 110)
+    assert event["metadata"]["tokenledger_usage_estimated"] is True

@@ -12,6 +12,7 @@ request leaves then), recorded from the message it accumulated when the block cl
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,8 +32,8 @@ class MessageStreamMeter:
         self.items += 1
         self._usage.feed(event)
         if getattr(event, "type", "") == "content_block_delta":
-            delta = getattr(event, "delta", None)
-            self._chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None) or "")
+            delta = getattr(event, "delta", None)  # text, a tool's input as JSON, or thinking: all billed as output
+            self._chars += sum(len(getattr(delta, name, None) or "") for name in ("text", "partial_json", "thinking"))
 
     def usage(self) -> MeteredUsage | None:
         if not self._usage.seen:
@@ -85,7 +86,14 @@ class SnapshotMeter:
     def seen_output_tokens(self) -> int:
         snapshot = self._snapshot()
         blocks = getattr(snapshot, "content", None) or []
-        return -(-sum(len(getattr(block, "text", None) or "") for block in blocks) // 4)
+        return -(-sum(_block_chars(block) for block in blocks) // 4)
+
+
+def _block_chars(block: Any) -> int:
+    """The characters a content block holds as output: its text, its thinking, or a tool's input as JSON."""
+    if getattr(block, "type", "") == "tool_use":
+        return len(json.dumps(getattr(block, "input", None) or {}))
+    return len(getattr(block, "text", None) or getattr(block, "thinking", None) or "")
 
 
 class MeteredStreamManager:
