@@ -4,6 +4,7 @@ provider, the rate limit, provider errors and clients that go away, each leaving
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from core.decimals import decimal_string
 from gateway.models import Upstream
 from pricing.models import AIModel
+from pricing.services import model_create, model_price_set
 from tests.factories import AccountFactory
 from tests.gateway.conftest import eventually, gateway_settled, wallet_of
 from tests.gateway.fake_upstream import FakeUpstream
@@ -36,6 +38,10 @@ def test_a_call_the_credits_do_not_cover_is_402_with_cheaper_models_and_never_fo
     gateway_url: str, upstreams: Any, fake: FakeUpstream
 ) -> None:
     poor: Any = AccountFactory.create(plan="jive", credits="200")  # 100,000 output tokens of gpt-4o-mini cost 600
+    cheap = model_create(model_id="embed-cheap", display_name="Cheap embeddings", provider="openai",
+                         allowed_tiers=["jive"], mode="embedding")  # fmt: skip
+    model_price_set(model=cheap, input_per_million="0.01", output_per_million="0",
+                    effective_from=datetime.now(UTC) - timedelta(days=1), reason="always fits, serves no chat")  # fmt: skip
     with (
         openai.OpenAI(api_key=poor.api_key, base_url=f"{gateway_url}/gateway/openai/v1", max_retries=0) as client,
         pytest.raises(openai.APIStatusError) as denied,
@@ -52,7 +58,7 @@ def test_a_call_the_credits_do_not_cover_is_402_with_cheaper_models_and_never_fo
             assert amount == decimal_string(Decimal(amount)) and "E" not in amount
     modes = dict(AIModel.objects.filter(model_id__in=[a["model_id"] for a in error["alternatives"]])
                  .values_list("model_id", "mode"))  # fmt: skip
-    assert set(modes.values()) == {"chat"}, modes
+    assert set(modes.values()) == {"chat"} and "embed-cheap" not in modes, modes
     assert fake.received == []
     assert wallet_of(poor) == (Decimal(200), Decimal(0))
 

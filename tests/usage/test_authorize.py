@@ -74,7 +74,18 @@ def test_remaining_counts_what_the_plan_includes_and_a_retry_answers_it_as_it_st
     assert Decimal(_ask(client, "same")["remaining"]) == Decimal(10000) - 2 * units
 
 
+def _cheap_embedding_model() -> None:
+    """An embedding model cheaper than any chat model: it always "fits", and cannot answer a chat call."""
+    from pricing.services import model_create, model_price_set
+
+    model = model_create(model_id="embed-cheap", display_name="Cheap embeddings", provider="openai",
+                         allowed_tiers=["free", "jive", "jigga"], mode="embedding")  # fmt: skip
+    model_price_set(model=model, input_per_million="0.01", output_per_million="0",
+                    effective_from=timezone.now() - timedelta(days=1), reason="test")  # fmt: skip
+
+
 def test_insufficient_credits_lists_cheaper_models_that_fit(catalog, api_client_for):
+    _cheap_embedding_model()
     account = AccountFactory.create(plan="jive", credits="3")
     body = _ask(api_client_for(account), model="claude-3-5-haiku", input_tokens=1000, max_output_tokens=500)
     # claude: 0.0008 + 0.002 = $0.0028 = 28 credits; only 3 are available
@@ -87,7 +98,7 @@ def test_insufficient_credits_lists_cheaper_models_that_fit(catalog, api_client_
     assert not Reservation.objects.filter(account=account).exists()
     # only chat models: an embedding model (cheap, and so always "fitting") cannot serve a chat call
     modes = dict(AIModel.objects.filter(model_id__in=fits).values_list("model_id", "mode"))
-    assert set(modes.values()) == {"chat"}, modes
+    assert set(modes.values()) == {"chat"} and "embed-cheap" not in fits, modes
     assert body["message"] == "This call may cost 28 credits; 3 are available."
 
 
