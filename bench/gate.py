@@ -57,6 +57,7 @@ LUA = """
 local keys = {%(keys)s}
 local counter = 0
 local next_thread = 0
+local mine = nil  -- this thread's keys
 -- `thread_number` is a global of each thread's state, set by `setup` (thread:set sets a global: a `local` of that
 -- name here would hide it, and every thread would send the same request ids)
 function setup(thread)
@@ -67,7 +68,12 @@ function request()
   counter = counter + 1
   -- thread n takes every %(threads)s-th key from the n-th: the threads never send for the same account (whose rows
   -- authorize and record lock), and a thread's connections take its accounts in turn
-  local key = keys[((counter * %(threads)s + thread_number - 1) %% #keys) + 1]
+  if mine == nil then
+    mine = {}
+    for i = thread_number, #keys, %(threads)s do mine[#mine + 1] = keys[i] end
+    if #mine == 0 then mine = keys end
+  end
+  local key = mine[(counter %% #mine) + 1]
   local headers = {["Authorization"] = "Bearer " .. key, ["Content-Type"] = "application/json"}
   local id = "%(prefix)s-" .. thread_number .. "-" .. counter
   local body = %(body)s
